@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/python -m itff.demo
+	$(BIN)/itff-demo
 
 # The nbdev CI contract: cleaning and exporting the committed notebooks must change nothing.
 sync-check: install

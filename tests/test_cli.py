@@ -1,0 +1,97 @@
+"""The console scripts as a user runs them: --help, a full chain of stages, and bad input that must change nothing."""
+import json
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_cli, snapshot
+
+CLIS = {"itff-fetch-data": ["--symbol", "--timeframe", "--source", "--days", "--exchange"],
+        "itff-fetch-sentiment": ["--symbol", "--output", "--file"],
+        "itff-engineer-features": ["--symbol", "--sentiment-file"],
+        "itff-prepare-sequences": ["--symbol", "--features", "--save-metadata", "--scaler"],
+        "itff-demo": ["--symbol"]}
+
+
+@pytest.mark.parametrize("name", CLIS)
+def test_help(name):
+    r = run_cli(name, "--help")
+    assert r.returncode == 0, r.stderr
+    for flag in CLIS[name]: assert flag in r.stdout, f"{name} --help does not document {flag}"
+
+
+def test_stages_chain(home):
+    "fetch → sentiment → features → sequences, each reading what the previous one wrote."
+    r = run_cli("itff-fetch-data", "--symbol", "BTCUSDT", "--timeframe", "1h", "--source", "bundled", cwd=home)
+    assert r.returncode == 0, r.stderr
+    assert "45,242 bars" in r.stdout and "22 missing bars in 10 gaps" in r.stdout
+    candles = home/"data/candles/BTCUSDT_1h_bundled.parquet"
+    assert len(pd.read_parquet(candles)) == 45_242
+
+    r = run_cli("itff-fetch-sentiment", "--symbol", "BTCUSDT", "--output", home/"data/sentiment", cwd=home)
+    assert r.returncode == 0, r.stderr
+    sent = home/"data/sentiment/BTCUSDT_1h_sentiment.parquet"
+    assert pd.read_parquet(sent).sent_count.sum() > 7000
+
+    r = run_cli("itff-engineer-features", candles, "--symbol", "BTCUSDT", "--sentiment-file", sent, cwd=home)
+    assert r.returncode == 0, r.stderr
+    feats = pd.read_parquet(home/"data/features/BTCUSDT_1h_features.parquet")
+    assert feats.shape == (45_242, 27) and "sent_ewm" in feats
+
+    r = run_cli("itff-prepare-sequences", "--symbol", "BTCUSDT", "--features", home/"data/features/BTCUSDT_1h_features.parquet",
+                "--ohlcv", candles, "--label", "level_up", "--window", "24", "--save-metadata",
+                "--scaler", home/"models/scalers/btcusdt_feature_scaler.json", cwd=home)
+    assert r.returncode == 0, r.stderr
+    out = home/"data/datasets/BTCUSDT_1h_level_up"
+    meta = json.loads((out/"meta.json").read_text())
+    assert meta["n_features"] == 27 and meta["window"] == 24 and meta["embargo_bars"] == 28
+    scaler = json.loads((home/"models/scalers/btcusdt_feature_scaler.json").read_text())
+    assert scaler["features"] == list(feats.columns)
+    with np.load(out/"test.npz", allow_pickle=False) as z: assert z["X"].shape[1:] == (24, 27)
+
+
+GOOD = ("timestamp,open,high,low,close,volume\n2024-01-01T00:00:00Z,100,102,99,101,5\n"
+        "2024-01-01T01:00:00Z,101,104,100,103,6\n2024-01-01T02:00:00Z,103,105,101,104,7\n")
+
+def _edit(line, col, value):
+    "GOOD with data line `line` (1-based) having column `col` set to `value`."
+    rows = [r.split(",") for r in GOOD.strip().split("\n")]
+    rows[line][rows[0].index(col)] = value
+    return "\n".join(",".join(r) for r in rows) + "\n"
+
+BAD = {"missing column": (GOOD.replace(",volume", "").replace(",5\n", "\n").replace(",6\n", "\n").replace(",7\n", "\n"), "missing column(s) ['volume']"),
+       "unparsable timestamp": (_edit(2, "timestamp", "2024-13-45"), "row 2, column 'timestamp': cannot parse"),
+       "unsorted": (GOOD.split("\n")[0] + "\n" + "\n".join([GOOD.split("\n")[2], GOOD.split("\n")[1], GOOD.split("\n")[3]]) + "\n", "not sorted"),
+       "duplicate": (GOOD + GOOD.split("\n")[3] + "\n", "row 4 (2024-01-01 02:00:00+00:00), column 'timestamp': duplicate"),
+       "NaN": (_edit(2, "close", "nan"), "row 2 (2024-01-01 01:00:00+00:00), column 'close': missing or not a number"),
+       "non-positive price": (_edit(1, "open", "-3"), "row 1 (2024-01-01 00:00:00+00:00), column 'open': non-positive price"),
+       "high below open/close": (_edit(3, "high", "103.5"), "row 3 (2024-01-01 02:00:00+00:00), column 'high': high 103.5 < max(open, close) 104.0"),
+       "low above open/close": (_edit(1, "low", "100.5"), "column 'low': low 100.5 > min(open, close) 100.0"),
+       "negative volume": (_edit(2, "volume", "-6"), "row 2 (2024-01-01 01:00:00+00:00), column 'volume': negative volume -6.0")}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_candles_fail_clearly_and_write_nothing(home, case):
+    text, message = BAD[case]
+    bad = home/"bad.csv"; bad.write_text(text)
+    before = snapshot(home)
+    for args in (["itff-fetch-data", "--source", bad], ["itff-engineer-features", bad], ["itff-prepare-sequences", "--ohlcv", bad]):
+        r = run_cli(*args, cwd=home)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert message in r.stderr and str(bad) in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+        assert snapshot(home) == before
+
+
+def test_bad_options_fail_clearly(home):
+    before = snapshot(home)
+    cases = [(["itff-prepare-sequences", "--window", "48", "--embargo", "10"], "at least window + horizon = 52"),
+             (["itff-prepare-sequences", "--label", "moon"], "unknown label 'moon'"),
+             (["itff-prepare-sequences", "--val-start", "2024-01-01"], "give both --val-start and --test-start"),
+             (["itff-fetch-data", "--timeframe", "4h", "--source", "bundled"], "unknown timeframe '4h'"),
+             (["itff-fetch-sentiment", "--file", home/"nope.csv"], "nope.csv: no such file"),
+             (["itff-engineer-features", "bundled", "--sentiment-file", home/"nope.parquet"], "nope.parquet: no such file"),
+             (["itff-fetch-data", "--source", "ccxt", "--exchange", "notanexchange"], "unknown ccxt exchange 'notanexchange'")]
+    for args, message in cases:
+        r = run_cli(*args, cwd=home)
+        assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
+    assert snapshot(home) == before
