@@ -1,0 +1,28 @@
+"""What a user installing the wheel gets: the modules, the bundled data with its credits, the console scripts."""
+import subprocess, sys, zipfile
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(out)], check=True, timeout=300)
+    return zipfile.ZipFile(next(out.glob("itff-*.whl")))
+
+
+def test_wheel_ships_bundled_data(wheel):
+    names = set(wheel.namelist())
+    for f in ("btcusdt_1h.csv.gz", "ethusdt_1h.csv.gz", "btcusdt_30m.csv.gz", "ethusdt_30m.csv.gz", "crypto_news_headlines.csv.gz", "README.md"):
+        assert f"itff/data/{f}" in names, f"{f} missing from the wheel"
+    assert (ROOT/"itff/data/btcusdt_1h.csv.gz").read_bytes() == wheel.read("itff/data/btcusdt_1h.csv.gz")
+    assert "CryptoDataDownload" in wheel.read("itff/data/README.md").decode()
+
+
+def test_wheel_declares_console_scripts(wheel):
+    eps = next(n for n in wheel.namelist() if n.endswith("entry_points.txt"))
+    text = wheel.read(eps).decode()
+    for script in ("itff-fetch-data", "itff-fetch-sentiment", "itff-engineer-features", "itff-prepare-sequences", "itff-demo"):
+        assert script in text
