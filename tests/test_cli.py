@@ -9,6 +9,8 @@ CLIS = {"itff-fetch-data": ["--symbol", "--timeframe", "--source", "--days", "--
         "itff-fetch-sentiment": ["--symbol", "--output", "--file"],
         "itff-engineer-features": ["--symbol", "--sentiment-file"],
         "itff-prepare-sequences": ["--symbol", "--features", "--save-metadata", "--scaler"],
+        "itff-train": ["--symbol", "--label", "--model", "--class-weight", "--threshold", "--mc-samples", "--epochs", "--ensemble"],
+        "itff-evaluate": ["--symbol", "--label", "--model", "--mc-samples", "--output"],
         "itff-demo": ["--symbol"]}
 
 
@@ -94,4 +96,38 @@ def test_bad_options_fail_clearly(home):
     for args, message in cases:
         r = run_cli(*args, cwd=home)
         assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
+    assert snapshot(home) == before
+
+
+def test_train_then_evaluate_reproduces_metrics(home):
+    "itff-train on a small candle file, then itff-evaluate: same test rows, same scores, same report files."
+    from itff.train import synthetic_ohlcv
+    candles = home/"candles.csv"
+    synthetic_ohlcv(0.3, n=2500).reset_index().to_csv(candles, index=False)
+    r = run_cli("itff-train", "--source", candles, "--label", "direction", "--model", "lstm", "--epochs", "2", "--window", "16",
+                "--mc-samples", "5", "--threshold", "0.45", cwd=home)
+    assert r.returncode == 0, r.stderr
+    assert "does not beat climatology" in r.stdout or "beats climatology" in r.stdout
+    trained = json.loads((home/"models/training/BTCUSDT_1h_direction_lstm_metrics.json").read_text())
+    for f in ("model.keras", "scaler.json", "calibrator.json", "meta.json"):
+        assert (home/"models/training/BTCUSDT_1h_direction_lstm"/f).exists()
+    r = run_cli("itff-evaluate", "--label", "direction", "--model", "lstm", "--output", home/"again", cwd=home)
+    assert r.returncode == 0, r.stderr
+    again = json.loads((home/"again/BTCUSDT_1h_direction_lstm/metrics.json").read_text())
+    assert again["test"] == trained["test"]
+    for name in ("model", "model_raw", "climatology", "logistic", "gbm"):
+        for k in ("roc_auc", "brier", "bss", "ece", "log_loss"):
+            assert again["scores"][name][k] == pytest.approx(trained["scores"][name][k], abs=1e-9), (name, k)
+    assert again["at_threshold"]["model"]["threshold"] == 0.45
+    assert {p.name for p in (home/"reports/BTCUSDT_1h_direction_lstm").iterdir()} == {p.name for p in (home/"again/BTCUSDT_1h_direction_lstm").iterdir()}
+
+
+def test_train_and_evaluate_bad_input(home):
+    before = snapshot(home)
+    for args, message in [(["itff-train", "--model", "gru"], "unknown model type 'gru'"),
+                          (["itff-train", "--class-weight", "heavy", "--epochs", "1"], "unknown class weighting 'heavy'"),
+                          (["itff-evaluate", "--label", "level_up"], "no trained model here")]:
+        r = run_cli(*args, cwd=home)
+        assert r.returncode == 2 and message in r.stderr, (args, r.stderr[-500:])
+        assert "Traceback" not in r.stderr
     assert snapshot(home) == before
