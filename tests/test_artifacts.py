@@ -80,3 +80,16 @@ def test_bad_manifest(tmp_path):
     r = run_cli("itff-sync-artifacts", "--manifest", m, "--root", tmp_path/"x", "--base-url", "http://127.0.0.1:9")
     assert r.returncode == 2 and "must stay inside the root" in r.stderr
     assert not (tmp_path/"x").exists()
+
+
+def test_repository_manifest_lists_whole_demo_bundles():
+    "deploy/artifacts.manifest.json parses and names exactly the files a bundle has, for the four demo bundles."
+    from itff.artifacts import model_files, read_manifest
+    m = read_manifest(Path(__file__).parents[1]/"deploy/artifacts.manifest.json")
+    per_bundle = {}
+    for e in m["artifacts"]:
+        folder, name = e["destination"].rsplit("/", 1)
+        per_bundle.setdefault(folder, set()).add(name)
+    want = set(model_files(1)) | {"scaler.json", "calibrator.json", "meta.json", "metrics.json", "hashes.json"}
+    assert sorted(per_bundle) == [f"models/training/BTCUSDT_1h_{lab}_{mt}" for lab in ("direction", "level_up") for mt in ("lstm", "transformer")]
+    assert all(v == want for v in per_bundle.values())
