@@ -1,0 +1,235 @@
+"""The prediction service on a real uvicorn server (loopback only): endpoints, errors, auth, rate limit, webhook,
+schemathesis against the live OpenAPI schema, and a bounded load test."""
+import json, os, re, shutil, socket, subprocess, sys, threading, time
+from pathlib import Path
+import httpx
+import pytest
+from itff.data import load_ohlcv
+from itff.experiment import run_experiment
+from itff.features import engineer_features
+from itff.predictor import Predictor
+
+TOKEN, SECRET = "test-token-123", "tv-secret"
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    "Two small trained bundles (BTCUSDT 1h direction/level_up, LSTM) and a corrupt third one."
+    d = tmp_path_factory.mktemp("models")
+    for lab in ("direction", "level_up"):
+        run_experiment("BTCUSDT", "1h", lab, "lstm", window=24, epochs=1, mc_samples=10, n_boot=10, model_kw=dict(units=8),
+                       models_dir=d, reports_dir=d/"reports", progress=False, log=lambda s: None)
+    bad = d/"training/ETHUSDT_1h_direction_lstm"
+    shutil.copytree(d/"training/BTCUSDT_1h_direction_lstm", bad)
+    (bad/"scaler.json").write_text((bad/"scaler.json").read_text().replace("0", "9", 1))
+    return d
+
+
+def free_port():
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+
+class Server:
+    "uvicorn serving itff.api:app in a subprocess on a free loopback port."
+    def __init__(self, models, **env):
+        self.port = free_port(); self.url = f"http://127.0.0.1:{self.port}"
+        full = {**os.environ, "ITFF_MODELS_DIR": str(models), "ITFF_API_TOKEN": "", "ITFF_WEBHOOK_SECRET": "", "ITFF_API_RATE_LIMIT": "", **env}
+        self.proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "itff.api:app", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+                                     env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(self.url + "/ready", timeout=2).status_code == 200: return
+            except httpx.HTTPError: pass
+            if self.proc.poll() is not None: raise RuntimeError(self.proc.stdout.read())
+            time.sleep(0.3)
+        self.stop(); raise RuntimeError("server did not become ready")
+
+    def stop(self):
+        self.proc.terminate()
+        try: self.proc.wait(10)
+        except subprocess.TimeoutExpired: self.proc.kill()
+        return self.proc.stdout.read()
+
+
+@pytest.fixture(scope="module")
+def secured(models):
+    s = Server(models, ITFF_API_TOKEN=TOKEN, ITFF_WEBHOOK_SECRET=SECRET, ITFF_API_MAX_BODY="300000")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def window():
+    return engineer_features(load_ohlcv("BTCUSDT", "1h", start="2025-08-01")).iloc[-24:].to_numpy()
+
+
+def post(server, body, token=TOKEN, path="/predict", **kw):
+    return httpx.post(server.url + path, json=body, headers={"X-API-Token": token} if token else {}, timeout=30, **kw)
+
+
+def test_health_ready_metrics(secured):
+    h = httpx.get(secured.url + "/health").json()
+    assert h["status"] == "ok" and h["ready"] is True
+    assert {(b["symbol"], b["target"]) for b in h["bundles"]} == {("BTCUSDT", "direction"), ("BTCUSDT", "level_up")}
+    assert all(len(b["sha256"]) == 64 and b["created_at"] for b in h["bundles"])
+    assert "scaler.json fails its sha256 check" in h["failed"]["ETHUSDT_1h_direction_lstm"]
+    assert httpx.get(secured.url + "/ready").json() == {"ready": True, "bundles": 2, "failed": 1}
+    m = httpx.get(secured.url + "/metrics")
+    assert m.headers["content-type"].startswith("text/plain") and "itff_model_load_failures_total 1.0" in m.text
+    assert "itff_bundles_loaded 2.0" in m.text
+
+
+def test_predict_sequence_matches_predictor(secured, models, window):
+    r = post(secured, {"symbol": "btc/usdt", "target": "direction", "model_type": "lstm", "mc_samples": 30, "sequence": window.tolist()})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    local = Predictor.load("BTCUSDT", "1h", "direction", "lstm", models_dir=models).predict_window(window, 30)
+    for k in ("probability", "mc_mean", "mc_std", "entropy", "mutual_info", "decision", "threshold"):
+        assert body[k] == pytest.approx(local[k], abs=1e-6), k
+    assert body["model"]["sha256"] == local["model"]["sha256"] and body["request_id"] == r.headers["x-request-id"]
+    assert body["latency_ms"] > 0
+    m = httpx.get(secured.url + "/metrics").text
+    assert 'itff_predictions_total{model="lstm",symbol="BTCUSDT",target="direction"}' in m
+    assert 'itff_http_request_seconds_bucket{le="0.005",route="/predict"}' in m
+
+
+def test_predict_from_candles(secured):
+    bars = load_ohlcv("BTCUSDT", "1h", start="2025-09-15").iloc[-300:]
+    candles = [{"timestamp": t.isoformat(), **{k: float(v) for k, v in row.items()}} for t, row in bars.iterrows()]
+    r = post(secured, {"symbol": "BTCUSDT", "target": "level_up", "candles": candles})
+    assert r.status_code == 200, r.text
+    assert r.json()["bar_time"] == str(bars.index[-1]) and 0 < r.json()["probability"] < 1
+    candles[-1]["high"] = 1.0   # high below open/close
+    r = post(secured, {"symbol": "BTCUSDT", "target": "level_up", "candles": candles})
+    assert r.status_code == 422 and "column 'high'" in r.text and r.json()["detail"][0]["loc"] == ["body", "candles"]
+
+
+def test_auth(secured, models, window):
+    body = {"symbol": "BTCUSDT", "sequence": window.tolist()}
+    assert post(secured, body, token=None).status_code == 401
+    assert post(secured, body, token="wrong").status_code == 401
+    assert post(secured, body).status_code == 200
+    open_server = Server(models)
+    try:
+        assert post(open_server, body, token=None).status_code == 200     # auth off when ITFF_API_TOKEN is unset
+        assert post(open_server, {"passphrase": None, "ticker": "BTCUSDT", "interval": "60"}, token=None, path="/webhook/tradingview").status_code == 200
+    finally: open_server.stop()
+
+
+@pytest.mark.parametrize("change, loc, words", [
+    ({"symbol": "DOGEUSDT"}, ["body", "symbol"], "no loaded model for symbol 'DOGEUSDT'"),
+    ({"target": "level_down"}, ["body", "target"], "no loaded model for target 'level_down'"),
+    ({"target": "moon"}, ["body", "target"], "Input should be"),
+    ({"model_type": "gru"}, ["body", "model_type"], "'lstm' or 'transformer'"),
+    ({"timeframe": "4h"}, ["body", "timeframe"], "'1h' or '30m'"),
+    ({"model_type": "transformer"}, ["body", "model_type"], "no loaded model for model_type 'transformer'"),
+    ({"mc_samples": 0}, ["body", "mc_samples"], "greater than or equal to 1"),
+    ({"mc_samples": 201}, ["body", "mc_samples"], "less than or equal to 200"),
+    ({"sequence": "cut"}, ["body", "sequence"], "expected shape (24, 21) = window × features, got (20, 21)"),
+    ({"sequence": "narrow"}, ["body", "sequence"], "expected shape (24, 21) = window × features, got (24, 20)"),
+    ({"candles": []}, ["body"], "exactly one of 'sequence'"),
+    ({"unexpected": 1}, ["body", "unexpected"], "Extra inputs are not permitted")])
+def test_validation_errors_name_the_field(secured, window, change, loc, words):
+    seq = {"cut": window[:20].tolist(), "narrow": window[:, :20].tolist()}
+    body = {"symbol": "BTCUSDT", "target": "direction", "model_type": "lstm", "sequence": window.tolist(),
+            **{k: seq.get(v, v) if isinstance(v, str) else v for k, v in change.items()}}
+    r = post(secured, body)
+    assert r.status_code == 422, r.text
+    d = r.json()["detail"][0]
+    assert d["loc"][:len(loc)] == loc and words in d["msg"], d
+
+
+def test_non_finite_and_oversized_bodies(secured, window):
+    for bad in ("NaN", "Infinity", "-Infinity"):
+        raw = json.dumps({"symbol": "BTCUSDT", "sequence": window.tolist()}).replace(str(window[3, 5]), bad, 1)
+        r = httpx.post(secured.url + "/predict", content=raw, headers={"X-API-Token": TOKEN, "content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", "sequence"], (bad, r.text)
+    huge = b'{"symbol": "BTCUSDT", "sequence": [' + b"[1.0]," * 60_000 + b"[1.0]]}"
+    r = httpx.post(secured.url + "/predict", content=huge, headers={"X-API-Token": TOKEN, "content-type": "application/json"})
+    assert r.status_code == 422 and "exceeds the cap of 300000 bytes" in r.text
+
+
+def test_unexpected_error_is_500_with_request_id_and_no_trace(models, window, monkeypatch):
+    "In-process (a fault cannot be injected into a subprocess): the real app, its handlers and middleware."
+    from fastapi.testclient import TestClient
+    from itff import api
+    monkeypatch.setattr(api.Predictor, "predict_window", lambda *a, **k: 1 / 0)
+    cfg = api.ApiConfig(models, None, None, None, 1_000_000, "bundled")
+    with TestClient(api.create_app(cfg), raise_server_exceptions=False) as c:
+        while c.get("/ready").status_code == 503: time.sleep(0.2)
+        r = c.post("/predict", json={"symbol": "BTCUSDT", "sequence": window.tolist()}, headers={"X-Request-ID": "abc123"})
+    assert r.status_code == 500 and r.json() == {"detail": "internal server error", "request_id": "abc123"}
+    assert "ZeroDivisionError" not in r.text and "Traceback" not in r.text and r.headers["x-request-id"] == "abc123"
+
+
+def test_rate_limit(models, window):
+    s = Server(models, ITFF_API_RATE_LIMIT="5/minute")
+    try:
+        codes = [post(s, {"symbol": "BTCUSDT", "sequence": window.tolist()}, token=None).status_code for _ in range(7)]
+        assert codes[:5] == [200] * 5 and codes[5:] == [429, 429]
+        r = post(s, {"symbol": "BTCUSDT", "sequence": window.tolist()}, token=None)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0 and "rate limit exceeded" in r.json()["detail"]
+        assert httpx.get(s.url + "/health").status_code == 200          # health is never rate-limited
+    finally: s.stop()
+
+
+def test_tradingview_webhook(secured):
+    url = secured.url + "/webhook/tradingview"
+    j = httpx.post(url, json={"passphrase": SECRET, "ticker": "BINANCE:BTCUSDT", "interval": "60", "time": "2025-09-30T23:00:00Z",
+                              "close": 114048.93, "target": "level_up", "strategy": "itff"})
+    assert j.status_code == 200, j.text
+    assert j.json()["symbol"] == "BTCUSDT" and j.json()["target"] == "level_up" and j.json()["stale"] is False
+    t = httpx.post(url, content="passphrase=tv-secret\nticker=BTCUSDT\ninterval=1H\ntime=2026-01-05T10:00:00Z", headers={"content-type": "text/plain"})
+    assert t.status_code == 200 and t.json()["stale"] is True and t.json()["timeframe"] == "1h"
+    assert httpx.post(url, json={"passphrase": "guess", "ticker": "BTCUSDT", "interval": "60"}).status_code == 401
+    assert httpx.post(url, content="ticker=BTCUSDT interval=60").status_code == 401
+    r = httpx.post(url, json={"passphrase": SECRET, "ticker": "BTCUSDT", "interval": "240"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "interval"]
+    r = httpx.post(url, json={"passphrase": SECRET, "ticker": "BTCUSDT", "interval": "60", "time": "yesterday-ish"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "time"]
+    assert httpx.post(url, content="just buy").status_code == 422
+
+
+def test_schemathesis_no_5xx_and_schema_conformance(secured):
+    "Schemathesis's CLI against the live /openapi.json: generated requests to every operation, no 5xx, responses match the schema."
+    st = Path(sys.executable).parent/"schemathesis"
+    r = subprocess.run([str(st), "run", secured.url + "/openapi.json", "--checks", "not_a_server_error,response_schema_conformance",
+                        "-H", f"X-API-Token: {TOKEN}", "--max-examples", "40", "--seed", "1", "--request-timeout", "30"],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "NO_COLOR": "1"})
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert "Tested: 5" in r.stdout                                        # /health, /ready, /metrics, /predict, /webhook
+    n = re.search(r"(\d+) generated, (\d+) passed", r.stdout)
+    assert n and n[1] == n[2] and int(n[1]) > 100, r.stdout[-1500:]
+
+
+def test_bounded_load(models, window):
+    "16 concurrent clients for 20 s on loopback: no errors, and /health still answers."
+    s = Server(models)
+    body, deadline, results, lock = {"symbol": "BTCUSDT", "sequence": window.tolist()}, time.time() + 20, [], threading.Lock()
+    def client():
+        with httpx.Client(base_url=s.url, timeout=10) as c:
+            ok = bad = 0
+            while time.time() < deadline:
+                try: ok, bad = (ok + 1, bad) if c.post("/predict", json=body).status_code == 200 else (ok, bad + 1)
+                except httpx.HTTPError: bad += 1
+            with lock: results.append((ok, bad))
+    try:
+        threads = [threading.Thread(target=client) for _ in range(16)]
+        for t in threads: t.start()
+        for t in threads: t.join(40)
+        assert len(results) == 16 and sum(b for _, b in results) == 0, results
+        assert sum(o for o, _ in results) > 100
+        assert httpx.get(s.url + "/health", timeout=5).json()["status"] == "ok"
+    finally: s.stop()
+
+
+@pytest.mark.parametrize("name", ["direction.json", "level_up.json", "plain.txt"])
+def test_shipped_templates_work_as_tradingview_fills_them(secured, name):
+    text = (Path(__file__).parents[1]/"tradingview/templates"/name).read_text()
+    filled = (text.replace("CHANGE-ME", SECRET).replace("{{ticker}}", "BINANCE:BTCUSDT").replace("{{interval}}", "60")
+                  .replace("{{time}}", "2025-09-30T23:00:00Z").replace("{{close}}", "114048.93"))
+    ctype = "application/json" if name.endswith(".json") else "text/plain"
+    r = httpx.post(secured.url + "/webhook/tradingview", content=filled, headers={"content-type": ctype}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["target"] == ("level_up" if "level_up" in name else "direction") and r.json()["stale"] is False
