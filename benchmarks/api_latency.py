@@ -3,7 +3,7 @@
 One bundle (real size: window 48, 21 features) is served twice in the same run: by `itff.api:app` (2 workers) and by
 `benchmarks/naive_api.py` (a handler calling `model.predict` once per MC sample, 2 workers). `wrk` (Debian package
 `wrk`) measures p50/p99 latency at 1 client and throughput at 16 clients. Results go to
-benchmarks/results/api_latency.json. Targets on 2 cores: p50 ≤ 3 ms and p99 ≤ 15 ms at 1 client, ≥ 400 req/s at
+benchmarks/results/api_latency_{model_type}.json. Targets on 2 cores: p50 ≤ 3 ms and p99 ≤ 15 ms at 1 client, ≥ 400 req/s at
 16 clients, ≥ 5× the naive handler.
 Run: .venv/bin/python benchmarks/api_latency.py [--model-type lstm] [--seconds 10]
 """
@@ -61,7 +61,8 @@ def wrk(url, script, clients, seconds, check=True):
     return {"clients": clients, "p50_ms": ms("50"), "p99_ms": ms("99"), "req_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]), "errors": errors}
 
 
-def main(model_type="lstm", seconds=10, out=HERE/"results/api_latency.json"):
+def main(model_type="lstm", seconds=10, out=None):
+    out = out or HERE/f"results/api_latency_{model_type}.json"
     if not shutil.which("wrk"): sys.exit("wrk is needed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as d:
         bundle = make_bundle(d, model_type)
