@@ -11,6 +11,7 @@ import argparse, json, os, re, shutil, socket, subprocess, sys, tempfile, time
 from pathlib import Path
 import httpx
 import numpy as np
+from common import RESULTS, save_results
 from itff.artifacts import write_bundle
 from itff.calibrate import Calibrator
 from itff.datasets import Scaler
@@ -62,7 +63,7 @@ def wrk(url, script, clients, seconds, check=True):
 
 
 def main(model_type="lstm", seconds=10, out=None):
-    out = out or HERE/f"results/api_latency_{model_type}.json"
+    out = out or RESULTS/f"api_latency_{model_type}.json"
     if not shutil.which("wrk"): sys.exit("wrk is needed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as d:
         bundle = make_bundle(d, model_type)
@@ -84,10 +85,7 @@ def main(model_type="lstm", seconds=10, out=None):
     res["setup"] = {"model_type": model_type, "mc_samples": 30, "window": WINDOW, "features": N_FEATURES, "workers": 2,
                     "seconds_per_run": seconds, "cpus": os.cpu_count(), "client": "wrk",
                     "targets": {"p50_ms_1_client": 3, "p99_ms_1_client": 15, "req_per_s_16_clients": 400, "speedup": 5}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
-    print(json.dumps(res, indent=2))
-    return res
+    return save_results(res, out)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ repeatedly with three implementations in the same process:
 Results (p50/p99 in ms, speedups) go to benchmarks/results/predictor_latency.json.
 Run: .venv/bin/python benchmarks/predictor_latency.py [--requests 500]
 """
-import argparse, json, os, platform, tempfile, time
+import argparse, os, platform, tempfile, time
 from pathlib import Path
 import numpy as np
+from common import RESULTS, save_results
 from itff.artifacts import write_bundle
 from itff.calibrate import Calibrator
 from itff.datasets import Scaler
@@ -59,15 +60,12 @@ def bench(model_type, requests, naive_requests, folder):
             "params": int(m.count_params())}
 
 
-def main(requests=500, naive_requests=20, out=Path(__file__).parent/"results/predictor_latency.json"):
+def main(requests=500, naive_requests=20, out=RESULTS/"predictor_latency.json"):
     with tempfile.TemporaryDirectory() as d:
         res = {mt: bench(mt, requests, naive_requests, d) for mt in ("lstm", "transformer")}
     res["setup"] = {"mc_samples": MC, "window": WINDOW, "features": N_FEATURES, "cpus": os.cpu_count(),
                     "python": platform.python_version(), "targets": {"p50_ms": 2.0, "speedup": 5.0}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
-    print(json.dumps(res, indent=2))
-    return res
+    return save_results(res, out)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 Both run in the same process on the same data; the result is the ratio, written as JSON.
 Run: .venv/bin/python benchmarks/windows.py [--window 48] [--repeat 5]
 """
-import argparse, json, platform, time, tracemalloc
-from pathlib import Path
+import argparse, time, tracemalloc
 import numpy as np
+from common import RESULTS, save_results
 from itff.data import load_ohlcv
 from itff.datasets import make_windows
 from itff.features import FEATURE_WARMUP, engineer_features
@@ -25,7 +25,7 @@ def best_time(fn, repeat):
     return min(times), peak / 2**20
 
 
-def main(window=48, repeat=5, out=Path(__file__).parent/"results/windows.json"):
+def main(window=48, repeat=5, out=RESULTS/"windows.json"):
     feats = engineer_features(load_ohlcv("BTCUSDT", "1h"))
     values = np.nan_to_num(feats.to_numpy("float32"))
     ends = np.arange(FEATURE_WARMUP + window, len(values))
@@ -35,11 +35,8 @@ def main(window=48, repeat=5, out=Path(__file__).parent/"results/windows.json"):
     res = {"benchmark": "make_windows vs per-window loop", "windows": len(ends), "window": window, "features": values.shape[1],
            "make_windows_s": round(fast, 4), "naive_loop_s": round(slow, 4), "speedup": round(slow / fast, 2),
            "make_windows_peak_mib": round(fast_mem, 1), "naive_loop_peak_mib": round(slow_mem, 1),
-           "memory_ratio": round(slow_mem / fast_mem, 2), "python": platform.python_version(), "machine": platform.machine()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
-    print(json.dumps(res, indent=2))
-    return res
+           "memory_ratio": round(slow_mem / fast_mem, 2)}
+    return save_results(res, out)
 
 
 if __name__ == "__main__":
