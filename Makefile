@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test sync-check nbtest lint pytest clean
+.PHONY: install demo test sync-check nbtest lint pytest bench clean
 
 install: $(STAMP)
 
@@ -37,6 +37,14 @@ pytest: install
 	$(BIN)/python -m pytest tests
 
 test: sync-check nbtest lint pytest
+
+# Speed and memory benchmarks (ratios measured in one run; JSON in benchmarks/results/). The API one drives wrk.
+bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python benchmarks/windows.py
+	$(BIN)/python benchmarks/predictor_latency.py
+	$(BIN)/python benchmarks/api_latency.py --model-type lstm
+	$(BIN)/python benchmarks/api_latency.py --model-type transformer
 
 clean:
 	rm -rf $(VENV) .pytest_cache _docs
