@@ -191,12 +191,12 @@ def test_tradingview_webhook(secured):
     assert httpx.post(url, content="just buy").status_code == 422
 
 
-def test_schemathesis_no_5xx_and_schema_conformance(secured):
+def test_schemathesis_no_5xx_and_schema_conformance(secured, tmp_path):
     "Schemathesis's CLI against the live /openapi.json: generated requests to every operation, no 5xx, responses match the schema."
     st = Path(sys.executable).parent/"schemathesis"
     r = subprocess.run([str(st), "run", secured.url + "/openapi.json", "--checks", "not_a_server_error,response_schema_conformance",
                         "-H", f"X-API-Token: {TOKEN}", "--max-examples", "40", "--seed", "1", "--request-timeout", "30"],
-                       capture_output=True, text=True, timeout=600, env={**os.environ, "NO_COLOR": "1"})
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path)  # its cache stays out of the repo
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert "Tested: 5" in r.stdout                                        # /health, /ready, /metrics, /predict, /webhook
     n = re.search(r"(\d+) generated, (\d+) passed", r.stdout)
