@@ -28,8 +28,8 @@ from .train import baseline_probs, class_weights, ensemble_samples, fit_baseline
 
 # %% auto #0
 __all__ = ['load_inputs', 'experiment_dataset', 'forecast', 'side_of', 'forward_returns', 'verdict', 'evaluate', 'headline_table',
-           'write_report', 'experiment_id', 'stage_logger', 'bundle_meta', 'run_experiment', 'evaluate_bundle',
-           'evaluate_saved', 'itff_train', 'itff_evaluate']
+           'predictions_frame', 'read_predictions', 'write_report', 'experiment_id', 'stage_logger', 'bundle_meta',
+           'run_experiment', 'evaluate_bundle', 'evaluate_saved', 'itff_train', 'itff_evaluate']
 
 # %% ../nbs/12a_experiment.ipynb #7280cf1c
 def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentiment:bool=False, start=None, days:float=60):
@@ -85,18 +85,36 @@ def evaluate(ds:SequenceDataset, ohlcv:pd.DataFrame, spec:LabelSpec, fc:dict, ba
                "at_threshold": {k: threshold_metrics(y, p, threshold) for k, p in probs.items()},
                "uncertainty": uncertainty_metrics(y, fc["p"], fc, threshold),
                "backtest": bt["stats"], "verdict": verdict(cmp)}
-    return metrics, {"y": y, "probs": probs, "sweep": sweep, "backtest": bt, "fc": fc, "comparison": cmp, "threshold": threshold}
+    return metrics, {"y": y, "probs": probs, "sweep": sweep, "backtest": bt, "fc": fc, "comparison": cmp, "threshold": threshold,
+                     "times": ds.test.times, "forward_return": fwd, "side": side}
 
 # %% ../nbs/12a_experiment.ipynb #2f89fd3d
+def _p_value(p) -> str: return "" if p is None or pd.isna(p) else f"{p:.3f}"
+
 def headline_table(metrics:dict) -> pd.DataFrame:
-    "AUC [CI], Brier [CI], BSS, ECE and p-value vs climatology per forecast."
+    "AUC [CI], Brier [CI], BSS, ECE and the paired-test p-values vs climatology and gradient boosting, per forecast."
     rows = {}
     for name, r in metrics["comparison"].items():
         lo, hi = r["roc_auc_ci"]; blo, bhi = r["brier_ci"]
         rows[name] = {"AUC": f"{r['roc_auc']:.3f} [{lo:.3f}, {hi:.3f}]", "Brier": f"{r['brier']:.4f} [{blo:.4f}, {bhi:.4f}]",
                       "BSS": f"{r['bss']:+.4f}", "ECE": f"{r['ece']:.4f}",
-                      "p vs clim.": "" if r.get("p_vs_climatology") is None else f"{r['p_vs_climatology']:.3f}"}
+                      "p vs clim.": _p_value(r.get("p_vs_climatology")), "p vs GBM": _p_value(r.get("p_vs_gbm"))}
     return pd.DataFrame(rows).T
+
+# %% ../nbs/12a_experiment.ipynb #1df916da
+def predictions_frame(plot_inputs:dict) -> pd.DataFrame:
+    "One row per scored bar: time, outcome, every forecast's probability, MC std and mutual information, forward return."
+    fc, probs = plot_inputs["fc"], plot_inputs["probs"]
+    return pd.DataFrame({"time": pd.DatetimeIndex(plot_inputs["times"]), "y": plot_inputs["y"].astype(int),
+                         **{f"p_{k}": v for k, v in probs.items()}, "mc_std": fc["std"], "mutual_info": fc["mutual_info"],
+                         "forward_return": plot_inputs["forward_return"], "side": plot_inputs["side"]})
+
+def read_predictions(path) -> pd.DataFrame:
+    "The per-bar predictions written by `write_report`, with UTC times."
+    df = pd.read_csv(path)
+    missing = [c for c in ("time", "y", "p_model", "mc_std", "forward_return") if c not in df.columns]
+    if missing: raise DataError(f"{path}: not a predictions file, missing columns {missing}")
+    return df.assign(time=pd.to_datetime(df.time, utc=True))
 
 # %% ../nbs/12a_experiment.ipynb #e59e044c
 def write_report(folder, metrics:dict, plot_inputs:dict, title:str) -> Path:
@@ -113,6 +131,7 @@ def write_report(folder, metrics:dict, plot_inputs:dict, title:str) -> Path:
     save_figure(plot_uncertainty(fc["std"], (probs["model"] >= plot_inputs["threshold"]) == (y == 1)), folder/"uncertainty.png")
     save_figure(plot_backtest(plot_inputs["backtest"], f"Backtest — {title}"), folder/"backtest.png")
     save_csv(plot_inputs["sweep"], folder/"threshold_sweep.csv")
+    save_csv(predictions_frame(plot_inputs), folder/"predictions.csv")
     save_csv(pd.concat({k: reliability_table(y, probs[k]) for k in ("model", "model_raw")}, names=["forecast", "bin"]).reset_index(), folder/"reliability.csv")
     write_json(folder/"metrics.json", metrics)
     return folder

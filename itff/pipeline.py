@@ -25,15 +25,15 @@ __all__ = ['pipeline_lock', 'prepare_data', 'summary_row', 'run_pipeline', 'data
 
 # %% ../nbs/14_pipeline.ipynb #89592c00
 @contextmanager
-def pipeline_lock(folder):
-    "Hold an exclusive lock on `folder/.itff-pipeline.lock` for the block; `ITFFError` if another run holds it."
-    path = Path(folder)/".itff-pipeline.lock"; path.parent.mkdir(parents=True, exist_ok=True)
+def pipeline_lock(folder, name:str="itff-pipeline"):
+    "Hold an exclusive lock on `folder/.{name}.lock` for the block; `ITFFError` if another `name` run holds it."
+    path = Path(folder)/f".{name}.lock"; path.parent.mkdir(parents=True, exist_ok=True)
     f = open(path, "a+")
     try:
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0); holder = f.read().strip() or "?"
-            raise ITFFError(f"another pipeline run (pid {holder}) holds {path}; wait for it to finish") from None
+            raise ITFFError(f"another {name} run (pid {holder}) holds {path}; wait for it to finish") from None
         f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
         yield path
     finally: f.close()

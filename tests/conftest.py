@@ -36,3 +36,23 @@ def run_cli(name, *args, cwd=None, env=None):
 def snapshot(folder):
     "Every file under `folder` with its bytes, to prove a failing command wrote nothing."
     return {p.relative_to(folder): p.read_bytes() for p in Path(folder).rglob("*") if p.is_file()}
+
+
+def train_tiny(home, symbol="BTCUSDT", seed=0, labels=("direction", "level_up")):
+    "Train tiny LSTM bundles for `symbol` on a synthetic AR(1) candle file under `home` with the real itff-pipeline."
+    from itff.train import synthetic_ohlcv
+    candles = Path(home)/f"{symbol.lower()}_candles.csv"
+    synthetic_ohlcv(0.3, n=3000, seed=seed).reset_index().to_csv(candles, index=False)
+    r = run_cli("itff-pipeline", "--symbol", symbol, "--source", candles, "--labels", ",".join(labels), "--model-type", "lstm",
+                "--epochs", "2", "--window", "16", "--mc-samples", "8", cwd=home, env={"ITFF_HOME": str(home)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    return candles
+
+
+@pytest.fixture(scope="session")
+def tiny_home(tmp_path_factory):
+    "An ITFF_HOME with tiny bundles: BTCUSDT 1h direction and level_up, ETHUSDT 1h direction (LSTM). Copy it before changing it."
+    home = tmp_path_factory.mktemp("tiny_home")
+    train_tiny(home, "BTCUSDT", 0)
+    train_tiny(home, "ETHUSDT", 1, ("direction",))
+    return home
