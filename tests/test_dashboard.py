@@ -1,0 +1,130 @@
+"""The Voila dashboard for real: itff-dashboard on a loopback port, driven by Debian's chromium through Playwright."""
+import os, re, shutil, socket, subprocess, time
+import httpx
+import pytest
+from conftest import BIN, run_cli
+
+CHROMIUM = "/usr/bin/chromium"
+USER, PASSWORD = "ana", "s3cret"
+PANELS = ("roc", "pr", "reliability", "sweep", "uncertainty", "coverage", "backtest")
+
+
+def free_port():
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+
+def start_dashboard(home, log, **env):
+    "itff-dashboard on a free loopback port, up when /health answers; returns (process, base url)."
+    port = free_port()
+    proc = subprocess.Popen([str(BIN/"itff-dashboard"), "--port", str(port)], cwd=home, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "ITFF_HOME": str(home), **env})
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200: return proc, url
+        except httpx.HTTPError: pass
+        if proc.poll() is not None: break
+        time.sleep(0.5)
+    proc.kill(); raise AssertionError(f"itff-dashboard did not start: {log.name}")
+
+
+@pytest.fixture(scope="module")
+def dash_home(tiny_home, tmp_path_factory):
+    "Tiny bundles (BTC direction and level_up, ETH direction), their reports, and an itff-reports summary."
+    home = tmp_path_factory.mktemp("dash")
+    shutil.copytree(tiny_home/"models", home/"models"); shutil.copytree(tiny_home/"reports", home/"reports")
+    r = run_cli("itff-reports", "--symbols", "BTCUSDT,ETHUSDT", "--timeframes", "1h", "--labels", "direction", "--models", "lstm",
+                "--n-boot", "40", "--jobs", "2", cwd=home, env={"ITFF_HOME": str(home)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    return home
+
+
+@pytest.fixture(scope="module")
+def server(dash_home, tmp_path_factory):
+    log = open(tmp_path_factory.mktemp("logs")/"dashboard.log", "w")
+    proc, url = start_dashboard(dash_home, log, ITFF_DASH_USERNAME=USER, ITFF_DASH_PASSWORD=PASSWORD)
+    yield url
+    proc.terminate(); proc.wait(20); log.close()
+
+
+def test_basic_auth_and_health(server):
+    health = httpx.get(f"{server}/health")
+    assert health.status_code == 200 and health.json() == {"status": "ok", "bundles": 3}
+    for auth in (None, (USER, "wrong"), ("bob", PASSWORD)):
+        for path in ("/", "/voila/static/voila.js", "/api/kernels/0123"):
+            r = httpx.get(server + path, auth=auth)
+            assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic"), (path, auth, r.status_code)
+    assert httpx.get(server + "/", auth=(USER, PASSWORD), timeout=120).status_code == 200
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def open_page(browser, url, problems, **ctx):
+    "A page that records console errors and any request leaving loopback (the Voila template links Font Awesome from a CDN: stubbed)."
+    page = browser.new_context(viewport={"width": 1300, "height": 4200}, **ctx).new_page()
+    page.route(re.compile(r"https://cdn\.jsdelivr\.net/npm/@fortawesome/.*\.css"), lambda r: r.fulfill(status=200, content_type="text/css", body=""))
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:", "https://cdn.jsdelivr.net/npm/@fortawesome/"))
+            else problems.append(f"request off loopback: {r.url}"))
+    page.goto(url, timeout=120_000)
+    return page
+
+
+def text(page, cls): return page.inner_text(f".itff-{cls}")
+
+
+def test_dashboard_in_the_browser(server, browser, tmp_path):
+    problems = []
+    page = open_page(browser, server, problems, http_credentials={"username": USER, "password": PASSWORD})
+    page.wait_for_selector(".itff-probability", timeout=120_000)
+    for k in PANELS:   # every plot drawn
+        assert page.eval_on_selector(f"img.itff-{k}", "e => e.complete && e.naturalWidth > 200"), k
+    assert page.locator(".itff-metrics table tbody tr").count() == 5          # model, raw, climatology, logistic, GBM
+    assert "BTCUSDT_1h_direction_lstm" in text(page, "info") and "paired comparisons" in text(page, "verdict")
+    assert page.locator(".itff-reports table tbody tr").count() == 2          # summary.csv: BTC and ETH direction
+    prob = float(text(page, "probability"))
+    assert 0 < prob < 1 and text(page, "decision") in ("act", "no signal")
+    page.screenshot(path=str(tmp_path/"dashboard_start.png"), full_page=True)
+
+    roc, table = page.get_attribute("img.itff-roc", "src"), text(page, "metrics")
+    page.select_option(".itff-label select", "level_up")
+    page.wait_for_function("() => document.querySelector('.itff-live').innerText.includes('BTCUSDT_1h_level_up_lstm')", timeout=60_000)
+    page.wait_for_function(f"() => document.querySelector('img.itff-roc').src !== {roc!r}", timeout=60_000)
+    assert text(page, "metrics") != table                                       # other bundle, other numbers
+    page.select_option(".itff-symbol select", "ETHUSDT")                         # ETH has only direction: the label follows
+    page.wait_for_function("() => document.querySelector('.itff-live').innerText.includes('ETHUSDT_1h_direction_lstm')", timeout=60_000)
+    assert page.input_value(".itff-label select") == "direction"
+
+    precision, threshold = text(page, "precision"), text(page, "chosen")
+    handle = page.locator(".itff-threshold .noUi-handle")
+    handle.focus()
+    for _ in range(8): handle.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('.itff-chosen').innerText === "
+                           "document.querySelector('.itff-threshold .widget-readout').innerText.trim()", timeout=60_000)
+    assert float(text(page, "chosen")) > float(threshold)                       # the figures follow the slider's last value
+    assert "At the slider's" in text(page, "live")
+    page.wait_for_function(f"() => document.querySelector('.itff-precision').innerText !== {precision!r}", timeout=60_000)
+    page.screenshot(path=str(tmp_path/"dashboard_after.png"), full_page=True)
+    assert not page.locator(".itff-error").count()
+    assert problems == [], problems
+
+
+def test_empty_state(tmp_path, browser):
+    log = open(tmp_path/"dashboard.log", "w")
+    proc, url = start_dashboard(tmp_path, log)
+    try:
+        problems = []
+        page = open_page(browser, url, problems)
+        page.wait_for_selector(".itff-empty", timeout=120_000)
+        assert "No trained models yet" in page.inner_text(".itff-empty") and "make demo" in page.inner_text(".itff-empty")
+        page.screenshot(path=str(tmp_path/"dashboard_empty.png"))
+        assert problems == [], problems
+    finally: proc.terminate(); proc.wait(20); log.close()
