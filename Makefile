@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test sync-check nbtest lint pytest bench clean
+.PHONY: install system-deps demo reports dashboard lab test sync-check nbtest lint pytest bench clean
 
 install: $(STAMP)
 
@@ -19,13 +19,31 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/itff-demo
 
+# Evaluation reports (papermill) of the demo bundles: reports/*.html, reports/index.html, reports/summary.csv.
+reports: install
+	$(BIN)/itff-reports --symbols BTCUSDT --timeframes 1h --labels direction,level_up --models lstm,transformer --jobs 2
+
+# The Voila dashboard on http://127.0.0.1:8050 (basic auth when ITFF_DASH_USERNAME and ITFF_DASH_PASSWORD are set).
+dashboard: install
+	$(BIN)/itff-dashboard --notebook dashboard/app.ipynb --port 8050
+
+# JupyterLab on the notebooks, for researchers.
+lab: install
+	$(BIN)/jupyter lab nbs
+
+# Debian packages the tests drive: chromium (the dashboard's browser test).
+system-deps:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 # The nbdev CI contract: cleaning and exporting the committed notebooks must change nothing.
 sync-check: install
 	$(BIN)/nbdev-clean
+	$(BIN)/nbdev-clean --fname itff/templates
+	$(BIN)/nbdev-clean --fname dashboard
 	$(BIN)/nbdev-export
-	@if [ -n "$$(git status --porcelain -- nbs itff)" ]; then \
-	  echo "nbs/ and itff/ are not clean or not in sync: run nbdev-export and nbdev-clean, then commit:"; \
-	  git status --short -- nbs itff; git --no-pager diff --stat -- nbs itff; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- nbs itff dashboard)" ]; then \
+	  echo "nbs/, itff/ or dashboard/ are not clean or not in sync: run nbdev-export and nbdev-clean, then commit:"; \
+	  git status --short -- nbs itff dashboard; git --no-pager diff --stat -- nbs itff dashboard; exit 1; fi
 
 nbtest: install
 	$(BIN)/nbdev-test
@@ -36,7 +54,7 @@ lint: install
 pytest: install
 	$(BIN)/python -m pytest tests
 
-test: sync-check nbtest lint pytest
+test: system-deps sync-check nbtest lint pytest
 
 # Speed and memory benchmarks (ratios measured in one run; JSON in benchmarks/results/). The API one drives wrk.
 bench: install
