@@ -24,12 +24,13 @@ from .artifacts import load_bundle, write_bundle
 from .models import MODEL_TYPES, mc_summary
 from .plots import plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty, save_figure
 from .sentiment import sentiment_features
-from .train import baseline_probs, class_weights, ensemble_samples, fit_baselines, train_models
+from .train import Climatology, baseline_probs, class_weights, ensemble_samples, fit_baselines, train_models
 
 # %% auto #0
-__all__ = ['load_inputs', 'experiment_dataset', 'forecast', 'side_of', 'forward_returns', 'verdict', 'evaluate', 'headline_table',
-           'predictions_frame', 'read_predictions', 'write_report', 'experiment_id', 'stage_logger', 'bundle_meta',
-           'run_experiment', 'evaluate_bundle', 'evaluate_saved', 'itff_train', 'itff_evaluate']
+__all__ = ['load_inputs', 'experiment_dataset', 'forecast', 'fit_references', 'reference_probs', 'side_of', 'forward_returns',
+           'verdict', 'evaluate', 'headline_table', 'predictions_frame', 'read_predictions', 'write_report',
+           'experiment_id', 'stage_logger', 'bundle_meta', 'run_experiment', 'evaluate_bundle', 'evaluate_saved',
+           'itff_train', 'itff_evaluate']
 
 # %% ../nbs/12a_experiment.ipynb #7280cf1c
 def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentiment:bool=False, start=None, days:float=60):
@@ -47,6 +48,19 @@ def forecast(models, calibrator:Calibrator, X:np.ndarray, mc_samples:int=30, see
     "Calibrated probability plus the MC summary (mean, std, entropy, expected entropy, mutual information)."
     s = mc_summary(ensemble_samples(models, X, mc_samples, seed=seed))
     return {"p": calibrator(s["mean"]), **s}
+
+# %% ../nbs/12a_experiment.ipynb #2a337f00
+def fit_references(ds:SequenceDataset, seed:int=0) -> dict:
+    "Climatology at the validation (and training) base rate; logistic and GBM fitted on training, calibrated on validation."
+    val = len(ds.val.y) > 0
+    fitted = fit_baselines(ds, ("logistic", "gbm"), seed=seed)
+    cals = {n: select_calibrator(baseline_probs({n: b}, ds.val.X)[n], ds.val.y) if val else Calibrator() for n, b in fitted.items()}
+    clim = {"climatology": Climatology().fit(None, ds.val.y if val else ds.train.y), "climatology_train": Climatology().fit(None, ds.train.y)}
+    return {"models": {**clim, **fitted}, "calibrators": cals}
+
+def reference_probs(refs:dict, X:np.ndarray) -> dict[str, np.ndarray]:
+    "P(label) of every reference for windows `X`, through its validation calibrator."
+    return {n: refs["calibrators"][n](p) if n in refs["calibrators"] else p for n, p in baseline_probs(refs["models"], X).items()}
 
 # %% ../nbs/12a_experiment.ipynb #0c9c3df0
 def side_of(spec:LabelSpec) -> int:
@@ -68,18 +82,22 @@ def verdict(comparison:pd.DataFrame, name:str="model", alpha:float=0.05) -> str:
     return f"{name} " + "; ".join(out)
 
 # %% ../nbs/12a_experiment.ipynb #03a8e18f
-def evaluate(ds:SequenceDataset, ohlcv:pd.DataFrame, spec:LabelSpec, fc:dict, baselines:dict,
+def evaluate(ds:SequenceDataset, ohlcv:pd.DataFrame, spec:LabelSpec, fc:dict, refs:dict,
              threshold:float=0.5, max_uncertainty:float|None=None, fee_bps:float=10, slippage_bps:float=5,
              n_boot:int=300, seed:int=0) -> tuple[dict, dict]:
-    "(metrics JSON, plot inputs) of forecast `fc` and the baselines on `ds.test`."
-    y, base = ds.test.y, float(ds.train.y.mean())
-    probs = {"model": fc["p"], "model_raw": fc["mean"], **baseline_probs(baselines, ds.test.X)}
+    "(metrics JSON, plot inputs) of forecast `fc` and the fair references (`fit_references`) on `ds.test`."
+    y, base, base_train = ds.test.y, refs["models"]["climatology"].rate_, float(ds.train.y.mean())
+    probs = {"model": fc["p"], "model_raw": fc["mean"], **reference_probs(refs, ds.test.X)}
     block = max(2, int(pd.Timedelta("2D") / timeframe_delta(spec.timeframe)))
     cmp = compare(y, probs, base, block=block, n_boot=n_boot, seed=seed)
     fwd, side = forward_returns(ohlcv, ds.test.times, spec.horizon), side_of(spec)
     sweep = threshold_sweep(y, fc["p"], fwd, fee_bps=fee_bps, side=side)
     bt = backtest(ohlcv["close"], ds.test.times, fc["p"], fc["std"], threshold, max_uncertainty, spec.horizon, fee_bps, slippage_bps, side, spec.timeframe)
-    metrics = {"test": {"n": int(len(y)), "first": str(ds.test.times[0]), "last": str(ds.test.times[-1]), "base_rate_train": base, "base_rate_test": float(y.mean())},
+    metrics = {"test": {"n": int(len(y)), "first": str(ds.test.times[0]), "last": str(ds.test.times[-1]), "base_rate_train": base_train,
+                        "base_rate_reference": base, "base_rate_test": float(y.mean())},
+               "references": {"climatology": "validation base rate" if len(ds.val.y) else "training base rate",
+                              "calibrators": {n: c.kind for n, c in refs["calibrators"].items()},
+                              "paired_tests": int(cmp.filter(like="p_vs_").notna().to_numpy().sum())},
                "scores": {k: probability_metrics(y, p, base) for k, p in probs.items()},
                "comparison": json.loads(cmp.to_json(orient="index")),
                "at_threshold": {k: threshold_metrics(y, p, threshold) for k, p in probs.items()},
@@ -180,7 +198,7 @@ def run_experiment(symbol:str="BTCUSDT", timeframe:str="1h", label:str="directio
     with stage("calibrate"): cal = select_calibrator(ensemble_samples(models, ds.val.X, mc_samples, seed=seed).mean(0), ds.val.y)
     with stage("evaluate"):
         fc = forecast(models, cal, ds.test.X, mc_samples, seed)
-        metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_baselines(ds, seed=seed), threshold, max_uncertainty, fee_bps, slippage_bps, n_boot, seed)
+        metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, seed), threshold, max_uncertainty, fee_bps, slippage_bps, n_boot, seed)
     train = {"ensemble": ensemble, "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience, "class_weight": class_weight,
              "seed": seed, "mc_samples": mc_samples, "model_kw": model_kw or {}, "best_epochs": [h["best_epoch"] for h in hists],
              "seconds": round(time.perf_counter() - t0, 1)}
@@ -228,8 +246,7 @@ def _training_candles(meta:dict, data:pd.DataFrame, same:bool=False) -> pd.DataF
 # %% ../nbs/12a_experiment.ipynb #92ad736c
 def evaluate_bundle(bundle, data=None, start=None, output=None, mc_samples:int|None=None, threshold:float|None=None,
                     n_boot:int=300, log=print, same_training_data:bool=False, name:str|None=None) -> dict:
-    "Score a bundle on `data` (an OHLCV file, 'bundled', 'ccxt', …; default: its own source) from `start` on, beside baselines refitted on its training range."
-    from itff.datasets import Part
+    "Score a bundle on `data` (an OHLCV file, 'bundled', 'ccxt', …; default: its own source) from `start` on, beside references refitted on its training and validation ranges."
     b = load_bundle(bundle); meta = b.meta
     spec = LabelSpec(meta["label"]["name"], meta["label"]["horizon"], meta["label"]["theta"], meta["label"]["timeframe"])
     data = meta.get("source", "bundled") if data is None else data
@@ -239,11 +256,14 @@ def evaluate_bundle(bundle, data=None, start=None, output=None, mc_samples:int|N
     test = _bundle_windows(ohlcv, *args, keep=lambda ix: ix >= start)
     if len(test.y) == 0: raise DataError(f"{data}: no complete window ends at or after {start} (need {meta['window']} + warm-up bars and {spec.horizon} bars of future)")
     first, val_start = to_utc(meta["data_range"][0]), to_utc(meta["val_start"])
-    train = _bundle_windows(_training_candles(meta, ohlcv, same_training_data), *args, keep=lambda ix: (ix >= first) & (ix < val_start))
-    ds = SequenceDataset(train, Part(train.X[:0], train.y[:0], train.times[:0]), test, b.scaler, meta)
+    known = _training_candles(meta, ohlcv, same_training_data)
+    train = _bundle_windows(known, *args, keep=lambda ix: (ix >= first) & (ix < val_start))
+    v = meta["parts"]["val"]      # the validation windows, to recalibrate the references as the model was
+    val = _bundle_windows(known, *args, keep=lambda ix: (ix >= to_utc(v["first"])) & (ix <= to_utc(v["last"])))
+    ds = SequenceDataset(train, val, test, b.scaler, meta)
     n, thr, seed = mc_samples or meta["train"]["mc_samples"], meta["threshold"] if threshold is None else threshold, meta["train"]["seed"]
     fc = forecast(b.models, b.calibrator, test.X, n, seed)
-    metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_baselines(ds, seed=seed), thr, meta.get("max_uncertainty"), n_boot=n_boot, seed=seed)
+    metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, seed), thr, meta.get("max_uncertainty"), n_boot=n_boot, seed=seed)
     metrics = {"id": b.id, "bundle_sha256": b.sha, "data": str(data), "start": str(start), "label": spec.to_dict(),
                "calibrator": {"kind": b.calibrator.kind, "params": b.calibrator.params}, **metrics, "mc_samples": n}
     out = write_report(Path(output or get_settings().reports_dir)/(name or f"{b.id}_from_{start:%Y%m%d}"), metrics, plots,

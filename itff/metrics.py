@@ -75,11 +75,12 @@ def bootstrap_ci(stat, y, p, block:int=48, n_boot:int=500, alpha:float=0.05, see
 
 # %% ../nbs/09_metrics.ipynb #4f02df83
 def paired_bootstrap(y, p_a, p_b, score=brier_score_loss, block:int=48, n_boot:int=500, alpha:float=0.05, seed:int=0) -> dict:
-    "Difference `score(y, p_a) - score(y, p_b)` with block-bootstrap interval and two-sided p-value."
+    "Difference `score(y, p_a) - score(y, p_b)` with block-bootstrap interval and two-sided p-value (k+1)/(B+1), never 0."
     y, p_a, p_b = map(np.asarray, (y, p_a, p_b))
     d = np.array([score(y[ix], p_a[ix]) - score(y[ix], p_b[ix]) for ix in block_bootstrap_indices(len(y), block, n_boot, seed)])
     lo, hi = np.percentile(d, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    pval = min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean()))
+    k = min((d <= 0).sum(), (d >= 0).sum())          # resamples on the far side of zero
+    pval = min(1.0, 2 * (k + 1) / (len(d) + 1))        # a bootstrap p-value is at least 1/(B+1): B resamples cannot show p = 0
     return {"diff": float(score(y, p_a) - score(y, p_b)), "ci": [float(lo), float(hi)], "p_value": float(pval)}
 
 # %% ../nbs/09_metrics.ipynb #b75123e7
