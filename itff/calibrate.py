@@ -17,8 +17,8 @@ from sklearn.metrics import log_loss
 from .core import *
 
 # %% auto #0
-__all__ = ['EPS', 'METHODS', 'Calibrator', 'fit_calibrator', 'select_calibrator', 'calibrator_to_dict', 'calibrator_from_dict',
-           'save_calibrator', 'load_calibrator']
+__all__ = ['EPS', 'METHODS', 'Calibrator', 'fit_calibrator', 'purged_folds', 'out_of_fold', 'select_calibrator',
+           'calibrator_to_dict', 'calibrator_from_dict', 'save_calibrator', 'load_calibrator']
 
 # %% ../nbs/08_calibrate.ipynb #7dd42fe8
 EPS = 1e-6
@@ -65,21 +65,29 @@ def fit_calibrator(kind:str, p, y) -> Calibrator:
     raise ITFFError(f"unknown calibration method {kind!r}; expected one of {list(METHODS)}")
 
 # %% ../nbs/08_calibrate.ipynb #438cfcea
-def select_calibrator(p_val, y_val, methods=METHODS, folds:int=5) -> Calibrator:
-    "The method with the lowest blocked-CV log loss on the validation part, refitted on all of it."
+def purged_folds(n:int, folds:int=5, purge:int=0):
+    "(fit rows, held-out rows) for `folds` contiguous blocks of `n` rows, leaving `purge` rows each side of the held-out block out of the fit."
+    rows = np.arange(n)
+    for b in np.array_split(rows, folds):
+        if len(b): yield rows[(rows < b[0] - purge) | (rows > b[-1] + purge)], b
+
+def out_of_fold(kind:str, p, y, folds:int=5, purge:int=0) -> np.ndarray:
+    "Each block calibrated by a `kind` calibrator fitted on the other (purged) blocks: calibrated forecasts that never saw their outcome."
+    p, y, out = np.asarray(p, "float64"), np.asarray(y, "float64"), np.full(len(p), np.nan)
+    for fit, held in purged_folds(len(p), folds, purge):
+        if len(np.unique(y[fit])) == 2: out[held] = fit_calibrator(kind, p[fit], y[fit])(p[held])
+    return out
+
+def select_calibrator(p_val, y_val, methods=METHODS, folds:int=5, purge:int=0) -> Calibrator:
+    "The method with the lowest purged blocked-CV log loss on the validation part, refitted on all of it."
     p_val, y_val = np.asarray(p_val, "float64"), np.asarray(y_val, "float64")
-    blocks = np.array_split(np.arange(len(p_val)), folds)
     scores = {}
     for kind in methods:
-        losses = []
-        for b in blocks:
-            train = np.setdiff1d(np.arange(len(p_val)), b)
-            if len(np.unique(y_val[train])) < 2 or len(b) == 0: continue
-            losses.append(log_loss(y_val[b], fit_calibrator(kind, p_val[train], y_val[train])(p_val[b]), labels=[0, 1]))
-        scores[kind] = float(np.mean(losses)) if losses else float("inf")
+        q = out_of_fold(kind, p_val, y_val, folds, purge); ok = ~np.isnan(q)
+        scores[kind] = float(log_loss(y_val[ok], q[ok], labels=[0, 1])) if ok.any() else float("inf")
     best = min(methods, key=lambda k: (round(scores[k], 6), methods.index(k)))
     cal = fit_calibrator(best, p_val, y_val)
-    cal.params["cv_log_loss"] = scores
+    cal.params["cv_log_loss"] = scores; cal.params["cv"] = {"folds": folds, "purge": purge}
     return cal
 
 # %% ../nbs/08_calibrate.ipynb #ff2dd82a

@@ -8,6 +8,7 @@ Docs: https://itff.github.io/itff/experiment.html.md"""
 from __future__ import annotations
 import json, time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from .core import *
 from .backtest import backtest, plot_backtest
 from .calibrate import Calibrator, select_calibrator
 from .data import cli_errors, load_ohlcv
-from .datasets import SequenceDataset, build_dataset
+from .datasets import Part, SequenceDataset, build_dataset
 from .features import engineer_features
 from .labels import LabelSpec, label_spec
 from .metrics import compare, probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics, coverage_curve
@@ -27,10 +28,10 @@ from .sentiment import sentiment_features
 from .train import Climatology, baseline_probs, class_weights, ensemble_samples, fit_baselines, train_models
 
 # %% auto #0
-__all__ = ['load_inputs', 'experiment_dataset', 'forecast', 'fit_references', 'reference_probs', 'side_of', 'forward_returns',
-           'verdict', 'evaluate', 'headline_table', 'predictions_frame', 'read_predictions', 'write_report',
-           'experiment_id', 'stage_logger', 'bundle_meta', 'run_experiment', 'evaluate_bundle', 'evaluate_saved',
-           'itff_train', 'itff_evaluate']
+__all__ = ['load_inputs', 'experiment_dataset', 'part_slice', 'part_span', 'split_validation', 'forecast', 'fit_references',
+           'reference_probs', 'side_of', 'forward_returns', 'verdict', 'evaluate', 'headline_table',
+           'predictions_frame', 'read_predictions', 'write_report', 'experiment_id', 'stage_logger', 'bundle_meta',
+           'run_experiment', 'evaluate_bundle', 'evaluate_saved', 'itff_train', 'itff_evaluate']
 
 # %% ../nbs/12a_experiment.ipynb #7280cf1c
 def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentiment:bool=False, start=None, days:float=60):
@@ -42,6 +43,25 @@ def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentime
 def experiment_dataset(ohlcv, features, spec:LabelSpec, window:int=48, split=(0.7, 0.15, 0.15), embargo=None) -> SequenceDataset:
     "The labelled, split, scaled windows of an experiment."
     return build_dataset(ohlcv, features, spec, window, split, embargo)
+
+# %% ../nbs/12a_experiment.ipynb #c9d6578f
+def part_slice(part:Part, rows) -> Part:
+    "The windows of `part` at `rows` (a slice or index array)."
+    return Part(part.X[rows], part.y[rows], part.times[rows])
+
+def part_span(part:Part) -> dict:
+    "First and last window time, count and base rate of a part (JSON-ready)."
+    n = len(part.y)
+    return {"first": str(part.times[0]) if n else None, "last": str(part.times[-1]) if n else None, "windows": n,
+            "base_rate": float(part.y.mean()) if n else None}
+
+def split_validation(val:Part, horizon:int, early_stopping:float=0.5) -> tuple[Part, Part]:
+    "(early-stopping part, calibration part): the first `early_stopping` share of `val`, then the rest after a gap of `horizon` windows."
+    cut = int(round(len(val.y) * early_stopping))
+    es, cal = part_slice(val, slice(0, cut)), part_slice(val, slice(cut + horizon, None))
+    if len(es.y) == 0 or len(np.unique(cal.y)) < 2:
+        raise ITFFError(f"validation part too small to split ({len(val.y)} windows): use a longer history or a larger validation share")
+    return es, cal
 
 # %% ../nbs/12a_experiment.ipynb #1402bb9d
 def forecast(models, calibrator:Calibrator, X:np.ndarray, mc_samples:int=30, seed:int=0) -> dict[str, np.ndarray]:
@@ -191,11 +211,13 @@ def run_experiment(symbol:str="BTCUSDT", timeframe:str="1h", label:str="directio
     if ds is None:
         with stage("data"): ohlcv, feats = load_inputs(symbol, timeframe, source, include_sentiment)
         with stage("dataset"): ds = experiment_dataset(ohlcv, feats, spec, window, split)
-    log(f"{eid}: " + ", ".join(f"{k} {len(p.y):,}" for k, p in ds.parts.items()))
+    es, cal_part = split_validation(ds.val, spec.horizon)
+    log(f"{eid}: train {len(ds.train.y):,}, early stopping {len(es.y):,}, calibration {len(cal_part.y):,}, test {len(ds.test.y):,}")
     with stage("train"):
-        models, hists = train_models(ds, model_type, ensemble, seed, model_kw, progress, epochs=epochs, batch_size=batch_size,
+        models, hists = train_models(replace(ds, val=es), model_type, ensemble, seed, model_kw, progress, epochs=epochs, batch_size=batch_size,
                                      lr=lr, patience=patience, class_weight=class_weight)
-    with stage("calibrate"): cal = select_calibrator(ensemble_samples(models, ds.val.X, mc_samples, seed=seed).mean(0), ds.val.y)
+    ds = replace(ds, val=cal_part)   # from here on, "validation" is the calibration part
+    with stage("calibrate"): cal = select_calibrator(ensemble_samples(models, ds.val.X, mc_samples, seed=seed).mean(0), ds.val.y, purge=spec.horizon)
     with stage("evaluate"):
         fc = forecast(models, cal, ds.test.X, mc_samples, seed)
         metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, seed), threshold, max_uncertainty, fee_bps, slippage_bps, n_boot, seed)
@@ -203,6 +225,7 @@ def run_experiment(symbol:str="BTCUSDT", timeframe:str="1h", label:str="directio
              "seed": seed, "mc_samples": mc_samples, "model_kw": model_kw or {}, "best_epochs": [h["best_epoch"] for h in hists],
              "seconds": round(time.perf_counter() - t0, 1)}
     meta = bundle_meta(ds, eid, symbol, model_type, source, include_sentiment, threshold, max_uncertainty, cal, train)
+    meta["validation"] = {"early_stopping": part_span(es), "calibration": part_span(cal_part), "gap_windows": spec.horizon}
     metrics = {"id": eid, "label": spec.to_dict(), "calibrator": {"kind": cal.kind, "params": cal.params}, **metrics, "train": meta["train"]}
     with stage("bundle"):
         models_dir = Path(models_dir or get_settings().models_dir)/"training"
@@ -258,7 +281,7 @@ def evaluate_bundle(bundle, data=None, start=None, output=None, mc_samples:int|N
     first, val_start = to_utc(meta["data_range"][0]), to_utc(meta["val_start"])
     known = _training_candles(meta, ohlcv, same_training_data)
     train = _bundle_windows(known, *args, keep=lambda ix: (ix >= first) & (ix < val_start))
-    v = meta["parts"]["val"]      # the validation windows, to recalibrate the references as the model was
+    v = meta.get("validation", {}).get("calibration") or meta["parts"]["val"]   # where the model was calibrated: the references are too
     val = _bundle_windows(known, *args, keep=lambda ix: (ix >= to_utc(v["first"])) & (ix <= to_utc(v["last"])))
     ds = SequenceDataset(train, val, test, b.scaler, meta)
     n, thr, seed = mc_samples or meta["train"]["mc_samples"], meta["threshold"] if threshold is None else threshold, meta["train"]["seed"]
