@@ -46,13 +46,15 @@ class ApiConfig:
     max_body:int             # ITFF_API_MAX_BODY: largest accepted request body, bytes
     candles_source:str       # ITFF_CANDLES_SOURCE: where the webhook gets recent candles (bundled, ccxt, yfinance, a file)
     rate_limit_storage:str = "memory://"  # ITFF_API_RATE_LIMIT_STORAGE: shared counter store, e.g. redis://host:6379
+    refuse_no_skill:bool = False  # ITFF_API_REFUSE_NO_SKILL=1: refuse bundles whose validation showed no skill
 
     @classmethod
     def from_env(cls, env=None) -> "ApiConfig":
         env = os.environ if env is None else env
         return cls(get_settings(env).models_dir, env.get("ITFF_API_TOKEN") or None, env.get("ITFF_WEBHOOK_SECRET") or None,
                    env.get("ITFF_API_RATE_LIMIT") or None, int(env.get("ITFF_API_MAX_BODY") or 1_000_000),
-                   env.get("ITFF_CANDLES_SOURCE") or "bundled", env.get("ITFF_API_RATE_LIMIT_STORAGE") or "memory://")
+                   env.get("ITFF_CANDLES_SOURCE") or "bundled", env.get("ITFF_API_RATE_LIMIT_STORAGE") or "memory://",
+                   (env.get("ITFF_API_REFUSE_NO_SKILL") or "") in ("1", "true", "yes"))
 
 # %% ../nbs/16_api.ipynb #10b35275
 def field_error(field:str, msg:str, value=None) -> RequestValidationError:
@@ -63,14 +65,15 @@ class ModelRegistry:
     "Predictors loaded from bundle folders, and the bundles that failed to load."
     def __init__(self): self.predictors, self.failed, self.loading = {}, {}, False
 
-    def load_all(self, models_dir, on_failure=lambda name, err: None):
-        "Load every bundle under `models_dir/training`; returns self."
+    def load_all(self, models_dir, on_failure=lambda name, err: None, refuse_no_skill:bool=False):
+        "Load every bundle under `models_dir/training` (refusing those without validation skill if asked); returns self."
         self.loading = True
         try:
             for d in sorted(Path(models_dir, "training").glob("*/")):
                 if not (d/HASHES).exists() and not (d/"meta.json").exists(): continue
                 try:
                     p = Predictor(load_bundle(d)); m = p.bundle.meta
+                    if refuse_no_skill and p.skill == "no_skill": raise ITFFError("validation showed no skill over climatology (ITFF_API_REFUSE_NO_SKILL)")
                     self.predictors[(m["symbol"], m["timeframe"], m["label"]["name"], m["model_type"])] = p
                 except Exception as e:  # any failure refuses this bundle only
                     self.failed[d.name] = f"{type(e).__name__}: {e}"; on_failure(d.name, e)
@@ -126,7 +129,10 @@ class Prediction(BaseModel):
     probability: float = Field(description="calibrated probability of the label")
     mc_mean: float = Field(description="raw mean of the MC samples, before calibration")
     mc_std: float; entropy: float; expected_entropy: float; mutual_info: float
-    decision: bool = Field(description="probability ≥ threshold"); threshold: float
+    decision: bool = Field(description="act: probability ≥ threshold and MC std ≤ max_uncertainty (both chosen on validation)")
+    threshold: float; max_uncertainty: float | None = Field(None, description="MC-std cut-off chosen on validation (None: none)")
+    uncertain: bool = Field(False, description="the MC std exceeded max_uncertainty, so the decision abstained")
+    skill: Literal["ok", "no_skill", "unknown"] = Field("unknown", description="did validation show skill over climatology? no_skill: treat as uninformative")
     mc_samples: int; model: ModelInfo; bar_time: str | None = None; latency_ms: float; request_id: str
 
 # %% ../nbs/16_api.ipynb #2bebc304
@@ -221,7 +227,8 @@ def _start_loading(app):
     def run():
         try:
             reg = ModelRegistry(); reg.loading = True; app.state.registry = reg
-            reg.load_all(cfg.models_dir, on_failure=lambda name, e: (m.load_failures.inc(), logging.getLogger("itff.api").error("bundle %s refused: %s", name, e)))
+            reg.load_all(cfg.models_dir, on_failure=lambda name, e: (m.load_failures.inc(), logging.getLogger("itff.api").error("bundle %s refused: %s", name, e)),
+                         refuse_no_skill=cfg.refuse_no_skill)
             m.loaded.set(len(reg.predictors))
         finally: app.state.loaded.set()
     threading.Thread(target=run, name="itff-load-bundles", daemon=True).start()

@@ -15,12 +15,12 @@ import pandas as pd
 from fastcore.script import call_parse
 from .core import *
 from .backtest import backtest, plot_backtest
-from .calibrate import Calibrator, select_calibrator
+from .calibrate import Calibrator, out_of_fold, purged_folds, select_calibrator
 from .data import cli_errors, load_ohlcv
 from .datasets import Part, SequenceDataset, build_dataset
 from .features import engineer_features
 from .labels import LabelSpec, label_spec
-from .metrics import compare, probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics, coverage_curve
+from .metrics import compare, paired_bootstrap, probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics, coverage_curve
 from .artifacts import load_bundle, write_bundle
 from .models import MODEL_TYPES, mc_summary
 from .plots import plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty, save_figure
@@ -29,9 +29,10 @@ from .train import Climatology, baseline_probs, class_weights, ensemble_samples,
 
 # %% auto #0
 __all__ = ['load_inputs', 'experiment_dataset', 'part_slice', 'part_span', 'split_validation', 'forecast', 'fit_references',
-           'reference_probs', 'side_of', 'forward_returns', 'verdict', 'evaluate', 'headline_table',
-           'predictions_frame', 'read_predictions', 'write_report', 'experiment_id', 'stage_logger', 'bundle_meta',
-           'run_experiment', 'evaluate_bundle', 'evaluate_saved', 'itff_train', 'itff_evaluate']
+           'reference_probs', 'side_of', 'forward_returns', 'verdict', 'evaluate', 'headline_table', 'choose_threshold',
+           'choose_max_uncertainty', 'validation_skill', 'predictions_frame', 'read_predictions', 'write_report',
+           'experiment_id', 'stage_logger', 'bundle_meta', 'choose_decisions', 'run_experiment', 'evaluate_bundle',
+           'evaluate_saved', 'itff_train', 'itff_evaluate']
 
 # %% ../nbs/12a_experiment.ipynb #7280cf1c
 def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentiment:bool=False, start=None, days:float=60):
@@ -139,6 +140,46 @@ def headline_table(metrics:dict) -> pd.DataFrame:
                       "p vs clim.": _p_value(r.get("p_vs_climatology")), "p vs GBM": _p_value(r.get("p_vs_gbm"))}
     return pd.DataFrame(rows).T
 
+# %% ../nbs/12a_experiment.ipynb #1fa96322
+def _net(side_fwd, act, fee_bps) -> float: return float(side_fwd[act].mean() - 2 * fee_bps / 1e4) if act.any() else float("nan")
+
+def choose_threshold(y, p, forward_return, fee_bps:float=10, side:int=1, min_signals:int=30) -> dict:
+    "The validation threshold with the best mean net return per signal (≥ `min_signals` signals); 1.0 (never act) when none beats the fees."
+    sweep = threshold_sweep(y, p, forward_return, fee_bps=fee_bps, side=side)
+    ok = sweep[(sweep.signals >= min_signals) & sweep.mean_net_return.notna()]
+    rule = f"best mean net return per signal after {2 * fee_bps:g} bps round-trip fees, at least {min_signals} signals, on the calibration part"
+    if ok.empty or ok.mean_net_return.max() <= 0:
+        return {"threshold": 1.0, "acts": False, "rule": rule, "reason": "no threshold earned more than the fees on validation",
+                "sweep": sweep.to_dict(orient="list")}
+    best = ok.loc[ok.mean_net_return.idxmax()]
+    return {"threshold": float(best.threshold), "acts": True, "rule": rule, "validation_net_return": float(best.mean_net_return),
+            "validation_signals": int(best.signals), "validation_precision": float(best.precision), "sweep": sweep.to_dict(orient="list")}
+
+# %% ../nbs/12a_experiment.ipynb #4cf7e088
+def choose_max_uncertainty(p, std, forward_return, threshold:float, fee_bps:float=10, side:int=1, min_signals:int=30,
+                           coverages=(0.5, 0.6, 0.7, 0.8, 0.9)) -> dict:
+    "The MC-std cut-off (a validation quantile) whose kept signals earn most, or None when abstaining does not help."
+    p, std, r = np.asarray(p), np.asarray(std), side * np.asarray(forward_return)
+    act = p >= threshold
+    best = {"max_uncertainty": None, "coverage": 1.0, "validation_net_return": _net(r, act, fee_bps)}
+    for c in coverages:
+        cut = float(np.quantile(std, c)); keep = act & (std <= cut)
+        if keep.sum() >= min_signals and _net(r, keep, fee_bps) > np.nan_to_num(best["validation_net_return"], nan=-np.inf):
+            best = {"max_uncertainty": cut, "coverage": c, "validation_net_return": _net(r, keep, fee_bps)}
+    return best | {"rule": f"MC-std quantile (coverage {min(coverages):g}–1) with the best mean net return of kept signals (≥ {min_signals}) on the calibration part"}
+
+# %% ../nbs/12a_experiment.ipynb #43f6621f
+def validation_skill(y, p_raw, kind:str, horizon:int, timeframe:str, alpha:float=0.05, n_boot:int=300, seed:int=0) -> dict:
+    "Out-of-fold Brier of the calibrated model vs the fair climatology on the calibration part, with its paired test."
+    y = np.asarray(y, "float64")
+    q = out_of_fold(kind, p_raw, y, purge=horizon); clim = np.full(len(y), np.nan)
+    for fit, held in purged_folds(len(y), purge=horizon): clim[held] = y[fit].mean()
+    ok = ~np.isnan(q) & ~np.isnan(clim)
+    block = max(2, int(pd.Timedelta("2D") / timeframe_delta(timeframe)))
+    t = paired_bootstrap(y[ok], q[ok], clim[ok], block=block, n_boot=n_boot, seed=seed)
+    return {"has_skill": bool(t["diff"] < 0 and t["p_value"] < alpha), "brier_minus_climatology": t["diff"], "p_value": t["p_value"],
+            "alpha": alpha, "n": int(ok.sum()), "test": "paired block-bootstrap Brier test, out-of-fold calibrated model vs climatology, calibration part"}
+
 # %% ../nbs/12a_experiment.ipynb #1df916da
 def predictions_frame(plot_inputs:dict) -> pd.DataFrame:
     "One row per scored bar: time, outcome, every forecast's probability, MC std and mutual information, forward return."
@@ -193,12 +234,26 @@ def bundle_meta(ds, eid, symbol, model_type, source, include_sentiment, threshol
     return {**ds.meta, "id": eid, "symbol": normalize_symbol(symbol), "model_type": model_type, "source": source,
             "include_sentiment": include_sentiment, "threshold": threshold, "max_uncertainty": max_uncertainty, "calibrator": cal.kind, "train": train}
 
+# %% ../nbs/12a_experiment.ipynb #2a6ca7c1
+def choose_decisions(models, cal:Calibrator, ds:SequenceDataset, ohlcv, spec:LabelSpec, threshold:float|None=None,
+                     max_uncertainty:float|None=None, mc_samples:int=30, fee_bps:float=10, seed:int=0, min_signals:int|None=None) -> dict:
+    "Threshold, uncertainty cut-off and skill gate from the calibration part (`ds.val`); a given `threshold` overrides the rule."
+    s = mc_summary(ensemble_samples(models, ds.val.X, mc_samples, seed=seed)); p = cal(s["mean"])
+    fwd, side = forward_returns(ohlcv, ds.val.times, spec.horizon), side_of(spec)
+    n_min = min_signals or max(30, len(p) // 50)
+    out = choose_threshold(ds.val.y, p, fwd, fee_bps, side, n_min) if threshold is None else \
+          {"threshold": float(threshold), "acts": True, "rule": "set by the user (--threshold)"}
+    unc = choose_max_uncertainty(p, s["std"], fwd, out["threshold"], fee_bps, side, n_min) if max_uncertainty is None and out["acts"] else \
+          {"max_uncertainty": max_uncertainty, "rule": "set by the user" if max_uncertainty is not None else "none: the bundle does not act"}
+    skill = validation_skill(ds.val.y, s["mean"], cal.kind, spec.horizon, spec.timeframe, seed=seed)
+    return {**out, "max_uncertainty": unc["max_uncertainty"], "uncertainty_rule": unc["rule"], "skill": skill}
+
 # %% ../nbs/12a_experiment.ipynb #0370f714
 def run_experiment(symbol:str="BTCUSDT", timeframe:str="1h", label:str="direction", model_type:str="lstm",
                    source:str="bundled", window:int=48, split=(0.7, 0.15, 0.15), include_sentiment:bool=False,
                    horizon:int|None=None, theta:float|None=None,
                    epochs:int=30, batch_size:int=256, lr:float=1e-3, patience:int=4, class_weight:str|None=None,
-                   ensemble:int=1, mc_samples:int=30, threshold:float=0.5, max_uncertainty:float|None=None,
+                   ensemble:int=1, mc_samples:int=30, threshold:float|None=None, max_uncertainty:float|None=None, # None: chosen on validation
                    fee_bps:float=10, slippage_bps:float=5, seed:int=0, model_kw:dict|None=None,
                    models_dir=None, reports_dir=None, n_boot:int=300, progress:bool=True, log=print,
                    ohlcv:pd.DataFrame|None=None, ds:SequenceDataset|None=None, # precomputed inputs (the pipeline shares them)
@@ -217,7 +272,10 @@ def run_experiment(symbol:str="BTCUSDT", timeframe:str="1h", label:str="directio
         models, hists = train_models(replace(ds, val=es), model_type, ensemble, seed, model_kw, progress, epochs=epochs, batch_size=batch_size,
                                      lr=lr, patience=patience, class_weight=class_weight)
     ds = replace(ds, val=cal_part)   # from here on, "validation" is the calibration part
-    with stage("calibrate"): cal = select_calibrator(ensemble_samples(models, ds.val.X, mc_samples, seed=seed).mean(0), ds.val.y, purge=spec.horizon)
+    with stage("calibrate"):
+        cal = select_calibrator(ensemble_samples(models, ds.val.X, mc_samples, seed=seed).mean(0), ds.val.y, purge=spec.horizon)
+        decision = choose_decisions(models, cal, ds, ohlcv, spec, threshold, max_uncertainty, mc_samples, fee_bps, seed)
+        threshold, max_uncertainty = decision["threshold"], decision["max_uncertainty"]
     with stage("evaluate"):
         fc = forecast(models, cal, ds.test.X, mc_samples, seed)
         metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, seed), threshold, max_uncertainty, fee_bps, slippage_bps, n_boot, seed)
@@ -226,6 +284,8 @@ def run_experiment(symbol:str="BTCUSDT", timeframe:str="1h", label:str="directio
              "seconds": round(time.perf_counter() - t0, 1)}
     meta = bundle_meta(ds, eid, symbol, model_type, source, include_sentiment, threshold, max_uncertainty, cal, train)
     meta["validation"] = {"early_stopping": part_span(es), "calibration": part_span(cal_part), "gap_windows": spec.horizon}
+    meta["decision"], meta["skill"] = {k: v for k, v in decision.items() if k != "skill"}, decision["skill"]
+    metrics["decision"], metrics["skill"] = meta["decision"], meta["skill"]
     metrics = {"id": eid, "label": spec.to_dict(), "calibrator": {"kind": cal.kind, "params": cal.params}, **metrics, "train": meta["train"]}
     with stage("bundle"):
         models_dir = Path(models_dir or get_settings().models_dir)/"training"
@@ -317,7 +377,7 @@ def itff_train(
     model:str="lstm", # lstm or transformer
     source:str="bundled", # candles: bundled, ccxt, yfinance or a CSV/parquet path
     class_weight:str=None, # 'balanced' to reweight rare labels
-    threshold:float=0.5, # decision threshold on the calibrated probability
+    threshold:float=None, # decision threshold on the calibrated probability (default: chosen on validation)
     mc_samples:int=30, # Monte-Carlo dropout samples per bar
     epochs:int=30, # maximum epochs (early stopping on validation log loss)
     ensemble:int=1, # deep-ensemble members

@@ -21,7 +21,8 @@ from .models import MODEL_TYPES
 from .sentiment import sentiment_features
 
 # %% auto #0
-__all__ = ['pipeline_lock', 'prepare_data', 'summary_row', 'run_pipeline', 'data_only', 'itff_pipeline', 'itff_demo']
+__all__ = ['pipeline_lock', 'prepare_data', 'skill_words', 'summary_row', 'run_pipeline', 'data_only', 'itff_pipeline',
+           'itff_demo']
 
 # %% ../nbs/14_pipeline.ipynb #89592c00
 @contextmanager
@@ -56,17 +57,22 @@ def prepare_data(symbol:str="BTCUSDT", timeframe:str="1h", source:str="bundled",
     return ohlcv, out
 
 # %% ../nbs/14_pipeline.ipynb #c9fac583
+def skill_words(skill:dict|None) -> str:
+    "The skill gate in words: 'yes (p=…)' or 'NO (p=…): forecasts labelled no_skill'."
+    if not skill: return "unknown"
+    return f"yes (p={skill['p_value']:.3f})" if skill["has_skill"] else f"NO (p={skill['p_value']:.3f}): forecasts labelled no_skill"
+
 def summary_row(label:str, model_type:str, m:dict, seconds:float) -> dict:
     "One line of the pipeline summary from an experiment's metrics."
     s, base = m["scores"]["model"], {k: m["scores"][k]["brier"] for k in ("climatology", "logistic", "gbm")}
     best = min(base, key=base.get)
     return {"label": label, "model": model_type, "auc": round(s["roc_auc"], 4), "brier": round(s["brier"], 5), "bss": round(s["bss"], 4),
             "ece": round(s["ece"], 4), "best_baseline": f"{best} {base[best]:.5f}", "verdict": m["verdict"].removeprefix("model "),
-            "bundle": m["bundle"], "seconds": round(seconds, 1)}
+            "threshold": m.get("decision", {}).get("threshold"), "skill": skill_words(m.get("skill")), "bundle": m["bundle"], "seconds": round(seconds, 1)}
 
 def run_pipeline(symbol:str="BTCUSDT", timeframe:str="1h", source:str="bundled", days:float=60, include_sentiment:bool=False,
                  labels=("direction", "level_up"), model_types=("lstm", "transformer"), class_weight:str|None=None,
-                 threshold:float=0.5, ensemble:int=1, mc_samples:int=30, window:int=48, epochs:int=30,
+                 threshold:float|None=None, ensemble:int=1, mc_samples:int=30, window:int=48, epochs:int=30,
                  models_dir=None, reports_dir=None, log=print, progress:bool=True, **experiment_kw) -> pd.DataFrame:
     "Run every stage for every label × model under the pipeline lock; returns the summary table."
     bad = [m for m in model_types if m not in MODEL_TYPES]
@@ -111,7 +117,7 @@ def itff_pipeline(
     labels:str=None, # comma-separated labels instead of the two flags (e.g. level_down,triple_barrier)
     model_type:str="lstm", # comma-separated: lstm, transformer
     class_weight:str=None, # 'balanced' to reweight rare labels
-    threshold:float=0.5, # decision threshold on the calibrated probability
+    threshold:float=None, # decision threshold on the calibrated probability (default: chosen on validation)
     ensemble:int=1, # deep-ensemble members
     mc_samples:int=30, # MC-dropout samples per bar
     epochs:int=30, # maximum epochs (early stopping on validation log loss)
@@ -130,6 +136,8 @@ def itff_pipeline(
             if os.environ.get("ITFF_DEBUG"): traceback.print_exc(file=sys.stderr)
             sys.exit(1)
         print("\n" + summary.drop(columns=["bundle"]).to_string(index=False))
+        for _, r in summary[summary.skill.str.startswith("NO")].iterrows():
+            print(f"⚠ {r.label} {r.model}: validation showed no skill over climatology; the service and reports label its forecasts no_skill")
         print(f"\nbundles in {get_settings().models_dir/'training'}, reports in {get_settings().reports_dir}")
         return summary
 

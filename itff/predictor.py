@@ -26,6 +26,9 @@ class Predictor:
         self.bundle, m = bundle, bundle.meta
         self.window, self.features, self.timeframe = m["window"], list(bundle.scaler.features), m["timeframe"]
         self.horizon, self.threshold = m["horizon"], float(m.get("threshold", 0.5))
+        self.max_uncertainty = m.get("max_uncertainty")   # chosen on validation: abstain above this MC std
+        has = m.get("skill", {}).get("has_skill")
+        self.skill = "unknown" if has is None else ("ok" if has else "no_skill")   # the validation skill gate
         self.mc_samples = int(mc_samples or m.get("train", {}).get("mc_samples", 30))
         self.seed = int(m.get("train", {}).get("seed", 0))
         import jax.numpy as jnp
@@ -76,13 +79,19 @@ def samples(self, window, mc_samples:int|None=None) -> np.ndarray:
     return np.concatenate([np.asarray(f(tv, ntv, batch)) for f, tv, ntv in zip(self._fns, self._tv, self._ntv)])
 
 @patch_to(Predictor)
+def _decide(self, p:float, std:float) -> dict:
+    "Act when p ≥ threshold and the MC std is within the bundle's cut-off; say when uncertainty vetoed it."
+    uncertain = self.max_uncertainty is not None and std > self.max_uncertainty
+    return {"decision": bool(p >= self.threshold and not uncertain), "uncertain": bool(uncertain)}
+
+@patch_to(Predictor)
 def predict_window(self, window, mc_samples:int|None=None) -> dict:
     "Calibrated probability, MC mean/std, entropy, mutual information and decision for one (window, F) array."
     s = mc_summary(self.samples(window, mc_samples)[:, None])
     p = float(self.bundle.calibrator(s["mean"])[0])
     return {"probability": p, "mc_mean": float(s["mean"][0]), "mc_std": float(s["std"][0]), "entropy": float(s["entropy"][0]),
             "expected_entropy": float(s["expected_entropy"][0]), "mutual_info": float(s["mutual_info"][0]),
-            "decision": bool(p >= self.threshold), "threshold": self.threshold,
+            **self._decide(p, float(s["std"][0])), "threshold": self.threshold, "max_uncertainty": self.max_uncertainty, "skill": self.skill,
             "mc_samples": self._n(mc_samples) * len(self._fns), "model": self.bundle.info()}
 
 # %% ../nbs/13_predictor.ipynb #73d46ce4
@@ -118,4 +127,5 @@ def predict_windows(self, X, mc_samples:int|None=None, chunk:int=256) -> pd.Data
     s = mc_summary(ensemble_samples(self.bundle.models, self.bundle.scaler.transform(X), self._n(mc_samples), seed=self.seed, chunk=chunk))
     out = pd.DataFrame({"probability": self.bundle.calibrator(s["mean"]), "mc_mean": s["mean"], "mc_std": s["std"],
                         "entropy": s["entropy"], "mutual_info": s["mutual_info"]})
-    return out.assign(decision=out.probability >= self.threshold)
+    uncertain = out.mc_std > self.max_uncertainty if self.max_uncertainty is not None else False
+    return out.assign(decision=(out.probability >= self.threshold) & ~uncertain, uncertain=uncertain)

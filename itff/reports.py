@@ -20,7 +20,7 @@ from .data import bundled_path, cli_errors
 from .experiment import evaluate_bundle, experiment_id, headline_table
 from .labels import label_spec
 from .models import MODEL_TYPES
-from .pipeline import pipeline_lock
+from .pipeline import pipeline_lock, skill_words
 
 # %% auto #0
 __all__ = ['FORECAST_NAMES', 'REPORT_FIGURES', 'REPORT_PARAMS', 'SUMMARY_COLUMNS', 'INDEX_STYLE', 'template_path',
@@ -60,7 +60,8 @@ def report_facts(metrics:dict, meta:dict) -> pd.DataFrame:
             "data": metrics["data"], "trained on": f"{meta['data_range'][0][:10]} … {meta['val_start'][:10]} (validation from {meta['val_start'][:10]})",
             "scored on": f"{t['first'][:16]} … {t['last'][:16]} ({t['n']:,} bars)",
             "base rate": f"training {t['base_rate_train']:.3f}, reference {t.get('base_rate_reference', t['base_rate_train']):.3f}, scored bars {t['base_rate_test']:.3f}",
-            "calibrator": metrics["calibrator"]["kind"], "decision threshold": f"{th:.2f}", "MC samples": str(metrics["mc_samples"])}
+            "calibrator": metrics["calibrator"]["kind"], "decision threshold": f"{th:.2f} ({meta.get('decision', {}).get('rule', 'as stored')})",
+            "validation skill": skill_words(meta.get("skill")), "MC samples": str(metrics["mc_samples"])}
     return pd.DataFrame({"value": rows}).rename_axis("")
 
 # %% ../nbs/15_reports.ipynb #05070d85

@@ -87,6 +87,8 @@ def test_predict_sequence_matches_predictor(secured, models, window):
     local = Predictor.load("BTCUSDT", "1h", "direction", "lstm", models_dir=models).predict_window(window, 30)
     for k in ("probability", "mc_mean", "mc_std", "entropy", "mutual_info", "decision", "threshold"):
         assert body[k] == pytest.approx(local[k], abs=1e-6), k
+    assert body["skill"] == local["skill"] in ("ok", "no_skill") and body["uncertain"] == local["uncertain"]
+    assert body["max_uncertainty"] == local["max_uncertainty"]
     assert body["model"]["sha256"] == local["model"]["sha256"] and body["request_id"] == r.headers["x-request-id"]
     assert body["latency_ms"] > 0
     m = httpx.get(secured.url + "/metrics").text
@@ -233,3 +235,23 @@ def test_shipped_templates_work_as_tradingview_fills_them(secured, name):
     r = httpx.post(secured.url + "/webhook/tradingview", content=filled, headers={"content-type": ctype}, timeout=30)
     assert r.status_code == 200, r.text
     assert r.json()["target"] == ("level_up" if "level_up" in name else "direction") and r.json()["stale"] is False
+
+
+def test_skill_gate_labels_or_refuses(models, window, tmp_path):
+    "A bundle whose validation showed no skill is served labelled no_skill, or refused with ITFF_API_REFUSE_NO_SKILL=1."
+    from itff.artifacts import load_bundle, write_bundle
+    b = load_bundle(models/"training/BTCUSDT_1h_direction_lstm")
+    skill = {**b.meta["skill"], "has_skill": False, "p_value": 0.4}
+    write_bundle(tmp_path/"training/BTCUSDT_1h_direction_lstm", b.models, b.scaler, b.calibrator, {**b.meta, "skill": skill}, b.metrics)
+    served = Server(tmp_path)
+    try:
+        r = post(served, {"symbol": "BTCUSDT", "target": "direction", "sequence": window.tolist()}, token=None)
+        assert r.status_code == 200 and r.json()["skill"] == "no_skill"
+    finally: served.stop()
+    refusing = Server(tmp_path, ITFF_API_REFUSE_NO_SKILL="1")
+    try:
+        h = httpx.get(refusing.url + "/health").json()
+        assert h["bundles"] == [] and "no skill" in h["failed"]["BTCUSDT_1h_direction_lstm"]
+        r = post(refusing, {"symbol": "BTCUSDT", "target": "direction", "sequence": window.tolist()}, token=None)
+        assert r.status_code == 422 and "no loaded model" in r.text
+    finally: refusing.stop()

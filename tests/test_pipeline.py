@@ -98,3 +98,19 @@ def test_pipeline_lock_and_failures(trained, tmp_path):
         assert r.returncode == 2 and message in r.stderr, (args, r.stderr[-400:])
         assert "Traceback" not in r.stderr
     assert {k for k in snapshot(tmp_path) if ".itff-pipeline.lock" not in str(k)} == set(before)
+
+
+def test_decisions_and_skill_gate_chosen_on_validation(tiny_home):
+    "Without --threshold, the bundle's threshold, uncertainty cut-off and skill verdict come from the calibration part and drive the Predictor."
+    b = load_bundle(tiny_home/"models/training/BTCUSDT_1h_direction_lstm")
+    d, v, skill = b.meta["decision"], b.meta["validation"], b.meta["skill"]
+    assert d["rule"].startswith("best mean net return") and b.meta["threshold"] == d["threshold"]
+    assert b.meta["max_uncertainty"] == d["max_uncertainty"]
+    assert v["early_stopping"]["last"] < v["calibration"]["first"] and v["gap_windows"] == b.meta["horizon"]
+    assert skill["p_value"] >= 1 / 301 and skill["has_skill"] == (skill["brier_minus_climatology"] < 0 and skill["p_value"] < 0.05)
+    assert len(d["sweep"]["threshold"]) == 19                                       # the validation sweep it chose from is kept
+    pred = Predictor(b)
+    assert pred.threshold == d["threshold"] and pred.max_uncertainty == d["max_uncertainty"]
+    assert pred.skill == ("ok" if skill["has_skill"] else "no_skill")
+    out = pred.predict_window(np.zeros((16, len(pred.features))))
+    assert out["skill"] == pred.skill and out["decision"] == (out["probability"] >= pred.threshold and not out["uncertain"])
