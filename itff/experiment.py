@@ -18,7 +18,7 @@ from .backtest import backtest, plot_backtest
 from .calibrate import Calibrator, out_of_fold, purged_folds, select_calibrator
 from .data import cli_errors, load_ohlcv
 from .datasets import Part, SequenceDataset, build_dataset
-from .features import engineer_features
+from .features import FEATURE_WARMUP, engineer_features
 from .labels import LabelSpec, label_spec
 from .metrics import compare, paired_bootstrap, probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics, coverage_curve
 from .artifacts import load_bundle, write_bundle
@@ -31,8 +31,8 @@ from .train import Climatology, baseline_probs, class_weights, ensemble_samples,
 __all__ = ['load_inputs', 'experiment_dataset', 'part_slice', 'part_span', 'split_validation', 'forecast', 'fit_references',
            'reference_probs', 'side_of', 'forward_returns', 'verdict', 'evaluate', 'headline_table', 'choose_threshold',
            'choose_max_uncertainty', 'validation_skill', 'predictions_frame', 'read_predictions', 'write_report',
-           'experiment_id', 'stage_logger', 'bundle_meta', 'choose_decisions', 'run_experiment', 'evaluate_bundle',
-           'evaluate_saved', 'itff_train', 'itff_evaluate']
+           'experiment_id', 'stage_logger', 'bundle_meta', 'choose_decisions', 'run_experiment', 'check_out_of_sample',
+           'with_warmup', 'evaluate_bundle', 'evaluate_saved', 'itff_train', 'itff_evaluate']
 
 # %% ../nbs/12a_experiment.ipynb #7280cf1c
 def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentiment:bool=False, start=None, days:float=60):
@@ -326,15 +326,40 @@ def _training_candles(meta:dict, data:pd.DataFrame, same:bool=False) -> pd.DataF
         raise DataError(f"the candles in {src!r} differ from those the bundle was trained on (sha256 mismatch): pass the training data file")
     return cand
 
+# %% ../nbs/12a_experiment.ipynb #3d76590e
+def check_out_of_sample(meta:dict, start, allow_in_sample:bool=False):
+    "Refuse a `start` inside the bundle's training or validation period: scores there are in-sample."
+    seen = meta.get("validation", {}).get("calibration", {}).get("last") or meta["parts"]["val"]["last"]
+    if to_utc(start) <= to_utc(seen) and not allow_in_sample:
+        raise DataError(f"--start {start} is inside the bundle's training/validation period (it saw bars up to {seen}): "
+                        f"scores there are in-sample. Start after {seen[:10]}, or pass --allow-in-sample to score it anyway")
+
+def with_warmup(ohlcv:pd.DataFrame, meta:dict, start, prepend_history:bool=False, log=print) -> pd.DataFrame:
+    "Candles with the bars the first scored window needs before `start` (window + feature warm-up), prepending bundled history if asked."
+    from itff.data import bundled_path
+    need, step = meta["window"] + FEATURE_WARMUP, timeframe_delta(meta["timeframe"])
+    have = int((ohlcv.index < to_utc(start)).sum())
+    if have < need and prepend_history:
+        hist = load_ohlcv(meta["symbol"], meta["timeframe"], "bundled")
+        ohlcv = pd.concat([hist[hist.index < ohlcv.index[0]], ohlcv]); have = int((ohlcv.index < to_utc(start)).sum())
+    log(f"warm-up: the first scored window needs {need} bars before {start} (window {meta['window']} + features {FEATURE_WARMUP}); "
+        f"the data has {have}" + ("" if have >= need else f": windows start {need - have} bars ({(need - have) * step}) later; --prepend-history fills them from the bundled candles"))
+    return ohlcv
+
 # %% ../nbs/12a_experiment.ipynb #92ad736c
 def evaluate_bundle(bundle, data=None, start=None, output=None, mc_samples:int|None=None, threshold:float|None=None,
-                    n_boot:int=300, log=print, same_training_data:bool=False, name:str|None=None) -> dict:
+                    n_boot:int=300, log=print, same_training_data:bool=False, name:str|None=None,
+                    allow_in_sample:bool=False, # score a start inside the training/validation period anyway
+                    prepend_history:bool=False, # put the bundled candles before a file that starts too late for warm-up
+                   ) -> dict:
     "Score a bundle on `data` (an OHLCV file, 'bundled', 'ccxt', …; default: its own source) from `start` on, beside references refitted on its training and validation ranges."
     b = load_bundle(bundle); meta = b.meta
     spec = LabelSpec(meta["label"]["name"], meta["label"]["horizon"], meta["label"]["theta"], meta["label"]["timeframe"])
     data = meta.get("source", "bundled") if data is None else data
     ohlcv = load_ohlcv(meta["symbol"], spec.timeframe, str(data))
     start = to_utc(start) if start is not None else to_utc(meta["parts"]["test"]["first"])
+    check_out_of_sample(meta, start, allow_in_sample)
+    ohlcv = with_warmup(ohlcv, meta, start, prepend_history, log)
     args = (spec, b.scaler, meta["window"], meta.get("include_sentiment", False), meta["symbol"])
     test = _bundle_windows(ohlcv, *args, keep=lambda ix: ix >= start)
     if len(test.y) == 0: raise DataError(f"{data}: no complete window ends at or after {start} (need {meta['window']} + warm-up bars and {spec.horizon} bars of future)")
@@ -405,10 +430,12 @@ def itff_evaluate(
     bundle:str=None, # score this bundle folder instead (with --data)
     data:str=None, # with --bundle: OHLCV file (bundled format) or 'bundled'
     start:str=None, # with --bundle: score windows ending at or after this date (default: the bundle's test start)
+    allow_in_sample:bool=False, # with --bundle: allow a --start inside the training/validation period
+    prepend_history:bool=False, # with --bundle: prepend the bundled candles when --data starts too late for warm-up
 ):
     "Evaluate a trained model against the baselines (its test part, or --bundle on --data from --start); write metrics, plots, CSVs."
     with cli_errors():
         if bundle or data:
             if not (bundle and data): raise ITFFError("--bundle and --data go together")
-            return evaluate_bundle(bundle, data, start, output, mc_samples, threshold)
+            return evaluate_bundle(bundle, data, start, output, mc_samples, threshold, allow_in_sample=allow_in_sample, prepend_history=prepend_history)
         return evaluate_saved(symbol, timeframe, label, model, mc_samples, threshold, output)

@@ -65,6 +65,12 @@ def test_evaluate_bundle_reproduces_stored_metrics(trained):
                     "--output", home/"eval2", cwd=home)
     assert later.returncode == 0, later.stderr
     assert json.loads(next((home/"eval2").glob("*/metrics.json")).read_text())["test"]["n"] < stored["test"]["n"]
+    inside = run_cli("itff-evaluate", "--bundle", home/f"models/training/{ID}", "--data", candles, "--start", "2022-01-10",
+                     "--output", home/"eval3", cwd=home)
+    assert inside.returncode == 2 and "in-sample" in inside.stderr and "--allow-in-sample" in inside.stderr and not (home/"eval3").exists()
+    allowed = run_cli("itff-evaluate", "--bundle", home/f"models/training/{ID}", "--data", candles, "--start", "2022-01-10",
+                      "--allow-in-sample", "--output", home/"eval3", cwd=home)
+    assert allowed.returncode == 0 and "warm-up: the first scored window needs" in allowed.stdout
 
 
 def flip_byte(path):
