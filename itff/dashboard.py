@@ -20,6 +20,7 @@ from .data import cli_errors, load_ohlcv
 from .experiment import read_predictions
 from .metrics import coverage_curve, threshold_sweep
 from .plots import plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty
+from .pipeline import skill_words
 from .reports import comparison_table, plain_verdict, read_summary
 
 # %% auto #0
@@ -169,7 +170,7 @@ class Dashboard:
 def _build(self):
     w = self.w
     self.sel = {k: w.Dropdown(description=k, layout=w.Layout(width="220px")) for k in ("symbol", "timeframe", "label", "model")}
-    self.threshold = w.FloatSlider(0.5, min=0.05, max=0.95, step=0.01, description="threshold", continuous_update=False,
+    self.threshold = w.FloatSlider(0.5, min=0.05, max=1.0, step=0.01, description="threshold", continuous_update=False,   # 1.0: never act
                                    readout_format=".2f", layout=w.Layout(width="420px"))
     self.html = {k: w.HTML() for k in ("info", "metrics", "stats", "live", "status", "reports")}
     self.images = {k: w.Image(format="png", layout=w.Layout(width="100%" if k != "backtest" else "75%")) for k in PANELS}
@@ -230,7 +231,8 @@ def _show(self):
     m, r = v.metrics, v.report
     when = f"; report {r['status']} at {r['finished_at']}: <code>{html.escape(str(self.settings.reports_dir.resolve()/r['html']))}</code>" if r else ""
     self.html["info"].value = (f"<p><b>{v.id}</b> · {v.meta['label']['definition']} · bundle sha256 {bundle_sha(v.bundle)[:12]} · scored {m['test']['first'][:10]} … {m['test']['last'][:10]} "
-                               f"({m['test']['n']:,} bars){when}</p><p class='itff-verdict'>{md_html(plain_verdict(m, 'the calibrated model'))}</p>")
+                               f"({m['test']['n']:,} bars){when} · validation skill: <b class='itff-skill'>{skill_words(v.meta.get('skill'))}</b>"
+                               f" · decision threshold {v.meta.get('threshold', 0.5):.2f}</p><p class='itff-verdict'>{md_html(plain_verdict(m, 'the calibrated model'))}</p>")
     self.html["metrics"].value = _html_table(comparison_table(m, MODEL_NAMES.get(v.meta["model_type"], v.meta["model_type"])), "itff-table")
     with self.threshold.hold_trait_notifications(): self.threshold.value = float(v.meta.get("threshold", 0.5))
     if v.predictions is None:

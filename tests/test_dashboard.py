@@ -1,6 +1,7 @@
 """The Voila dashboard for real: itff-dashboard on a loopback port, driven by Debian's chromium through Playwright."""
 import os, re, shutil, socket, subprocess, time
 import httpx
+import pandas as pd
 import pytest
 from conftest import BIN, run_cli
 
@@ -81,7 +82,7 @@ def open_page(browser, url, problems, **ctx):
 def text(page, cls): return page.inner_text(f".itff-{cls}")
 
 
-def test_dashboard_in_the_browser(server, browser, tmp_path):
+def test_dashboard_in_the_browser(server, browser, tmp_path, dash_home):
     problems = []
     page = open_page(browser, server, problems, http_credentials={"username": USER, "password": PASSWORD})
     page.wait_for_selector(".itff-probability", timeout=120_000)
@@ -89,6 +90,7 @@ def test_dashboard_in_the_browser(server, browser, tmp_path):
         assert page.eval_on_selector(f"img.itff-{k}", "e => e.complete && e.naturalWidth > 200"), k
     assert page.locator(".itff-metrics table tbody tr").count() == 6          # model, raw, both climatologies, logistic, GBM
     assert "BTCUSDT_1h_direction_lstm" in text(page, "info") and "paired comparisons" in text(page, "verdict")
+    assert text(page, "skill").startswith(("yes (p=", "NO (p="))                 # the skill gate is shown
     assert page.locator(".itff-reports table tbody tr").count() == 2          # summary.csv: BTC and ETH direction
     prob = float(text(page, "probability"))
     assert 0 < prob < 1 and text(page, "decision") in ("act", "no signal")
@@ -103,15 +105,19 @@ def test_dashboard_in_the_browser(server, browser, tmp_path):
     page.wait_for_function("() => document.querySelector('.itff-live').innerText.includes('ETHUSDT_1h_direction_lstm')", timeout=60_000)
     assert page.input_value(".itff-label select") == "direction"
 
-    precision, threshold = text(page, "precision"), text(page, "chosen")
-    handle = page.locator(".itff-threshold .noUi-handle")
-    handle.focus()
-    for _ in range(8): handle.press("ArrowRight")
-    page.wait_for_function("() => document.querySelector('.itff-chosen').innerText === "
-                           "document.querySelector('.itff-threshold .widget-readout').innerText.trim()", timeout=60_000)
-    assert float(text(page, "chosen")) > float(threshold)                       # the figures follow the slider's last value
+    preds = pd.read_csv(dash_home/"reports/ETHUSDT_1h_direction_lstm/predictions.csv")
+    readout = page.locator(".itff-threshold .widget-readout")
+
+    def set_threshold(value):      # type into the slider's readout, as a user can
+        readout.click(); page.keyboard.press("Control+A"); page.keyboard.type(f"{value:.2f}"); page.keyboard.press("Enter")
+        page.wait_for_function(f"() => document.querySelector('.itff-chosen').innerText === '{value:.2f}'", timeout=60_000)
+        return text(page, "precision"), text(page, "coverage")
+
+    everything = set_threshold(0.05)
+    assert everything[1] == "1.000"                                             # every bar signals at 0.05
+    some = set_threshold(round(float(preds.p_model.median()), 2))
+    assert some != everything and float(some[1]) < 1                           # precision and coverage follow the slider
     assert "At the slider's" in text(page, "live")
-    page.wait_for_function(f"() => document.querySelector('.itff-precision').innerText !== {precision!r}", timeout=60_000)
     page.screenshot(path=str(tmp_path/"dashboard_after.png"), full_page=True)
     assert not page.locator(".itff-error").count()
     assert problems == [], problems
