@@ -336,7 +336,6 @@ def check_out_of_sample(meta:dict, start, allow_in_sample:bool=False):
 
 def with_warmup(ohlcv:pd.DataFrame, meta:dict, start, prepend_history:bool=False, log=print) -> pd.DataFrame:
     "Candles with the bars the first scored window needs before `start` (window + feature warm-up), prepending bundled history if asked."
-    from itff.data import bundled_path
     need, step = meta["window"] + FEATURE_WARMUP, timeframe_delta(meta["timeframe"])
     have = int((ohlcv.index < to_utc(start)).sum())
     if have < need and prepend_history:
