@@ -120,6 +120,7 @@ class PredictRequest(BaseModel):
         if (self.sequence is None) == (self.candles is None): raise ValueError("give exactly one of 'sequence' (window × features) or 'candles'")
         return self
 
+# %% ../nbs/16_api.ipynb #7cf8ce58
 class ModelInfo(BaseModel):
     id: str; sha256: str; created_at: str | None = None; itff_version: str | None = None
 

@@ -103,7 +103,7 @@ def view_candles(view:View) -> pd.DataFrame:
     return load_ohlcv(view.meta["symbol"], view.meta["timeframe"], str(view.metrics.get("data") or view.meta.get("source", "bundled")))
 
 # %% ../nbs/17_dashboard.ipynb #cb3923d8
-_PREDICTORS = {}
+_PREDICTORS, _CANDLES = {}, {}   # loaded predictors by bundle; candle caches by source
 
 def live_forecast(view:View, source:str|None=None, bars:int=600) -> dict:
     "Calibrated probability, MC std, mutual information and decision for the bar after the latest candle from `source`."
@@ -112,7 +112,7 @@ def live_forecast(view:View, source:str|None=None, bars:int=600) -> dict:
     source = source or os.environ.get("ITFF_CANDLES_SOURCE") or "bundled"
     key = (str(view.bundle), (view.bundle/"hashes.json").stat().st_mtime_ns)
     if key not in _PREDICTORS: _PREDICTORS[key] = Predictor.load(path=view.bundle)
-    candles = CandleCache(source).get(view.meta["symbol"], view.meta["timeframe"], bars)
+    candles = _CANDLES.setdefault(source, CandleCache(source)).get(view.meta["symbol"], view.meta["timeframe"], bars)
     return {**_PREDICTORS[key].predict_candles(candles), "source": source}
 
 # %% ../nbs/17_dashboard.ipynb #7408eaeb

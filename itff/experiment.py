@@ -20,7 +20,7 @@ from .data import cli_errors, load_ohlcv
 from .datasets import Part, SequenceDataset, build_dataset
 from .features import FEATURE_WARMUP, engineer_features
 from .labels import LabelSpec, label_spec
-from .metrics import compare, paired_bootstrap, probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics, coverage_curve
+from .metrics import compare, net_return, paired_bootstrap, probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics, coverage_curve
 from .artifacts import load_bundle, write_bundle
 from .models import MODEL_TYPES, mc_summary
 from .plots import plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty, save_figure
@@ -29,9 +29,10 @@ from .train import Climatology, baseline_probs, class_weights, ensemble_samples,
 
 # %% auto #0
 __all__ = ['load_inputs', 'experiment_dataset', 'part_slice', 'part_span', 'split_validation', 'forecast', 'fit_references',
-           'reference_probs', 'side_of', 'forward_returns', 'verdict', 'evaluate', 'headline_table', 'choose_threshold',
-           'choose_max_uncertainty', 'validation_skill', 'predictions_frame', 'read_predictions', 'write_report',
-           'experiment_id', 'stage_logger', 'bundle_meta', 'choose_decisions', 'run_experiment', 'check_out_of_sample',
+           'reference_probs', 'side_of', 'forward_returns', 'bootstrap_block', 'verdict', 'evaluate', 'headline_table',
+           'choose_threshold', 'choose_max_uncertainty', 'validation_skill', 'predictions_frame', 'read_predictions',
+           'write_report', 'experiment_id', 'stage_logger', 'bundle_meta', 'calibrate_on_validation',
+           'choose_decisions', 'record_validation', 'save_experiment', 'run_experiment', 'check_out_of_sample',
            'with_warmup', 'evaluate_bundle', 'evaluate_saved', 'itff_train', 'itff_evaluate']
 
 # %% ../nbs/12a_experiment.ipynb #7280cf1c
@@ -93,6 +94,10 @@ def forward_returns(ohlcv:pd.DataFrame, times, horizon:int) -> np.ndarray:
     c = ohlcv["close"]
     return (c.shift(-horizon) / c - 1).reindex(times).to_numpy()
 
+def bootstrap_block(timeframe:str) -> int:
+    "Bars in a 2-day block of the block bootstrap (at least 2)."
+    return max(2, int(pd.Timedelta("2D") / timeframe_delta(timeframe)))
+
 def verdict(comparison:pd.DataFrame, name:str="model", alpha:float=0.05) -> str:
     "Plain words: does `name` beat climatology and gradient boosting on Brier, significantly?"
     r, out = comparison.loc[name], []
@@ -109,7 +114,7 @@ def evaluate(ds:SequenceDataset, ohlcv:pd.DataFrame, spec:LabelSpec, fc:dict, re
     "(metrics JSON, plot inputs) of forecast `fc` and the fair references (`fit_references`) on `ds.test`."
     y, base, base_train = ds.test.y, refs["models"]["climatology"].rate_, float(ds.train.y.mean())
     probs = {"model": fc["p"], "model_raw": fc["mean"], **reference_probs(refs, ds.test.X)}
-    block = max(2, int(pd.Timedelta("2D") / timeframe_delta(spec.timeframe)))
+    block = bootstrap_block(spec.timeframe)
     cmp = compare(y, probs, base, block=block, n_boot=n_boot, seed=seed)
     fwd, side = forward_returns(ohlcv, ds.test.times, spec.horizon), side_of(spec)
     sweep = threshold_sweep(y, fc["p"], fwd, fee_bps=fee_bps, side=side)
@@ -141,8 +146,6 @@ def headline_table(metrics:dict) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 # %% ../nbs/12a_experiment.ipynb #1fa96322
-def _net(side_fwd, act, fee_bps) -> float: return float(side_fwd[act].mean() - 2 * fee_bps / 1e4) if act.any() else float("nan")
-
 def choose_threshold(y, p, forward_return, fee_bps:float=10, side:int=1, min_signals:int=30) -> dict:
     "The validation threshold with the best mean net return per signal (≥ `min_signals` signals); 1.0 (never act) when none beats the fees."
     sweep = threshold_sweep(y, p, forward_return, fee_bps=fee_bps, side=side)
@@ -161,11 +164,11 @@ def choose_max_uncertainty(p, std, forward_return, threshold:float, fee_bps:floa
     "The MC-std cut-off (a validation quantile) whose kept signals earn most, or None when abstaining does not help."
     p, std, r = np.asarray(p), np.asarray(std), side * np.asarray(forward_return)
     act = p >= threshold
-    best = {"max_uncertainty": None, "coverage": 1.0, "validation_net_return": _net(r, act, fee_bps)}
+    best = {"max_uncertainty": None, "coverage": 1.0, "validation_net_return": net_return(r, act, fee_bps)}
     for c in coverages:
         cut = float(np.quantile(std, c)); keep = act & (std <= cut)
-        if keep.sum() >= min_signals and _net(r, keep, fee_bps) > np.nan_to_num(best["validation_net_return"], nan=-np.inf):
-            best = {"max_uncertainty": cut, "coverage": c, "validation_net_return": _net(r, keep, fee_bps)}
+        if keep.sum() >= min_signals and net_return(r, keep, fee_bps) > np.nan_to_num(best["validation_net_return"], nan=-np.inf):
+            best = {"max_uncertainty": cut, "coverage": c, "validation_net_return": net_return(r, keep, fee_bps)}
     return best | {"rule": f"MC-std quantile (coverage {min(coverages):g}–1) with the best mean net return of kept signals (≥ {min_signals}) on the calibration part"}
 
 # %% ../nbs/12a_experiment.ipynb #43f6621f
@@ -175,8 +178,7 @@ def validation_skill(y, p_raw, kind:str, horizon:int, timeframe:str, alpha:float
     q = out_of_fold(kind, p_raw, y, purge=horizon); clim = np.full(len(y), np.nan)
     for fit, held in purged_folds(len(y), purge=horizon): clim[held] = y[fit].mean()
     ok = ~np.isnan(q) & ~np.isnan(clim)
-    block = max(2, int(pd.Timedelta("2D") / timeframe_delta(timeframe)))
-    t = paired_bootstrap(y[ok], q[ok], clim[ok], block=block, n_boot=n_boot, seed=seed)
+    t = paired_bootstrap(y[ok], q[ok], clim[ok], block=bootstrap_block(timeframe), n_boot=n_boot, seed=seed)
     return {"has_skill": bool(t["diff"] < 0 and t["p_value"] < alpha), "brier_minus_climatology": t["diff"], "p_value": t["p_value"],
             "alpha": alpha, "n": int(ok.sum()), "test": "paired block-bootstrap Brier test, out-of-fold calibrated model vs climatology, calibration part"}
 
@@ -235,18 +237,38 @@ def bundle_meta(ds, eid, symbol, model_type, source, include_sentiment, threshol
             "include_sentiment": include_sentiment, "threshold": threshold, "max_uncertainty": max_uncertainty, "calibrator": cal.kind, "train": train}
 
 # %% ../nbs/12a_experiment.ipynb #2a6ca7c1
-def choose_decisions(models, cal:Calibrator, ds:SequenceDataset, ohlcv, spec:LabelSpec, threshold:float|None=None,
-                     max_uncertainty:float|None=None, mc_samples:int=30, fee_bps:float=10, seed:int=0, min_signals:int|None=None) -> dict:
-    "Threshold, uncertainty cut-off and skill gate from the calibration part (`ds.val`); a given `threshold` overrides the rule."
-    s = mc_summary(ensemble_samples(models, ds.val.X, mc_samples, seed=seed)); p = cal(s["mean"])
+def calibrate_on_validation(models, ds:SequenceDataset, spec:LabelSpec, mc_samples:int=30, seed:int=0) -> tuple[Calibrator, dict]:
+    "The calibrator chosen on the calibration part (`ds.val`, purged folds), and that part's MC summary (reused for the decisions)."
+    s = mc_summary(ensemble_samples(models, ds.val.X, mc_samples, seed=seed))
+    return select_calibrator(s["mean"], ds.val.y, purge=spec.horizon), s
+
+def choose_decisions(val_mc:dict, cal:Calibrator, ds:SequenceDataset, ohlcv, spec:LabelSpec, threshold:float|None=None,
+                     max_uncertainty:float|None=None, fee_bps:float=10, seed:int=0, min_signals:int|None=None) -> dict:
+    "Threshold, uncertainty cut-off and skill gate from the calibration part (`ds.val`, MC summary `val_mc`); a given `threshold` overrides the rule."
+    p = cal(val_mc["mean"])
     fwd, side = forward_returns(ohlcv, ds.val.times, spec.horizon), side_of(spec)
     n_min = min_signals or max(30, len(p) // 50)
     out = choose_threshold(ds.val.y, p, fwd, fee_bps, side, n_min) if threshold is None else \
           {"threshold": float(threshold), "acts": True, "rule": "set by the user (--threshold)"}
-    unc = choose_max_uncertainty(p, s["std"], fwd, out["threshold"], fee_bps, side, n_min) if max_uncertainty is None and out["acts"] else \
+    unc = choose_max_uncertainty(p, val_mc["std"], fwd, out["threshold"], fee_bps, side, n_min) if max_uncertainty is None and out["acts"] else \
           {"max_uncertainty": max_uncertainty, "rule": "set by the user" if max_uncertainty is not None else "none: the bundle does not act"}
-    skill = validation_skill(ds.val.y, s["mean"], cal.kind, spec.horizon, spec.timeframe, seed=seed)
+    skill = validation_skill(ds.val.y, val_mc["mean"], cal.kind, spec.horizon, spec.timeframe, seed=seed)
     return {**out, "max_uncertainty": unc["max_uncertainty"], "uncertainty_rule": unc["rule"], "skill": skill}
+
+def record_validation(meta:dict, metrics:dict, es:Part, cal_part:Part, decision:dict, horizon:int):
+    "Write the validation parts, the decisions and the skill gate into a bundle's meta and metrics."
+    meta["validation"] = {"early_stopping": part_span(es), "calibration": part_span(cal_part), "gap_windows": horizon}
+    meta["decision"], meta["skill"] = {k: v for k, v in decision.items() if k != "skill"}, decision["skill"]
+    metrics["decision"], metrics["skill"] = meta["decision"], meta["skill"]
+
+# %% ../nbs/12a_experiment.ipynb #0642102a
+def save_experiment(eid:str, models, ds:SequenceDataset, cal:Calibrator, meta:dict, metrics:dict, plots:dict, models_dir=None, reports_dir=None) -> Path:
+    "Write the bundle (atomically), its metrics beside it, and the report; returns the bundle folder."
+    models_dir = Path(models_dir or get_settings().models_dir)/"training"
+    write_bundle(models_dir/eid, models, ds.scaler, cal, meta, metrics)
+    write_json(models_dir/f"{eid}_metrics.json", metrics)
+    write_report(Path(reports_dir or get_settings().reports_dir)/eid, metrics, plots, eid.replace("_", " "))
+    return models_dir/eid
 
 # %% ../nbs/12a_experiment.ipynb #0370f714
 def run_experiment(symbol:str="BTCUSDT", timeframe:str="1h", label:str="direction", model_type:str="lstm",
@@ -273,27 +295,20 @@ def run_experiment(symbol:str="BTCUSDT", timeframe:str="1h", label:str="directio
                                      lr=lr, patience=patience, class_weight=class_weight)
     ds = replace(ds, val=cal_part)   # from here on, "validation" is the calibration part
     with stage("calibrate"):
-        cal = select_calibrator(ensemble_samples(models, ds.val.X, mc_samples, seed=seed).mean(0), ds.val.y, purge=spec.horizon)
-        decision = choose_decisions(models, cal, ds, ohlcv, spec, threshold, max_uncertainty, mc_samples, fee_bps, seed)
+        cal, val_mc = calibrate_on_validation(models, ds, spec, mc_samples, seed)
+        decision = choose_decisions(val_mc, cal, ds, ohlcv, spec, threshold, max_uncertainty, fee_bps, seed)
         threshold, max_uncertainty = decision["threshold"], decision["max_uncertainty"]
     with stage("evaluate"):
         fc = forecast(models, cal, ds.test.X, mc_samples, seed)
         metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, seed), threshold, max_uncertainty, fee_bps, slippage_bps, n_boot, seed)
-    train = {"ensemble": ensemble, "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience, "class_weight": class_weight,
-             "seed": seed, "mc_samples": mc_samples, "model_kw": model_kw or {}, "best_epochs": [h["best_epoch"] for h in hists],
-             "seconds": round(time.perf_counter() - t0, 1)}
+    train = dict(ensemble=ensemble, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, class_weight=class_weight, seed=seed,
+                 mc_samples=mc_samples, model_kw=model_kw or {}, best_epochs=[h["best_epoch"] for h in hists], seconds=round(time.perf_counter() - t0, 1))
     meta = bundle_meta(ds, eid, symbol, model_type, source, include_sentiment, threshold, max_uncertainty, cal, train)
-    meta["validation"] = {"early_stopping": part_span(es), "calibration": part_span(cal_part), "gap_windows": spec.horizon}
-    meta["decision"], meta["skill"] = {k: v for k, v in decision.items() if k != "skill"}, decision["skill"]
-    metrics["decision"], metrics["skill"] = meta["decision"], meta["skill"]
+    record_validation(meta, metrics, es, cal_part, decision, spec.horizon)
     metrics = {"id": eid, "label": spec.to_dict(), "calibrator": {"kind": cal.kind, "params": cal.params}, **metrics, "train": meta["train"]}
-    with stage("bundle"):
-        models_dir = Path(models_dir or get_settings().models_dir)/"training"
-        write_bundle(models_dir/eid, models, ds.scaler, cal, meta, metrics)
-        write_json(models_dir/f"{eid}_metrics.json", metrics)
-        write_report(Path(reports_dir or get_settings().reports_dir)/eid, metrics, plots, eid.replace("_", " "))
+    with stage("bundle"): bundle = save_experiment(eid, models, ds, cal, meta, metrics, plots, models_dir, reports_dir)
     log(headline_table(metrics).to_string()); log(metrics["verdict"])
-    return metrics | {"bundle": str(models_dir/eid)}
+    return metrics | {"bundle": str(bundle)}
 
 # %% ../nbs/12a_experiment.ipynb #fac83957
 def _bundle_windows(ohlcv, spec:LabelSpec, scaler, window:int, include_sentiment:bool, symbol:str, keep) -> "Part":

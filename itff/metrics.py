@@ -16,7 +16,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['threshold_metrics', 'reliability_table', 'ece', 'probability_metrics', 'block_bootstrap_indices', 'bootstrap_ci',
-           'paired_bootstrap', 'coverage_curve', 'uncertainty_metrics', 'threshold_sweep', 'save_csv', 'compare']
+           'paired_bootstrap', 'coverage_curve', 'uncertainty_metrics', 'net_return', 'threshold_sweep', 'save_csv',
+           'compare']
 
 # %% ../nbs/09_metrics.ipynb #a7c71339
 def threshold_metrics(y, p, threshold:float=0.5) -> dict:
@@ -107,6 +108,11 @@ def uncertainty_metrics(y, p, summary:dict, threshold:float=0.5) -> dict:
             "coverage": cov.to_dict(orient="list")}
 
 # %% ../nbs/09_metrics.ipynb #cf573bc1
+def net_return(side_return, act, fee_bps:float=10) -> float:
+    "Mean return of the acted-on bars after a round trip of fees (NaN when nothing is acted on)."
+    act = np.asarray(act, bool)
+    return float(np.asarray(side_return)[act].mean() - 2 * fee_bps / 1e4) if act.any() else float("nan")
+
 def threshold_sweep(y, p, forward_return, thresholds=None, fee_bps:float=10, side:int=1) -> pd.DataFrame:
     "Per threshold: coverage, precision, recall, F1, signals, mean net forward return of acting."
     y, p, r = np.asarray(y, "float64"), np.asarray(p, "float64"), side * np.asarray(forward_return, "float64")
@@ -117,7 +123,7 @@ def threshold_sweep(y, p, forward_return, thresholds=None, fee_bps:float=10, sid
         rows.append({"threshold": float(t), "coverage": float(s.mean()), "signals": int(s.sum()),
                      "precision": float(precision_score(y, s, zero_division=0)), "recall": float(recall_score(y, s, zero_division=0)),
                      "f1": float(f1_score(y, s, zero_division=0)),
-                     "mean_net_return": float(r[s].mean() - 2 * fee_bps / 1e4) if s.any() else float("nan")})
+                     "mean_net_return": net_return(r, s, fee_bps)})
     return pd.DataFrame(rows)
 
 def save_csv(df:pd.DataFrame, path) -> Path:
