@@ -15,7 +15,7 @@ from tqdm import tqdm
 from .core import *
 from .calibrate import Calibrator, calibrator_from_dict, save_calibrator
 from .data import cli_errors
-from .datasets import Scaler
+from .scaler import Scaler
 
 # %% auto #0
 __all__ = ['HASHES', 'BundleError', 'library_versions', 'git_commit', 'model_files', 'bundle_path', 'write_bundle', 'bundle_sha',

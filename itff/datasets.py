@@ -16,9 +16,10 @@ from .core import *
 from .data import cli_errors, load_ohlcv, read_ohlcv_file
 from .features import FEATURE_WARMUP, engineer_features
 from .labels import LabelSpec, label_spec, make_label
+from .scaler import Scaler
 
 # %% auto #0
-__all__ = ['PARTS', 'segment_positions', 'valid_ends', 'split_boundaries', 'split_parts', 'Scaler', 'make_windows', 'Part',
+__all__ = ['PARTS', 'segment_positions', 'valid_ends', 'split_boundaries', 'split_parts', 'make_windows', 'Part',
            'SequenceDataset', 'build_dataset', 'dataset_meta', 'save_dataset', 'load_dataset', 'itff_prepare_sequences']
 
 # %% ../nbs/05_datasets.ipynb #35c4393c
@@ -57,51 +58,6 @@ def split_parts(times:pd.DatetimeIndex, boundaries, embargo:int, timeframe:str) 
     "Masks of `times` for train, val, test: train < b1, b1 + embargo ≤ val < b2, test ≥ b2 + embargo."
     (b1, b2), e = boundaries, embargo * timeframe_delta(timeframe)
     return {"train": np.asarray(times < b1), "val": np.asarray((times >= b1 + e) & (times < b2)), "test": np.asarray(times >= b2 + e)}
-
-# %% ../nbs/05_datasets.ipynb #93753078
-@dataclass
-class Scaler:
-    "Per-feature standardisation, serialisable as JSON."
-    features:list   # feature names, in column order
-    mean:np.ndarray # per-feature mean of the fitting rows
-    std:np.ndarray  # per-feature std (ddof 0); 1 where a feature is constant
-    n_rows:int = 0  # rows it was fitted on
-
-    @classmethod
-    def fit(cls, df:pd.DataFrame):
-        "Fit on the rows of `df` (all finite)."
-        x = df.to_numpy(dtype="float64")
-        if not np.isfinite(x).all(): raise DataError("scaler: fitting rows contain NaN or inf")
-        std = x.std(axis=0)
-        return cls(list(map(str, df.columns)), x.mean(axis=0), np.where(std > 0, std, 1.0), len(x))
-
-    def transform(self, x) -> np.ndarray:
-        "Standardised float32 copy of `x` (…, F)."
-        if isinstance(x, pd.DataFrame):
-            if list(map(str, x.columns)) != self.features: raise DataError(f"scaler: columns {list(x.columns)} differ from the fitted {self.features}")
-            x = x.to_numpy()
-        x = np.asarray(x, dtype="float64")
-        if x.shape[-1] != len(self.features): raise DataError(f"scaler: expected {len(self.features)} features, got {x.shape[-1]}")
-        return ((x - self.mean) / self.std).astype("float32")
-
-    def to_dict(self): return {"kind": "standard", "features": self.features, "mean": self.mean.tolist(), "std": self.std.tolist(), "n_rows": self.n_rows}
-    def save(self, path): return write_json(path, self.to_dict())
-
-    @classmethod
-    def from_dict(cls, d, source="scaler"):
-        "Scaler from its JSON dict; `DataError` naming what is wrong."
-        try: feats, mean, std = list(d["features"]), np.asarray(d["mean"], "float64"), np.asarray(d["std"], "float64")
-        except (KeyError, TypeError, ValueError) as e: raise DataError(f"{source}: not a scaler file ({type(e).__name__}: {e}); expected features, mean, std") from e
-        if not (len(feats) == mean.shape[-1] == std.shape[-1]) or mean.ndim != 1: raise DataError(f"{source}: {len(feats)} features but {mean.shape} means and {std.shape} stds")
-        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()): raise DataError(f"{source}: mean/std must be finite and std > 0")
-        return cls(feats, mean, std, int(d.get("n_rows", 0)))
-
-    @classmethod
-    def load(cls, path):
-        "Load a scaler JSON file."
-        try: d = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as e: raise DataError(f"{path}: cannot read scaler JSON ({e})") from e
-        return cls.from_dict(d, str(path))
 
 # %% ../nbs/05_datasets.ipynb #318f241b
 def make_windows(values:np.ndarray, ends:np.ndarray, window:int) -> np.ndarray:

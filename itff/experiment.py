@@ -22,10 +22,10 @@ from .features import FEATURE_WARMUP, engineer_features
 from .labels import LabelSpec, label_spec
 from .metrics import compare, net_return, paired_bootstrap, probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics, coverage_curve
 from .artifacts import load_bundle, write_bundle
-from .models import MODEL_TYPES, mc_summary
+from .models import MODEL_TYPES, ensemble_samples, mc_summary
 from .plots import plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty, save_figure
 from .sentiment import sentiment_features
-from .train import Climatology, baseline_probs, class_weights, ensemble_samples, fit_baselines, train_models
+from .train import Climatology, baseline_probs, class_weights, fit_baselines, train_models
 
 # %% auto #0
 __all__ = ['load_inputs', 'experiment_dataset', 'part_slice', 'part_span', 'split_validation', 'forecast', 'fit_references',

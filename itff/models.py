@@ -14,7 +14,7 @@ from keras import layers
 
 # %% auto #0
 __all__ = ['MODEL_TYPES', 'build_lstm', 'PositionalEncoding', 'LastStep', 'build_transformer', 'build_model', 'mc_function',
-           'trace_count', 'mc_samples', 'binary_entropy', 'mc_summary', 'save_model', 'load_model']
+           'trace_count', 'mc_samples', 'ensemble_samples', 'binary_entropy', 'mc_summary', 'save_model', 'load_model']
 
 # %% ../nbs/06_models.ipynb #667da02a
 def build_lstm(window:int, # bars per input window
@@ -133,6 +133,12 @@ def mc_samples(model, X:np.ndarray, # (N, W, F) windows
         p = np.asarray(fwd(tv, ntv, np.tile(pad, (n, 1, 1)))).reshape(n, chunk)
         out[:, s:s + len(rows)] = p[:, :len(rows)]
     return out
+
+# %% ../nbs/06_models.ipynb #1baa5f71
+def ensemble_samples(models, X:np.ndarray, n:int=30, seed:int=0, **kw) -> np.ndarray:
+    "(n × members, N) pooled MC samples of one model or a list of them."
+    models = models if isinstance(models, (list, tuple)) else [models]
+    return np.concatenate([mc_samples(m, X, n, seed=seed + i, **kw) for i, m in enumerate(models)])
 
 # %% ../nbs/06_models.ipynb #a70a3abd
 def binary_entropy(p:np.ndarray) -> np.ndarray:

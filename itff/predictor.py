@@ -13,7 +13,7 @@ from .core import *
 from .artifacts import Bundle, bundle_path, load_bundle
 from .data import validate_ohlcv
 from .features import FEATURE_WARMUP, engineer_features
-from .models import mc_function, mc_summary
+from .models import ensemble_samples, mc_function, mc_summary
 from .sentiment import SENTIMENT_COLUMNS
 
 # %% auto #0
@@ -121,7 +121,6 @@ def predict_candles(self, candles:pd.DataFrame, mc_samples:int|None=None) -> dic
 @patch_to(Predictor)
 def predict_windows(self, X, mc_samples:int|None=None, chunk:int=256) -> pd.DataFrame:
     "Per-row calibrated probability and MC summary for unscaled windows (N, window, F)."
-    from itff.train import ensemble_samples
     X = np.asarray(X, "float64")
     if X.ndim != 3 or X.shape[1:] != (self.window, len(self.features)): raise DataError(f"windows: expected shape (N, {self.window}, {len(self.features)}), got {X.shape}")
     s = mc_summary(ensemble_samples(self.bundle.models, self.bundle.scaler.transform(X), self._n(mc_samples), seed=self.seed, chunk=chunk))

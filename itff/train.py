@@ -15,11 +15,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.class_weight import compute_class_weight
 from tqdm import tqdm
 from .datasets import SequenceDataset
-from .models import build_model, mc_samples
+from .models import build_model
 
 # %% auto #0
-__all__ = ['BASELINES', 'synthetic_ohlcv', 'EpochBar', 'class_weights', 'fit_model', 'train_models', 'ensemble_samples',
-           'Climatology', 'make_baseline', 'last_bar', 'fit_baselines', 'baseline_probs']
+__all__ = ['BASELINES', 'synthetic_ohlcv', 'EpochBar', 'class_weights', 'fit_model', 'train_models', 'Climatology',
+           'make_baseline', 'last_bar', 'fit_baselines', 'baseline_probs']
 
 # %% ../nbs/07_train.ipynb #a96688d3
 def synthetic_ohlcv(phi:float=0.5, # AR(1) coefficient of returns (0: random walk)
@@ -81,11 +81,6 @@ def train_models(ds:SequenceDataset, model_type:str="lstm", n_members:int=1, see
         m = build_model(model_type, ds.train.X.shape[1], ds.train.X.shape[2], seed=seed + i, **(model_kw or {}))
         hists.append(fit_model(m, ds, seed=seed + i, progress=progress, **fit_kw)); models.append(m)
     return models, hists
-
-def ensemble_samples(models, X:np.ndarray, n:int=30, seed:int=0, **kw) -> np.ndarray:
-    "(n × members, N) pooled MC samples of one model or a list of them."
-    models = models if isinstance(models, (list, tuple)) else [models]
-    return np.concatenate([mc_samples(m, X, n, seed=seed + i, **kw) for i, m in enumerate(models)])
 
 # %% ../nbs/07_train.ipynb #442571bc
 class Climatology:
