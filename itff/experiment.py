@@ -8,7 +8,7 @@ Docs: https://itff.github.io/itff/experiment.html.md"""
 from __future__ import annotations
 import json, time
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -28,23 +28,36 @@ from .sentiment import sentiment_features
 from .train import Climatology, baseline_probs, class_weights, fit_baselines, train_models
 
 # %% auto #0
-__all__ = ['load_inputs', 'experiment_dataset', 'part_slice', 'part_span', 'split_validation', 'forecast', 'fit_references',
-           'reference_probs', 'side_of', 'forward_returns', 'bootstrap_block', 'verdict', 'evaluate', 'headline_table',
-           'choose_threshold', 'choose_max_uncertainty', 'validation_skill', 'predictions_frame', 'read_predictions',
-           'write_report', 'experiment_id', 'stage_logger', 'bundle_meta', 'calibrate_on_validation',
-           'choose_decisions', 'record_validation', 'save_experiment', 'run_experiment', 'check_out_of_sample',
-           'with_warmup', 'evaluate_bundle', 'evaluate_saved', 'itff_train', 'itff_evaluate']
+__all__ = ['load_inputs', 'experiment_dataset', 'sentiment_coverage', 'part_slice', 'part_span', 'split_validation', 'forecast',
+           'fit_references', 'reference_probs', 'side_of', 'forward_returns', 'bootstrap_block', 'verdict', 'evaluate',
+           'headline_table', 'choose_threshold', 'choose_max_uncertainty', 'validation_skill', 'predictions_frame',
+           'read_predictions', 'write_report', 'experiment_id', 'ExperimentConfig', 'stage_logger', 'bundle_meta',
+           'calibrate_on_validation', 'choose_decisions', 'record_validation', 'save_experiment', 'Fitted',
+           'fit_and_score', 'run_experiment', 'check_out_of_sample', 'with_warmup', 'evaluate_bundle', 'evaluate_saved',
+           'itff_train', 'itff_evaluate']
 
 # %% ../nbs/12a_experiment.ipynb #7280cf1c
-def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentiment:bool=False, start=None, days:float=60):
-    "Candles and their causal features (plus sentiment columns if asked)."
+def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentiment:bool=False, start=None, days:float=60, sentiment_delay="0s"):
+    "Candles and their causal features (plus sentiment columns, each headline counted `sentiment_delay` after its stamp, if asked)."
     ohlcv = load_ohlcv(symbol, timeframe, source, start=start, days=days)
-    sent = sentiment_features(symbol, timeframe, index=ohlcv.index) if include_sentiment else None
+    sent = sentiment_features(symbol, timeframe, index=ohlcv.index, delay=sentiment_delay) if include_sentiment else None
     return ohlcv, engineer_features(ohlcv, sent)
 
 def experiment_dataset(ohlcv, features, spec:LabelSpec, window:int=48, split=(0.7, 0.15, 0.15), embargo=None) -> SequenceDataset:
     "The labelled, split, scaled windows of an experiment."
     return build_dataset(ohlcv, features, spec, window, split, embargo)
+
+# %% ../nbs/12a_experiment.ipynb #a5d99876
+def sentiment_coverage(ds:SequenceDataset, log=print) -> dict|None:
+    "Share of each part's windows holding at least one headline; warns when validation or test has none. None without sentiment features."
+    if "sent_count" not in ds.scaler.features: return None
+    i = ds.scaler.features.index("sent_count")
+    has_news = lambda X: ((X[:, :, i] * ds.scaler.std[i] + ds.scaler.mean[i]) > 0.5).any(axis=1)   # undo the scaling
+    cov = {k: float(has_news(p.X).mean()) if len(p.y) else 0.0 for k, p in ds.parts.items()}
+    for k in ("val", "test"):
+        if cov[k] == 0: log(f"⚠ sentiment: no headlines in the {'validation' if k == 'val' else 'test'} windows "
+                            f"({ds.parts[k].times[0]:%Y-%m-%d} … {ds.parts[k].times[-1]:%Y-%m-%d}): sentiment features cannot be judged there")
+    return cov
 
 # %% ../nbs/12a_experiment.ipynb #c9d6578f
 def part_slice(part:Part, rows) -> Part:
@@ -220,6 +233,64 @@ def write_report(folder, metrics:dict, plot_inputs:dict, title:str) -> Path:
 # %% ../nbs/12a_experiment.ipynb #2fb50a86
 def experiment_id(symbol, timeframe, label, model_type) -> str: return f"{normalize_symbol(symbol)}_{timeframe}_{label}_{model_type}"
 
+# %% ../nbs/12a_experiment.ipynb #45899d1b
+@dataclass
+class ExperimentConfig:
+    "Everything that defines one experiment (JSON-ready; stored in the bundle's meta as `config`)."
+    # what to forecast
+    symbol:str = "BTCUSDT"           # pair
+    timeframe:str = "1h"             # bar size: 1h or 30m
+    label:str = "direction"          # direction, level_up, level_down or triple_barrier
+    model_type:str = "lstm"          # lstm or transformer
+    horizon:int|None = None          # bars ahead (default: 4 for 1h, 8 for 30m)
+    theta:float|None = None          # level / barrier distance (default 0.01)
+    # data
+    source:str = "bundled"           # bundled, ccxt, yfinance or a CSV/parquet path
+    window:int = 48                  # bars per input window
+    split:tuple = (0.7, 0.15, 0.15)  # fractions of the bars, or (val_start, test_start) dates
+    embargo:int|None = None          # bars dropped after each boundary (default and minimum: window + horizon)
+    include_sentiment:bool = False   # add headline sentiment features
+    sentiment_delay:str = "0s"       # publication lag assumed for every headline (e.g. '15min')
+    # training
+    epochs:int = 30                  # maximum epochs (early stopping on the first part of validation)
+    batch_size:int = 256
+    lr:float = 1e-3                  # Adam learning rate
+    patience:int = 4                 # epochs without improvement before stopping
+    class_weight:str|None = None     # 'balanced' to reweight rare labels
+    ensemble:int = 1                 # deep-ensemble members
+    seed:int = 0
+    model_kw:dict = field(default_factory=dict)  # architecture options (units, d_model, …)
+    # decisions and evaluation
+    mc_samples:int = 30              # MC-dropout samples per bar
+    threshold:float|None = None      # decision threshold (None: chosen on validation)
+    max_uncertainty:float|None = None  # MC-std cut-off (None: chosen on validation)
+    fee_bps:float = 10               # exchange fee per side
+    slippage_bps:float = 5           # slippage per side
+    n_boot:int = 300                 # bootstrap resamples for intervals and p-values
+
+    def __post_init__(self):
+        if self.model_type not in MODEL_TYPES: raise ITFFError(f"unknown model type {self.model_type!r}; expected one of {list(MODEL_TYPES)}")
+        label_spec(self.label, self.timeframe, self.horizon, self.theta); class_weights(np.array([0.0, 1.0]), self.class_weight)   # fail early
+        self.split = tuple(self.split)
+        for k in ("window", "epochs", "ensemble", "mc_samples", "n_boot"):
+            if int(getattr(self, k)) < 1: raise ITFFError(f"{k} must be at least 1, got {getattr(self, k)}")
+        if self.threshold is not None and not 0 < self.threshold <= 1: raise ITFFError(f"threshold must be in (0, 1], got {self.threshold}")
+        try: pd.Timedelta(self.sentiment_delay)
+        except ValueError: raise ITFFError(f"sentiment_delay {self.sentiment_delay!r} is not a time span like '15min'") from None
+
+    @property
+    def spec(self) -> LabelSpec: return label_spec(self.label, self.timeframe, self.horizon, self.theta)
+    @property
+    def id(self) -> str: return experiment_id(self.symbol, self.timeframe, self.label, self.model_type)
+    def to_dict(self) -> dict: return {**asdict(self), "split": list(self.split)}
+
+    @classmethod
+    def from_dict(cls, d:dict) -> "ExperimentConfig":
+        "A config from `to_dict`'s output; unknown keys are an error."
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown: raise ITFFError(f"unknown experiment settings {sorted(unknown)}")
+        return cls(**d)
+
 # %% ../nbs/12a_experiment.ipynb #ab557fc0
 def stage_logger(log=print, prefix:str=""):
     "A `stage(name)` context manager factory logging ▶ start and ✓ end with seconds."
@@ -231,10 +302,11 @@ def stage_logger(log=print, prefix:str=""):
     return stage
 
 # %% ../nbs/12a_experiment.ipynb #76a44edf
-def bundle_meta(ds, eid, symbol, model_type, source, include_sentiment, threshold, max_uncertainty, cal, train:dict) -> dict:
-    "Everything a bundle's meta.json records: the dataset's metadata plus how the model was made and is to be used."
-    return {**ds.meta, "id": eid, "symbol": normalize_symbol(symbol), "model_type": model_type, "source": source,
-            "include_sentiment": include_sentiment, "threshold": threshold, "max_uncertainty": max_uncertainty, "calibrator": cal.kind, "train": train}
+def bundle_meta(ds:SequenceDataset, cfg:ExperimentConfig, decision:dict, cal:Calibrator, train:dict) -> dict:
+    "Everything a bundle's meta.json records: the dataset's metadata, the config, and how the model was made and is to be used."
+    return {**ds.meta, "id": cfg.id, "symbol": normalize_symbol(cfg.symbol), "model_type": cfg.model_type, "source": cfg.source,
+            "include_sentiment": cfg.include_sentiment, "threshold": decision["threshold"], "max_uncertainty": decision["max_uncertainty"],
+            "calibrator": cal.kind, "train": train, "config": cfg.to_dict()}
 
 # %% ../nbs/12a_experiment.ipynb #2a6ca7c1
 def calibrate_on_validation(models, ds:SequenceDataset, spec:LabelSpec, mc_samples:int=30, seed:int=0) -> tuple[Calibrator, dict]:
@@ -271,42 +343,49 @@ def save_experiment(eid:str, models, ds:SequenceDataset, cal:Calibrator, meta:di
     return models_dir/eid
 
 # %% ../nbs/12a_experiment.ipynb #0370f714
-def run_experiment(symbol:str="BTCUSDT", timeframe:str="1h", label:str="direction", model_type:str="lstm",
-                   source:str="bundled", window:int=48, split=(0.7, 0.15, 0.15), include_sentiment:bool=False,
-                   horizon:int|None=None, theta:float|None=None,
-                   epochs:int=30, batch_size:int=256, lr:float=1e-3, patience:int=4, class_weight:str|None=None,
-                   ensemble:int=1, mc_samples:int=30, threshold:float|None=None, max_uncertainty:float|None=None, # None: chosen on validation
-                   fee_bps:float=10, slippage_bps:float=5, seed:int=0, model_kw:dict|None=None,
-                   models_dir=None, reports_dir=None, n_boot:int=300, progress:bool=True, log=print,
+@dataclass
+class Fitted:
+    "A model trained, calibrated and scored on one split (see `fit_and_score`)."
+    models:list; histories:list; calibrator:Calibrator; decision:dict
+    ds:SequenceDataset  # with `val` = the calibration part
+    early_stopping:Part; metrics:dict; plots:dict
+
+def fit_and_score(cfg:ExperimentConfig, ds:SequenceDataset, ohlcv:pd.DataFrame, stage=None, progress:bool=True, log=print) -> Fitted:
+    "Train on `ds.train` (early stopping on validation's first part), calibrate and decide on its rest, score `ds.test` beside the fair references."
+    spec, stage = cfg.spec, stage or stage_logger(lambda s: None)
+    es, cal_part = split_validation(ds.val, spec.horizon)
+    log(f"{cfg.id}: train {len(ds.train.y):,}, early stopping {len(es.y):,}, calibration {len(cal_part.y):,}, test {len(ds.test.y):,}")
+    coverage = sentiment_coverage(ds, log)
+    with stage("train"):
+        models, hists = train_models(replace(ds, val=es), cfg.model_type, cfg.ensemble, cfg.seed, cfg.model_kw, progress, epochs=cfg.epochs,
+                                     batch_size=cfg.batch_size, lr=cfg.lr, patience=cfg.patience, class_weight=cfg.class_weight)
+    ds = replace(ds, val=cal_part)   # from here on, "validation" is the calibration part
+    with stage("calibrate"):
+        cal, val_mc = calibrate_on_validation(models, ds, spec, cfg.mc_samples, cfg.seed)
+        decision = choose_decisions(val_mc, cal, ds, ohlcv, spec, cfg.threshold, cfg.max_uncertainty, cfg.fee_bps, cfg.seed)
+    with stage("evaluate"):
+        fc = forecast(models, cal, ds.test.X, cfg.mc_samples, cfg.seed)
+        metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, cfg.seed), decision["threshold"], decision["max_uncertainty"],
+                                  cfg.fee_bps, cfg.slippage_bps, cfg.n_boot, cfg.seed)
+    if coverage is not None: metrics["sentiment_coverage"] = coverage
+    return Fitted(models, hists, cal, decision, ds, es, metrics, plots)
+
+def run_experiment(cfg:ExperimentConfig, models_dir=None, reports_dir=None, progress:bool=True, log=print,
                    ohlcv:pd.DataFrame|None=None, ds:SequenceDataset|None=None, # precomputed inputs (the pipeline shares them)
                    stage=None) -> dict:
     "Train, calibrate, evaluate against baselines, save the bundle and write the report; returns the metrics."
-    t0, spec, eid = time.perf_counter(), label_spec(label, timeframe, horizon, theta), experiment_id(symbol, timeframe, label, model_type)
-    if model_type not in MODEL_TYPES: raise ITFFError(f"unknown model type {model_type!r}; expected one of {list(MODEL_TYPES)}")
-    class_weights(np.array([0.0, 1.0]), class_weight)  # fail on a bad option before any work is done
-    stage = stage or stage_logger(lambda s: None)
+    t0, stage = time.perf_counter(), stage or stage_logger(lambda s: None)
     if ds is None:
-        with stage("data"): ohlcv, feats = load_inputs(symbol, timeframe, source, include_sentiment)
-        with stage("dataset"): ds = experiment_dataset(ohlcv, feats, spec, window, split)
-    es, cal_part = split_validation(ds.val, spec.horizon)
-    log(f"{eid}: train {len(ds.train.y):,}, early stopping {len(es.y):,}, calibration {len(cal_part.y):,}, test {len(ds.test.y):,}")
-    with stage("train"):
-        models, hists = train_models(replace(ds, val=es), model_type, ensemble, seed, model_kw, progress, epochs=epochs, batch_size=batch_size,
-                                     lr=lr, patience=patience, class_weight=class_weight)
-    ds = replace(ds, val=cal_part)   # from here on, "validation" is the calibration part
-    with stage("calibrate"):
-        cal, val_mc = calibrate_on_validation(models, ds, spec, mc_samples, seed)
-        decision = choose_decisions(val_mc, cal, ds, ohlcv, spec, threshold, max_uncertainty, fee_bps, seed)
-        threshold, max_uncertainty = decision["threshold"], decision["max_uncertainty"]
-    with stage("evaluate"):
-        fc = forecast(models, cal, ds.test.X, mc_samples, seed)
-        metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, seed), threshold, max_uncertainty, fee_bps, slippage_bps, n_boot, seed)
-    train = dict(ensemble=ensemble, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, class_weight=class_weight, seed=seed,
-                 mc_samples=mc_samples, model_kw=model_kw or {}, best_epochs=[h["best_epoch"] for h in hists], seconds=round(time.perf_counter() - t0, 1))
-    meta = bundle_meta(ds, eid, symbol, model_type, source, include_sentiment, threshold, max_uncertainty, cal, train)
-    record_validation(meta, metrics, es, cal_part, decision, spec.horizon)
-    metrics = {"id": eid, "label": spec.to_dict(), "calibrator": {"kind": cal.kind, "params": cal.params}, **metrics, "train": meta["train"]}
-    with stage("bundle"): bundle = save_experiment(eid, models, ds, cal, meta, metrics, plots, models_dir, reports_dir)
+        with stage("data"): ohlcv, feats = load_inputs(cfg.symbol, cfg.timeframe, cfg.source, cfg.include_sentiment, sentiment_delay=cfg.sentiment_delay)
+        with stage("dataset"): ds = experiment_dataset(ohlcv, feats, cfg.spec, cfg.window, cfg.split, cfg.embargo)
+    f = fit_and_score(cfg, ds, ohlcv, stage, progress, log)
+    train = dict(ensemble=cfg.ensemble, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, patience=cfg.patience, class_weight=cfg.class_weight,
+                 seed=cfg.seed, mc_samples=cfg.mc_samples, model_kw=cfg.model_kw, best_epochs=[h["best_epoch"] for h in f.histories],
+                 seconds=round(time.perf_counter() - t0, 1))
+    meta = bundle_meta(f.ds, cfg, f.decision, f.calibrator, train)
+    record_validation(meta, f.metrics, f.early_stopping, f.ds.val, f.decision, cfg.spec.horizon)
+    metrics = {"id": cfg.id, "label": cfg.spec.to_dict(), "calibrator": {"kind": f.calibrator.kind, "params": f.calibrator.params}, **f.metrics, "train": meta["train"]}
+    with stage("bundle"): bundle = save_experiment(cfg.id, f.models, f.ds, f.calibrator, meta, metrics, f.plots, models_dir, reports_dir)
     log(headline_table(metrics).to_string()); log(metrics["verdict"])
     return metrics | {"bundle": str(bundle)}
 
@@ -422,14 +501,18 @@ def itff_train(
     ensemble:int=1, # deep-ensemble members
     window:int=48, # bars per input window
     include_sentiment:bool=False, # add headline sentiment features
+    sentiment_delay:str="0s", # publication lag assumed for every headline (e.g. 15min)
     val_start:str=None, # validation start date (with --test-start; default: 70/15/15 by bars)
     test_start:str=None, # test start date
+    fee_bps:float=10, # exchange fee per side, in bps
+    slippage_bps:float=5, # slippage per side, in bps
     seed:int=0, # random seed
 ):
     "Train a model, calibrate it on validation data, evaluate it against baselines on the test part, save it."
     with cli_errors():
-        return run_experiment(symbol, timeframe, label, model, source, window, _parse_split(val_start, test_start), include_sentiment,
-                              epochs=epochs, class_weight=class_weight, ensemble=ensemble, mc_samples=mc_samples, threshold=threshold, seed=seed)
+        return run_experiment(ExperimentConfig(symbol, timeframe, label, model, source=source, window=window, split=_parse_split(val_start, test_start),
+                                               include_sentiment=include_sentiment, sentiment_delay=sentiment_delay, epochs=epochs, class_weight=class_weight,
+                                               ensemble=ensemble, mc_samples=mc_samples, threshold=threshold, fee_bps=fee_bps, slippage_bps=slippage_bps, seed=seed))
 
 # %% ../nbs/12a_experiment.ipynb #15597e96
 @call_parse

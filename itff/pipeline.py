@@ -8,15 +8,15 @@ Docs: https://itff.github.io/itff/pipeline.html.md"""
 from __future__ import annotations
 import fcntl, json, os, sys, time, traceback
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 import pandas as pd
 from fastcore.script import call_parse
 from .core import *
 from .data import cli_errors, gap_summary, load_ohlcv
 from .datasets import build_dataset
-from .experiment import headline_table, run_experiment, stage_logger
+from .experiment import ExperimentConfig, headline_table, run_experiment, stage_logger
 from .features import engineer_features
-from .labels import label_spec
 from .models import MODEL_TYPES
 from .sentiment import sentiment_features
 
@@ -40,20 +40,20 @@ def pipeline_lock(folder, name:str="itff-pipeline"):
     finally: f.close()
 
 # %% ../nbs/14_pipeline.ipynb #7e47b341
-def prepare_data(symbol:str="BTCUSDT", timeframe:str="1h", source:str="bundled",
+def prepare_data(cfg:ExperimentConfig, # symbol, timeframe, source, window, split, embargo and sentiment settings
                  labels=("direction", "level_up"), # labels to build datasets for
-                 include_sentiment:bool=False, # add per-bar headline sentiment features
-                 window:int=48, split=(0.7, 0.15, 0.15), days:float=60, stage=None) -> tuple[pd.DataFrame, dict]:
+                 days:float=60, # history to fetch for network sources
+                 stage=None) -> tuple[pd.DataFrame, dict]:
     "Candles → (sentiment) → features → one dataset per label; returns (candles, datasets)."
     stage = stage or stage_logger(lambda s: None)
-    with stage("data"): ohlcv = load_ohlcv(symbol, timeframe, source, days=days)
+    with stage("data"): ohlcv = load_ohlcv(cfg.symbol, cfg.timeframe, cfg.source, days=days)
     sent = None
-    if include_sentiment:
-        with stage("sentiment"): sent = sentiment_features(symbol, timeframe, index=ohlcv.index)
+    if cfg.include_sentiment:
+        with stage("sentiment"): sent = sentiment_features(cfg.symbol, cfg.timeframe, index=ohlcv.index, delay=cfg.sentiment_delay)
     with stage("features"): feats = engineer_features(ohlcv, sent)
     out = {}
     for name in labels:
-        with stage(f"dataset {name}"): out[name] = build_dataset(ohlcv, feats, label_spec(name, timeframe), window, split)
+        with stage(f"dataset {name}"): out[name] = build_dataset(ohlcv, feats, replace(cfg, label=name).spec, cfg.window, cfg.split, cfg.embargo)
     return ohlcv, out
 
 # %% ../nbs/14_pipeline.ipynb #c9fac583
@@ -70,34 +70,31 @@ def summary_row(label:str, model_type:str, m:dict, seconds:float) -> dict:
             "ece": round(s["ece"], 4), "best_baseline": f"{best} {base[best]:.5f}", "verdict": m["verdict"].removeprefix("model "),
             "threshold": m.get("decision", {}).get("threshold"), "skill": skill_words(m.get("skill")), "bundle": m["bundle"], "seconds": round(seconds, 1)}
 
-def run_pipeline(symbol:str="BTCUSDT", timeframe:str="1h", source:str="bundled", days:float=60, include_sentiment:bool=False,
-                 labels=("direction", "level_up"), model_types=("lstm", "transformer"), class_weight:str|None=None,
-                 threshold:float|None=None, ensemble:int=1, mc_samples:int=30, window:int=48, epochs:int=30,
-                 models_dir=None, reports_dir=None, log=print, progress:bool=True, **experiment_kw) -> pd.DataFrame:
+def run_pipeline(cfg:ExperimentConfig|None=None, # every setting but the label and model (default: ExperimentConfig())
+                 labels=("direction", "level_up"), model_types=("lstm", "transformer"), days:float=60,
+                 models_dir=None, reports_dir=None, log=print, progress:bool=True) -> pd.DataFrame:
     "Run every stage for every label × model under the pipeline lock; returns the summary table."
+    cfg = cfg or ExperimentConfig()
     bad = [m for m in model_types if m not in MODEL_TYPES]
     if bad: raise ITFFError(f"unknown model type(s) {bad}; expected some of {list(MODEL_TYPES)}")
-    for name in labels: label_spec(name, timeframe)
+    runs = [replace(cfg, label=name, model_type=mt) for name in labels for mt in model_types]   # bad labels fail here, before any work
     models_dir = Path(models_dir or get_settings().models_dir)
     rows = []
     with pipeline_lock(models_dir):
-        ohlcv, dss = prepare_data(symbol, timeframe, source, labels, include_sentiment, window, days=days, stage=stage_logger(log))
-        log(f"  {normalize_symbol(symbol)} {timeframe}: {gap_summary(ohlcv.index, timeframe)}")
-        for name in labels:
-            for mt in model_types:
-                t0 = time.perf_counter()
-                m = run_experiment(symbol, timeframe, name, mt, source, window, include_sentiment=include_sentiment, class_weight=class_weight,
-                                   ensemble=ensemble, mc_samples=mc_samples, threshold=threshold, epochs=epochs, models_dir=models_dir,
-                                   reports_dir=reports_dir, progress=progress, log=lambda s: None, ohlcv=ohlcv, ds=dss[name],
-                                   stage=stage_logger(log, f"{name} {mt}: "), **experiment_kw)
-                rows.append(summary_row(name, mt, m, time.perf_counter() - t0))
+        ohlcv, dss = prepare_data(cfg, labels, days, stage=stage_logger(log))
+        log(f"  {normalize_symbol(cfg.symbol)} {cfg.timeframe}: {gap_summary(ohlcv.index, cfg.timeframe)}")
+        for run in runs:
+            t0 = time.perf_counter()
+            m = run_experiment(run, models_dir, reports_dir, progress, log=lambda s: None, ohlcv=ohlcv, ds=dss[run.label],
+                               stage=stage_logger(log, f"{run.label} {run.model_type}: "))
+            rows.append(summary_row(run.label, run.model_type, m, time.perf_counter() - t0))
     return pd.DataFrame(rows)
 
 # %% ../nbs/14_pipeline.ipynb #0f9e9717
-def data_only(symbol, timeframe, source, include_sentiment, window, days):
+def data_only(cfg:ExperimentConfig, days:float):
     "The data stages alone (no label flag given), under the lock."
     with pipeline_lock(get_settings().models_dir):
-        prepare_data(symbol, timeframe, source, (), include_sentiment, window, days=days, stage=stage_logger(print))
+        prepare_data(cfg, (), days, stage=stage_logger(print))
     print("data stages done; add --train-direction and/or --train-level to train models")
 
 def _labels(train_direction:bool, train_level:bool, labels:str|None) -> tuple:
@@ -122,14 +119,19 @@ def itff_pipeline(
     mc_samples:int=30, # MC-dropout samples per bar
     epochs:int=30, # maximum epochs (early stopping on validation log loss)
     window:int=48, # bars per window
+    sentiment_delay:str="0s", # publication lag assumed for every headline (e.g. 15min)
+    fee_bps:float=10, # exchange fee per side, in bps
+    slippage_bps:float=5, # slippage per side, in bps
 ):
     "Refresh data → sentiment → features → datasets → train → calibrate → evaluate → bundle, and print a summary."
     with cli_errors():
         labs, models = _labels(train_direction, train_level, labels), tuple(m.strip() for m in model_type.split(",") if m.strip())
-        if not labs: return data_only(symbol, timeframe, source, include_sentiment, window, days)
+        cfg = ExperimentConfig(symbol, timeframe, source=source, window=window, include_sentiment=include_sentiment, sentiment_delay=sentiment_delay,
+                               class_weight=class_weight, threshold=threshold, ensemble=ensemble, mc_samples=mc_samples, epochs=epochs,
+                               fee_bps=fee_bps, slippage_bps=slippage_bps)
+        if not labs: return data_only(cfg, days)
         try:
-            summary = run_pipeline(symbol, timeframe, source, days, include_sentiment, labs, models, class_weight, threshold, ensemble,
-                                   mc_samples, window, epochs)
+            summary = run_pipeline(cfg, labs, models, days)
         except ITFFError: raise
         except Exception as e:
             print(f"error: pipeline failed: {type(e).__name__}: {e}", file=sys.stderr)
@@ -151,7 +153,7 @@ def itff_demo(
     "ITFF's main job on the bundled data: two labels × two models, evaluated against the baselines."
     with cli_errors():
         t0 = time.perf_counter()
-        summary = run_pipeline(symbol, timeframe, labels=("direction", "level_up"), model_types=("lstm", "transformer"), epochs=epochs)
+        summary = run_pipeline(ExperimentConfig(symbol, timeframe, epochs=epochs), ("direction", "level_up"), ("lstm", "transformer"))
         for _, r in summary.iterrows():
             m = json.loads((Path(r.bundle)/"metrics.json").read_text())
             print(f"\n{m['id']} — {m['label']['definition']} — test {m['test']['first'][:10]} … {m['test']['last'][:10]} ({m['test']['n']:,} bars)")

@@ -14,8 +14,8 @@ from .core import *
 from .data import cli_errors, load_ohlcv, read_ohlcv_file, write_parquet
 
 # %% auto #0
-__all__ = ['POS', 'NEG', 'SENTIMENT_COLUMNS', 'load_headlines', 'score_headlines', 'bar_sentiment', 'sentiment_features',
-           'itff_fetch_sentiment']
+__all__ = ['POS', 'NEG', 'MIDNIGHT_RULES', 'SENTIMENT_COLUMNS', 'load_headlines', 'score_headlines', 'effective_times',
+           'bar_sentiment', 'sentiment_features', 'itff_fetch_sentiment']
 
 # %% ../nbs/02_sentiment.ipynb #30e6e2a6
 def load_headlines(path=None) -> pd.DataFrame:
@@ -45,6 +45,21 @@ def score_headlines(df:pd.DataFrame) -> pd.DataFrame:
     if "src_polarity" not in out: out["src_polarity"] = np.nan
     return out
 
+# %% ../nbs/02_sentiment.ipynb #04b877a0
+MIDNIGHT_RULES = ("end_of_day", "drop", "keep")
+
+def effective_times(timestamps:pd.Series, midnight:str="end_of_day", delay="0s") -> pd.Series:
+    "When each headline may be used: date-only stamps (00:00:00) moved to the end of their day (or NaT if dropped), plus `delay`."
+    if midnight not in MIDNIGHT_RULES: raise ITFFError(f"unknown midnight rule {midnight!r}; expected one of {list(MIDNIGHT_RULES)}")
+    try: lag = pd.Timedelta(delay)
+    except ValueError as e: raise ITFFError(f"delay {delay!r} is not a time span like '15min' ({e})") from None
+    if lag < pd.Timedelta(0): raise ITFFError(f"delay must not be negative, got {delay!r}")
+    ts = pd.Series(timestamps)
+    at_midnight = ts == ts.dt.normalize()
+    if midnight == "end_of_day": ts = ts.where(~at_midnight, ts + pd.Timedelta(days=1))
+    elif midnight == "drop": ts = ts.where(~at_midnight)
+    return ts + lag
+
 # %% ../nbs/02_sentiment.ipynb #2d0ee9cb
 SENTIMENT_COLUMNS = ["sent_count", "sent_mean", "sent_pos_share", "sent_neg_share", "sent_src_polarity", "sent_ewm"]
 
@@ -53,10 +68,11 @@ def bar_sentiment(scored:pd.DataFrame, # output of `score_headlines`
                   timeframe:str="1h", # bar size
                   halflife:float=24, # half-life of `sent_ewm`, in bars
                   delay="0s", # extra publication lag to assume (a Timedelta or string like '15min')
+                  midnight:str="end_of_day", # date-only (00:00:00) stamps: end_of_day, drop or keep
                  ) -> pd.DataFrame:
     "Per-bar sentiment features, using only headlines published before each bar's close."
-    step = timeframe_delta(timeframe)
-    bar = (scored["timestamp"] + pd.Timedelta(delay)).dt.floor(step)
+    bar = effective_times(scored["timestamp"], midnight, delay).dt.floor(timeframe_delta(timeframe))
+    scored = scored[bar.notna().to_numpy()]; bar = bar.dropna()
     g = scored.assign(bar=bar, is_pos=scored["compound"] >= POS, is_neg=scored["compound"] <= NEG).groupby("bar")
     per = pd.DataFrame({"sent_count": g.size(), "sum": g["compound"].sum(), "npos": g["is_pos"].sum(),
                         "nneg": g["is_neg"].sum(), "src": g["src_polarity"].mean()})
@@ -69,12 +85,13 @@ def bar_sentiment(scored:pd.DataFrame, # output of `score_headlines`
     return out.astype("float64").rename_axis("timestamp")
 
 # %% ../nbs/02_sentiment.ipynb #50838227
-def sentiment_features(symbol:str="BTCUSDT", timeframe:str="1h", index=None, headlines=None, subjects=None, halflife:float=24) -> pd.DataFrame:
-    "Per-bar sentiment for `symbol` from `headlines` (a path or frame; bundled by default)."
+def sentiment_features(symbol:str="BTCUSDT", timeframe:str="1h", index=None, headlines=None, subjects=None, halflife:float=24,
+                       delay="0s", midnight:str="end_of_day") -> pd.DataFrame:
+    "Per-bar sentiment for `symbol` from `headlines` (a path or frame; bundled by default), each counted from `effective_times`."
     news = headlines if isinstance(headlines, pd.DataFrame) else load_headlines(headlines)
     if subjects and "subject" in news: news = news[news["subject"].isin(list(subjects))]
     index = index if index is not None else load_ohlcv(symbol, timeframe).index
-    return bar_sentiment(score_headlines(news), index, timeframe, halflife)
+    return bar_sentiment(score_headlines(news), index, timeframe, halflife, delay, midnight)
 
 # %% ../nbs/02_sentiment.ipynb #0554812d
 @call_parse
@@ -87,13 +104,15 @@ def itff_fetch_sentiment(
     subjects:str=None, # comma-separated subjects to keep, e.g. bitcoin,altcoin
     limit:int=None, # keep only the newest N headlines
     halflife:float=24, # half-life of the decayed score, in bars
+    delay:str="0s", # publication lag assumed for every headline (e.g. 15min)
+    midnight:str="end_of_day", # date-only 00:00:00 stamps: end_of_day (count from the next day), drop, or keep
 ):
     "Score headlines with VADER and write point-in-time per-bar sentiment features."
     with cli_errors():
         news = load_headlines(file)
         if limit: news = news.tail(limit)
         index = (load_ohlcv(symbol, timeframe) if candles == "bundled" else read_ohlcv_file(candles, timeframe)).index
-        out = sentiment_features(symbol, timeframe, index, news, subjects.split(",") if subjects else None, halflife)
+        out = sentiment_features(symbol, timeframe, index, news, subjects.split(",") if subjects else None, halflife, delay, midnight)
         path = Path(output or get_settings().data_dir/"sentiment")/f"{normalize_symbol(symbol)}_{timeframe}_sentiment.parquet"
         write_parquet(out, path)
         print(f"{len(news):,} headlines → {int((out.sent_count > 0).sum()):,} of {len(out):,} bars with news; wrote {path.name}")

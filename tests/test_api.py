@@ -5,7 +5,7 @@ from pathlib import Path
 import httpx
 import pytest
 from itff.data import load_ohlcv
-from itff.experiment import run_experiment
+from itff.experiment import ExperimentConfig, run_experiment
 from itff.features import engineer_features
 from itff.predictor import Predictor
 
@@ -17,7 +17,7 @@ def models(tmp_path_factory):
     "Two small trained bundles (BTCUSDT 1h direction/level_up, LSTM) and a corrupt third one."
     d = tmp_path_factory.mktemp("models")
     for lab in ("direction", "level_up"):
-        run_experiment("BTCUSDT", "1h", lab, "lstm", window=24, epochs=1, mc_samples=10, n_boot=10, model_kw=dict(units=8),
+        run_experiment(ExperimentConfig("BTCUSDT", "1h", lab, "lstm", window=24, epochs=1, mc_samples=10, n_boot=10, model_kw=dict(units=8)),
                        models_dir=d, reports_dir=d/"reports", progress=False, log=lambda s: None)
     bad = d/"training/ETHUSDT_1h_direction_lstm"
     shutil.copytree(d/"training/BTCUSDT_1h_direction_lstm", bad)
