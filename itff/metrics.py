@@ -44,12 +44,12 @@ def ece(y, p, bins:int=10) -> float:
     return float((t.n * (t.predicted - t.observed).abs()).sum() / t.n.sum())
 
 # %% ../nbs/09_metrics.ipynb #096be4ce
-def probability_metrics(y, p, base_rate:float, bins:int=10) -> dict:
-    "ROC-AUC, PR-AUC, Brier, BSS vs climatology at `base_rate`, log loss, ECE."
+def probability_metrics(y, p, base_rate, bins:int=10) -> dict:
+    "ROC-AUC, PR-AUC, Brier, BSS vs climatology at `base_rate` (a number, or one per row when pooling folds), log loss, ECE."
     y, p = np.asarray(y, "float64"), np.clip(np.asarray(p, "float64"), 1e-7, 1 - 1e-7)
     both = len(np.unique(y)) == 2
-    brier, brier_clim = brier_score_loss(y, p), brier_score_loss(y, np.full_like(p, base_rate))
-    return {"n": int(len(y)), "base_rate_train": float(base_rate), "base_rate_test": float(y.mean()),
+    brier, brier_clim = brier_score_loss(y, p), brier_score_loss(y, np.broadcast_to(np.asarray(base_rate, "float64"), p.shape))
+    return {"n": int(len(y)), "base_rate_train": float(np.mean(base_rate)), "base_rate_test": float(y.mean()),
             "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
             "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
             "brier": float(brier), "brier_climatology": float(brier_clim), "bss": float(1 - brier / brier_clim),
@@ -132,14 +132,16 @@ def save_csv(df:pd.DataFrame, path) -> Path:
     return Path(path)
 
 # %% ../nbs/09_metrics.ipynb #225b2b5b
-def compare(y, probs:dict, base_rate:float, block:int=48, n_boot:int=300, seed:int=0, refs=("climatology", "gbm")) -> pd.DataFrame:
-    "One row per forecast in `probs`: scores with block-bootstrap CIs and paired Brier tests against `refs`."
-    rows = {}
+def _bss(y, p_and_clim): return 1 - brier_score_loss(y, p_and_clim[:, 0]) / brier_score_loss(y, p_and_clim[:, 1])
+
+def compare(y, probs:dict, base_rate, block:int=48, n_boot:int=300, seed:int=0, refs=("climatology", "gbm")) -> pd.DataFrame:
+    "One row per forecast in `probs`: scores with block-bootstrap CIs (AUC, Brier, BSS) and paired Brier tests against `refs`."
+    rows, clim = {}, np.broadcast_to(np.asarray(base_rate, "float64"), np.shape(y))
     for name, p in probs.items():
         m = probability_metrics(y, p, base_rate)
         r = {"roc_auc": m["roc_auc"], "roc_auc_ci": bootstrap_ci(roc_auc_score, y, p, block, n_boot, seed=seed),
              "brier": m["brier"], "brier_ci": bootstrap_ci(brier_score_loss, y, p, block, n_boot, seed=seed),
-             "bss": m["bss"], "ece": m["ece"], "log_loss": m["log_loss"], "pr_auc": m["pr_auc"]}
+             "bss": m["bss"], "bss_ci": bootstrap_ci(_bss, y, np.column_stack([p, clim]), block, n_boot, seed=seed), "ece": m["ece"], "log_loss": m["log_loss"], "pr_auc": m["pr_auc"]}
         for ref in refs:
             if ref in probs and ref != name:
                 t = paired_bootstrap(y, p, probs[ref], block=block, n_boot=n_boot, seed=seed)
