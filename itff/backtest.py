@@ -1,4 +1,4 @@
-"""A simple vectorised backtest of acting on calibrated, confident signals, against buy-and-hold on the same bars.
+"""Trading the signals as one would: fills at the next bar's open, exits at the level or after h bars, one cost model for the sweep and the backtest.
 
 Docs: https://itff.github.io/itff/backtest.html.md"""
 
@@ -6,58 +6,105 @@ Docs: https://itff.github.io/itff/backtest.html.md"""
 
 # %% ../nbs/11_backtest.ipynb #7301c6c9
 from __future__ import annotations
+from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from .core import *
+from .labels import LabelSpec
 
 # %% auto #0
-__all__ = ['BARS_PER_YEAR', 'positions', 'backtest', 'backtest_stats', 'plot_backtest']
+__all__ = ['BARS_PER_YEAR', 'EXIT_RULES', 'Costs', 'trade_exits', 'one_at_a_time', 'backtest', 'fill_rule', 'backtest_stats',
+           'plot_backtest']
 
-# %% ../nbs/11_backtest.ipynb #7bbf4e8c
+# %% ../nbs/11_backtest.ipynb #3549dd65
 BARS_PER_YEAR = {"1h": 24 * 365, "30m": 48 * 365}
 
-def positions(grid:pd.DatetimeIndex, times, p, uncertainty, threshold:float, max_uncertainty:float|None, horizon:int) -> pd.Series:
-    "1 while a signal from the last `horizon` bars is held, else 0, on the bar `grid`."
-    ok = np.asarray(p) >= threshold
-    if max_uncertainty is not None: ok &= np.asarray(uncertainty) <= max_uncertainty
-    sig = pd.Series(0.0, index=grid)
-    sig.loc[pd.DatetimeIndex(times)[ok]] = 1.0
-    return sig.rolling(horizon, min_periods=1).max()
+@dataclass
+class Costs:
+    "The one cost model of the sweep, the threshold choice and the backtest: fee and slippage, each per side, in bps."
+    fee_bps:float = 10
+    slippage_bps:float = 5
+    @property
+    def per_side(self) -> float: return (self.fee_bps + self.slippage_bps) / 1e4
+    @property
+    def round_trip(self) -> float: return 2 * self.per_side
+    def to_dict(self) -> dict: return {"fee_bps": self.fee_bps, "slippage_bps": self.slippage_bps, "round_trip_bps": 2 * (self.fee_bps + self.slippage_bps)}
 
-# %% ../nbs/11_backtest.ipynb #fb3e946c
-def backtest(close:pd.Series, # closes on the bar grid (gaps allowed)
+# %% ../nbs/11_backtest.ipynb #ab3a24f9
+EXIT_RULES = ("auto", "barrier", "horizon")
+
+def trade_exits(ohlcv:pd.DataFrame, times, spec:LabelSpec, exit:str="auto", end=None) -> pd.DataFrame:
+    "The trade each signal at `times` opens: entry at the next bar's open; exit at the level touch (level labels) or at bar t+h's close, or at `end`."
+    if exit not in EXIT_RULES: raise ITFFError(f"unknown exit rule {exit!r}; expected one of {list(EXIT_RULES)}")
+    bars = ohlcv.loc[:to_utc(end)] if end is not None else ohlcv
+    pos = bars.index.get_indexer(pd.DatetimeIndex(times))
+    if (pos < 0).any() or (pos >= len(bars) - 1).any(): raise DataError("trade_exits: signal times must be bars with a next bar in the candles")
+    o, hi, lo, c = (bars[k].to_numpy() for k in ("open", "high", "low", "close"))
+    last = len(bars) - 1
+    x = np.minimum(pos + spec.horizon, last); price = c[x]
+    how = np.where(pos + spec.horizon > last, "end", "horizon").astype(object)
+    direction = {"level_up": 1, "level_down": -1}.get(spec.name)
+    if direction and exit in ("auto", "barrier"):
+        level, done = c[pos] * (1 + direction * spec.theta), np.zeros(len(pos), bool)
+        for k in range(1, spec.horizon + 1):
+            i = np.minimum(pos + k, last)
+            hit = ~done & (pos + k <= last) & ((hi[i] >= level) if direction > 0 else (lo[i] <= level))
+            fill = np.maximum(level, o[i]) if direction > 0 else np.minimum(level, o[i])   # a gap through the level fills at the open
+            x, price, how = np.where(hit, i, x), np.where(hit, fill, price), np.where(hit, "barrier", how)
+            done |= hit
+    entry = o[pos + 1]
+    return pd.DataFrame({"signal_time": bars.index[pos], "entry_time": bars.index[pos + 1], "entry": entry, "exit_time": bars.index[x],
+                         "exit": price, "how": how, "gross": price / entry - 1})
+
+# %% ../nbs/11_backtest.ipynb #103a3a5b
+def one_at_a_time(trades:pd.DataFrame) -> pd.DataFrame:
+    "The trades taken when a signal during an open trade is skipped (entry only after the previous exit bar)."
+    keep, busy_until = [], None
+    for i, (entry, exit_) in enumerate(zip(trades.entry_time, trades.exit_time)):
+        if busy_until is None or entry > busy_until: keep.append(i); busy_until = exit_
+    return trades.iloc[keep]
+
+def backtest(ohlcv:pd.DataFrame, # candles (the fills use open, high, low, close)
              times, p, uncertainty=None, # signal bars, their calibrated probability and MC uncertainty
-             threshold:float=0.5, max_uncertainty:float|None=None, horizon:int=4,
-             fee_bps:float=10, slippage_bps:float=5, side:int=1, timeframe:str="1h") -> dict:
-    "Equity curve and statistics of acting on signals, beside buy-and-hold on the same bars."
-    times = pd.DatetimeIndex(times)
-    close = close.loc[times.min():times.max() + horizon * timeframe_delta(timeframe)]
-    unc = np.zeros(len(times)) if uncertainty is None else uncertainty
-    pos = positions(close.index, times, p, unc, threshold, max_uncertainty, horizon)
-    r = close.pct_change().fillna(0.0)
-    cost = (fee_bps + slippage_bps) / 1e4
-    turnover = pos.diff().abs().fillna(pos.iloc[0])
-    net = side * pos.shift(1).fillna(0.0) * r - turnover * cost
-    hold = r.copy(); hold.iloc[0] -= cost
-    eq = pd.DataFrame({"position": pos, "strategy": (1 + net).cumprod(), "buy_hold": (1 + hold).cumprod()})
-    return {"equity": eq, "stats": backtest_stats(net, pos, eq, timeframe) | {"threshold": threshold, "max_uncertainty": max_uncertainty,
-            "horizon": horizon, "fee_bps": fee_bps, "slippage_bps": slippage_bps, "side": side}}
+             threshold:float=0.5, max_uncertainty:float|None=None, spec:LabelSpec|None=None,
+             costs:Costs|None=None, side:int=1, exit:str="auto", end=None) -> dict:
+    "Trades, equity curve and statistics of acting on signals, beside buy-and-hold over the same bars."
+    spec, costs, times = spec or LabelSpec("direction", 4, 0.01, "1h"), costs or Costs(), pd.DatetimeIndex(times)
+    act = np.asarray(p) >= threshold
+    if max_uncertainty is not None and uncertainty is not None: act &= np.asarray(uncertainty) <= max_uncertainty
+    end = to_utc(end) if end is not None else min(times.max() + spec.horizon * timeframe_delta(spec.timeframe), ohlcv.index[-1])
+    trades = one_at_a_time(trade_exits(ohlcv, times[act], spec, exit, end))
+    trades = trades.assign(net=side * trades.gross - costs.round_trip)
+    grid = ohlcv.loc[times.min():end]
+    step = pd.Series(0.0, index=grid.index).add(trades.groupby("exit_time").net.sum(), fill_value=0.0)   # booked at the exit bar
+    held = pd.Series(0.0, index=grid.index)
+    for a, b in zip(trades.entry_time, trades.exit_time): held.loc[a:b] = 1.0
+    bh = grid.close / grid.open.iloc[min(1, len(grid) - 1)] - 1 - costs.per_side      # buy at the next bar's open
+    bh.iloc[-1] -= costs.per_side
+    eq = pd.DataFrame({"position": held, "strategy": (1 + step).cumprod(), "buy_hold": 1 + bh})
+    return {"equity": eq, "trades": trades, "stats": backtest_stats(trades, step, eq, spec.timeframe) | {"threshold": threshold,
+            "max_uncertainty": max_uncertainty, "horizon": spec.horizon, **costs.to_dict(), "side": side, "exit": exit, "fills": fill_rule(spec, exit)}}
+
+def fill_rule(spec:LabelSpec, exit:str="auto") -> str:
+    "The fill and exit rule in words."
+    barrier = spec.name in ("level_up", "level_down") and exit in ("auto", "barrier")
+    return ("entry at the next bar's open; exit " + (f"at the level ({'+' if spec.name == 'level_up' else '-'}{spec.theta:.2%}) when touched, else " if barrier else "")
+            + f"at the close of bar t+{spec.horizon}; one position at a time; an open trade exits at the last close")
 
 def _max_drawdown(equity:pd.Series) -> float: return float((equity / equity.cummax() - 1).min())
 
-def backtest_stats(net:pd.Series, pos:pd.Series, eq:pd.DataFrame, timeframe:str) -> dict:
-    "Total return, Sharpe, max drawdown, trades, exposure, win rate; buy-and-hold's return, Sharpe and drawdown."
+def backtest_stats(trades:pd.DataFrame, step:pd.Series, eq:pd.DataFrame, timeframe:str) -> dict:
+    "Total return, Sharpe, max drawdown, trades, exposure, win rate, exits by reason; buy-and-hold's return, Sharpe and drawdown."
     ann = np.sqrt(BARS_PER_YEAR.get(timeframe, 24 * 365))
-    bh = eq.buy_hold.pct_change().fillna(eq.buy_hold.iloc[0] - 1)
-    held, entry = pos > 0, (pos > 0) & (pos.shift(1, fill_value=0) == 0)
-    trade_id = entry.cumsum().where(held | (pos.shift(1, fill_value=0) > 0))  # entry bar (its cost) through exit bar
-    trade_ret = (1 + net).groupby(trade_id).prod() - 1
     sharpe = lambda x: float(x.mean() / x.std() * ann) if x.std() > 0 else 0.0
-    return {"total_return": float(eq.strategy.iloc[-1] - 1), "sharpe": sharpe(net), "max_drawdown": _max_drawdown(eq.strategy),
-            "trades": int(entry.sum()), "exposure": float(pos.mean()),
-            "win_rate": float((trade_ret > 0).mean()) if len(trade_ret) else float("nan"),
-            "buy_hold_return": float(eq.buy_hold.iloc[-1] - 1), "buy_hold_sharpe": sharpe(bh), "buy_hold_max_drawdown": _max_drawdown(eq.buy_hold)}
+    return {"total_return": float(eq.strategy.iloc[-1] - 1), "sharpe": sharpe(step), "max_drawdown": _max_drawdown(eq.strategy),
+            "trades": int(len(trades)), "exposure": float(eq.position.mean()),
+            "win_rate": float((trades.net > 0).mean()) if len(trades) else float("nan"),
+            "mean_trade_net_return": float(trades.net.mean()) if len(trades) else float("nan"),
+            "exits": {k: int(v) for k, v in trades.how.value_counts().items()},
+            "buy_hold_return": float(eq.buy_hold.iloc[-1] - 1), "buy_hold_sharpe": sharpe(eq.buy_hold.pct_change().fillna(0.0)),
+            "buy_hold_max_drawdown": _max_drawdown(eq.buy_hold)}
 
 # %% ../nbs/11_backtest.ipynb #822bf882
 def plot_backtest(bt:dict, title:str="Backtest on the test bars") -> Figure:

@@ -15,7 +15,8 @@ from fastcore.script import call_parse
 from matplotlib.figure import Figure
 from .core import *
 from .artifacts import bundle_sha
-from .backtest import backtest, plot_backtest
+from .backtest import Costs, backtest, plot_backtest
+from .labels import LabelSpec
 from .data import cli_errors, load_ohlcv
 from .experiment import read_predictions
 from .metrics import coverage_curve, threshold_sweep
@@ -25,9 +26,10 @@ from .reports import comparison_table, plain_verdict, read_summary
 
 # %% auto #0
 __all__ = ['BUNDLE_COLUMNS', 'EMPTY_STATE', 'STYLE', 'MODEL_NAMES', 'PANELS', 'APP_SOURCE', 'AUTH_COOKIE', 'VOILA_OPTIONS',
-           'find_bundles', 'View', 'load_view', 'at_threshold', 'png', 'static_figures', 'threshold_figures',
-           'view_candles', 'live_forecast', 'md_html', 'stats_html', 'live_html', 'Dashboard', 'app_notebook',
-           'dashboard_credentials', 'check_basic_auth', 'voila_app', 'absolute_settings_env', 'itff_dashboard']
+           'find_bundles', 'View', 'load_view', 'view_costs', 'trade_return', 'at_threshold', 'png', 'static_figures',
+           'threshold_figures', 'view_candles', 'live_forecast', 'md_html', 'stats_html', 'live_html', 'Dashboard',
+           'app_notebook', 'dashboard_credentials', 'check_basic_auth', 'voila_app', 'absolute_settings_env',
+           'itff_dashboard']
 
 # %% ../nbs/17_dashboard.ipynb #0db5a72a
 BUNDLE_COLUMNS = ["id", "symbol", "timeframe", "label", "model", "path"]
@@ -60,10 +62,20 @@ def load_view(bundle, reports_dir=None, summary:pd.DataFrame|None=None) -> View:
     return View(eid, bundle, meta, json.loads(src.read_text()), preds, rows.iloc[0].to_dict() if len(rows) else None)
 
 # %% ../nbs/17_dashboard.ipynb #c150ab7a
+def view_costs(view:View) -> Costs:
+    "The cost model the view's report used (its backtest's fee and slippage)."
+    b = view.metrics.get("backtest", {})
+    return Costs(b.get("fee_bps", 10), b.get("slippage_bps", 5))
+
+def trade_return(view:View) -> pd.Series:
+    "Per bar, the gross return of the trade a signal would open (older reports without it: the close-to-close forward return)."
+    p = view.predictions
+    return p.trade_return if "trade_return" in p else p.forward_return
+
 def at_threshold(view:View, threshold:float) -> dict:
     "Precision, recall, coverage, signals and mean net return per signal of acting when the calibrated p ≥ `threshold`."
-    p, fee = view.predictions, view.metrics.get("backtest", {}).get("fee_bps", 10)
-    return threshold_sweep(p.y, p.p_model, p.forward_return, [threshold], fee, int(p.side.iloc[0])).iloc[0].to_dict()
+    p = view.predictions
+    return threshold_sweep(p.y, p.p_model, trade_return(view), [threshold], view_costs(view), int(p.side.iloc[0])).iloc[0].to_dict()
 
 # %% ../nbs/17_dashboard.ipynb #068cab65
 def png(fig:Figure, dpi:int=90) -> bytes:
@@ -78,7 +90,7 @@ def _probs(p:pd.DataFrame) -> dict:
 def static_figures(view:View) -> dict[str, Figure]:
     "ROC, precision-recall, reliability and threshold-sweep figures of a view."
     p, probs, title = view.predictions, _probs(view.predictions), view.id.replace("_", " ")
-    sweep = threshold_sweep(p.y, p.p_model, p.forward_return, fee_bps=view.metrics.get("backtest", {}).get("fee_bps", 10), side=int(p.side.iloc[0]))
+    sweep = threshold_sweep(p.y, p.p_model, trade_return(view), costs=view_costs(view), side=int(p.side.iloc[0]))
     return {"roc": plot_roc(p.y, probs, f"ROC — {title}"), "pr": plot_pr(p.y, probs, f"Precision-recall — {title}"),
             "reliability": plot_reliability(p.y, {k: probs[k] for k in ("model", "model_raw", "gbm") if k in probs}, title=f"Reliability — {title}"),
             "sweep": plot_threshold_sweep(sweep, f"Threshold sweep — {title}")}
@@ -92,9 +104,9 @@ def threshold_figures(view:View, threshold:float, candles:pd.DataFrame|None=None
                                       "mutual information": coverage_curve(p.y, p.p_model, p.mutual_info, threshold)}, metric="accuracy",
                                      title=f"Accuracy when abstaining on uncertain bars (threshold {threshold:.2f})")}
     if candles is not None:
-        b, lab = view.metrics.get("backtest", {}), view.meta["label"]
-        bt = backtest(candles["close"], p.time, p.p_model, p.mc_std, threshold, view.meta.get("max_uncertainty"), lab["horizon"],
-                      b.get("fee_bps", 10), b.get("slippage_bps", 5), int(p.side.iloc[0]), view.meta["timeframe"])
+        lab = view.meta["label"]
+        spec = LabelSpec(lab["name"], lab["horizon"], lab["theta"], view.meta["timeframe"])
+        bt = backtest(candles, p.time, p.p_model, p.mc_std, threshold, view.meta.get("max_uncertainty"), spec, view_costs(view), int(p.side.iloc[0]))
         out["backtest"] = plot_backtest(bt, f"Backtest at threshold {threshold:.2f} — {view.id.replace('_', ' ')}")
     return out
 

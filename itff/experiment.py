@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
 from .core import *
-from .backtest import backtest, plot_backtest
+from .backtest import Costs, backtest, plot_backtest, trade_exits
 from .calibrate import Calibrator, out_of_fold, purged_folds, select_calibrator
 from .data import cli_errors, load_ohlcv
 from .datasets import Part, SequenceDataset, build_dataset
@@ -29,12 +29,12 @@ from .train import Climatology, baseline_probs, class_weights, fit_baselines, tr
 
 # %% auto #0
 __all__ = ['load_inputs', 'experiment_dataset', 'sentiment_coverage', 'part_slice', 'part_span', 'split_validation', 'forecast',
-           'fit_references', 'reference_probs', 'side_of', 'forward_returns', 'bootstrap_block', 'verdict', 'evaluate',
-           'headline_table', 'choose_threshold', 'choose_max_uncertainty', 'validation_skill', 'predictions_frame',
-           'read_predictions', 'write_report', 'experiment_id', 'ExperimentConfig', 'stage_logger', 'bundle_meta',
-           'calibrate_on_validation', 'choose_decisions', 'record_validation', 'save_experiment', 'Fitted',
-           'fit_and_score', 'run_experiment', 'check_out_of_sample', 'with_warmup', 'evaluate_bundle', 'evaluate_saved',
-           'itff_train', 'itff_evaluate']
+           'fit_references', 'reference_probs', 'side_of', 'forward_returns', 'trade_returns', 'bootstrap_block',
+           'verdict', 'evaluate', 'headline_table', 'choose_threshold', 'choose_max_uncertainty', 'validation_skill',
+           'predictions_frame', 'read_predictions', 'write_report', 'experiment_id', 'ExperimentConfig', 'stage_logger',
+           'bundle_meta', 'calibrate_on_validation', 'choose_decisions', 'record_validation', 'save_experiment',
+           'Fitted', 'fit_and_score', 'run_experiment', 'check_out_of_sample', 'with_warmup', 'evaluate_bundle',
+           'evaluate_saved', 'itff_train', 'itff_evaluate']
 
 # %% ../nbs/12a_experiment.ipynb #7280cf1c
 def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentiment:bool=False, start=None, days:float=60, sentiment_delay="0s"):
@@ -107,6 +107,10 @@ def forward_returns(ohlcv:pd.DataFrame, times, horizon:int) -> np.ndarray:
     c = ohlcv["close"]
     return (c.shift(-horizon) / c - 1).reindex(times).to_numpy()
 
+def trade_returns(ohlcv:pd.DataFrame, times, spec:LabelSpec) -> np.ndarray:
+    "Gross price return of the trade a signal at each of `times` would open (`itff.backtest.trade_exits`: next open in, level or t+h out)."
+    return trade_exits(ohlcv, times, spec)["gross"].to_numpy()
+
 def bootstrap_block(timeframe:str) -> int:
     "Bars in a 2-day block of the block bootstrap (at least 2)."
     return max(2, int(pd.Timedelta("2D") / timeframe_delta(timeframe)))
@@ -122,16 +126,16 @@ def verdict(comparison:pd.DataFrame, name:str="model", alpha:float=0.05) -> str:
 
 # %% ../nbs/12a_experiment.ipynb #03a8e18f
 def evaluate(ds:SequenceDataset, ohlcv:pd.DataFrame, spec:LabelSpec, fc:dict, refs:dict,
-             threshold:float=0.5, max_uncertainty:float|None=None, fee_bps:float=10, slippage_bps:float=5,
+             threshold:float=0.5, max_uncertainty:float|None=None, costs:Costs|None=None,
              n_boot:int=300, seed:int=0) -> tuple[dict, dict]:
     "(metrics JSON, plot inputs) of forecast `fc` and the fair references (`fit_references`) on `ds.test`."
     y, base, base_train = ds.test.y, refs["models"]["climatology"].rate_, float(ds.train.y.mean())
     probs = {"model": fc["p"], "model_raw": fc["mean"], **reference_probs(refs, ds.test.X)}
     block = bootstrap_block(spec.timeframe)
     cmp = compare(y, probs, base, block=block, n_boot=n_boot, seed=seed)
-    fwd, side = forward_returns(ohlcv, ds.test.times, spec.horizon), side_of(spec)
-    sweep = threshold_sweep(y, fc["p"], fwd, fee_bps=fee_bps, side=side)
-    bt = backtest(ohlcv["close"], ds.test.times, fc["p"], fc["std"], threshold, max_uncertainty, spec.horizon, fee_bps, slippage_bps, side, spec.timeframe)
+    fwd, trade, side, costs = forward_returns(ohlcv, ds.test.times, spec.horizon), trade_returns(ohlcv, ds.test.times, spec), side_of(spec), costs or Costs()
+    sweep = threshold_sweep(y, fc["p"], trade, costs=costs, side=side)
+    bt = backtest(ohlcv, ds.test.times, fc["p"], fc["std"], threshold, max_uncertainty, spec, costs, side)
     metrics = {"test": {"n": int(len(y)), "first": str(ds.test.times[0]), "last": str(ds.test.times[-1]), "base_rate_train": base_train,
                         "base_rate_reference": base, "base_rate_test": float(y.mean())},
                "references": {"climatology": "validation base rate" if len(ds.val.y) else "training base rate",
@@ -143,7 +147,7 @@ def evaluate(ds:SequenceDataset, ohlcv:pd.DataFrame, spec:LabelSpec, fc:dict, re
                "uncertainty": uncertainty_metrics(y, fc["p"], fc, threshold),
                "backtest": bt["stats"], "verdict": verdict(cmp)}
     return metrics, {"y": y, "probs": probs, "sweep": sweep, "backtest": bt, "fc": fc, "comparison": cmp, "threshold": threshold,
-                     "times": ds.test.times, "forward_return": fwd, "side": side}
+                     "times": ds.test.times, "forward_return": fwd, "trade_return": trade, "side": side}
 
 # %% ../nbs/12a_experiment.ipynb #2f89fd3d
 def _p_value(p) -> str: return "" if p is None or pd.isna(p) else f"{p:.3f}"
@@ -159,11 +163,12 @@ def headline_table(metrics:dict) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 # %% ../nbs/12a_experiment.ipynb #1fa96322
-def choose_threshold(y, p, forward_return, fee_bps:float=10, side:int=1, min_signals:int=30) -> dict:
+def choose_threshold(y, p, trade_return, costs:Costs|None=None, side:int=1, min_signals:int=30) -> dict:
     "The validation threshold with the best mean net return per signal (≥ `min_signals` signals); 1.0 (never act) when none beats the fees."
-    sweep = threshold_sweep(y, p, forward_return, fee_bps=fee_bps, side=side)
+    costs = costs or Costs()
+    sweep = threshold_sweep(y, p, trade_return, costs=costs, side=side)
     ok = sweep[(sweep.signals >= min_signals) & sweep.mean_net_return.notna()]
-    rule = f"best mean net return per signal after {2 * fee_bps:g} bps round-trip fees, at least {min_signals} signals, on the calibration part"
+    rule = f"best mean net return per signal after {costs.to_dict()['round_trip_bps']:g} bps round-trip costs, at least {min_signals} signals, on the calibration part"
     if ok.empty or ok.mean_net_return.max() <= 0:
         return {"threshold": 1.0, "acts": False, "rule": rule, "reason": "no threshold earned more than the fees on validation",
                 "sweep": sweep.to_dict(orient="list")}
@@ -172,16 +177,16 @@ def choose_threshold(y, p, forward_return, fee_bps:float=10, side:int=1, min_sig
             "validation_signals": int(best.signals), "validation_precision": float(best.precision), "sweep": sweep.to_dict(orient="list")}
 
 # %% ../nbs/12a_experiment.ipynb #4cf7e088
-def choose_max_uncertainty(p, std, forward_return, threshold:float, fee_bps:float=10, side:int=1, min_signals:int=30,
+def choose_max_uncertainty(p, std, trade_return, threshold:float, costs:Costs|None=None, side:int=1, min_signals:int=30,
                            coverages=(0.5, 0.6, 0.7, 0.8, 0.9)) -> dict:
     "The MC-std cut-off (a validation quantile) whose kept signals earn most, or None when abstaining does not help."
-    p, std, r = np.asarray(p), np.asarray(std), side * np.asarray(forward_return)
+    p, std, r = np.asarray(p), np.asarray(std), side * np.asarray(trade_return)
     act = p >= threshold
-    best = {"max_uncertainty": None, "coverage": 1.0, "validation_net_return": net_return(r, act, fee_bps)}
+    best = {"max_uncertainty": None, "coverage": 1.0, "validation_net_return": net_return(r, act, costs)}
     for c in coverages:
         cut = float(np.quantile(std, c)); keep = act & (std <= cut)
-        if keep.sum() >= min_signals and net_return(r, keep, fee_bps) > np.nan_to_num(best["validation_net_return"], nan=-np.inf):
-            best = {"max_uncertainty": cut, "coverage": c, "validation_net_return": net_return(r, keep, fee_bps)}
+        if keep.sum() >= min_signals and net_return(r, keep, costs) > np.nan_to_num(best["validation_net_return"], nan=-np.inf):
+            best = {"max_uncertainty": cut, "coverage": c, "validation_net_return": net_return(r, keep, costs)}
     return best | {"rule": f"MC-std quantile (coverage {min(coverages):g}–1) with the best mean net return of kept signals (≥ {min_signals}) on the calibration part"}
 
 # %% ../nbs/12a_experiment.ipynb #43f6621f
@@ -201,7 +206,8 @@ def predictions_frame(plot_inputs:dict) -> pd.DataFrame:
     fc, probs = plot_inputs["fc"], plot_inputs["probs"]
     return pd.DataFrame({"time": pd.DatetimeIndex(plot_inputs["times"]), "y": plot_inputs["y"].astype(int),
                          **{f"p_{k}": v for k, v in probs.items()}, "mc_std": fc["std"], "mutual_info": fc["mutual_info"],
-                         "forward_return": plot_inputs["forward_return"], "side": plot_inputs["side"]})
+                         "forward_return": plot_inputs["forward_return"],
+                         "trade_return": plot_inputs["trade_return"], "side": plot_inputs["side"]})
 
 def read_predictions(path) -> pd.DataFrame:
     "The per-bar predictions written by `write_report`, with UTC times."
@@ -315,14 +321,14 @@ def calibrate_on_validation(models, ds:SequenceDataset, spec:LabelSpec, mc_sampl
     return select_calibrator(s["mean"], ds.val.y, purge=spec.horizon), s
 
 def choose_decisions(val_mc:dict, cal:Calibrator, ds:SequenceDataset, ohlcv, spec:LabelSpec, threshold:float|None=None,
-                     max_uncertainty:float|None=None, fee_bps:float=10, seed:int=0, min_signals:int|None=None) -> dict:
+                     max_uncertainty:float|None=None, costs:Costs|None=None, seed:int=0, min_signals:int|None=None) -> dict:
     "Threshold, uncertainty cut-off and skill gate from the calibration part (`ds.val`, MC summary `val_mc`); a given `threshold` overrides the rule."
     p = cal(val_mc["mean"])
-    fwd, side = forward_returns(ohlcv, ds.val.times, spec.horizon), side_of(spec)
+    fwd, side = trade_returns(ohlcv, ds.val.times, spec), side_of(spec)
     n_min = min_signals or max(30, len(p) // 50)
-    out = choose_threshold(ds.val.y, p, fwd, fee_bps, side, n_min) if threshold is None else \
+    out = choose_threshold(ds.val.y, p, fwd, costs, side, n_min) if threshold is None else \
           {"threshold": float(threshold), "acts": True, "rule": "set by the user (--threshold)"}
-    unc = choose_max_uncertainty(p, val_mc["std"], fwd, out["threshold"], fee_bps, side, n_min) if max_uncertainty is None and out["acts"] else \
+    unc = choose_max_uncertainty(p, val_mc["std"], fwd, out["threshold"], costs, side, n_min) if max_uncertainty is None and out["acts"] else \
           {"max_uncertainty": max_uncertainty, "rule": "set by the user" if max_uncertainty is not None else "none: the bundle does not act"}
     skill = validation_skill(ds.val.y, val_mc["mean"], cal.kind, spec.horizon, spec.timeframe, seed=seed)
     return {**out, "max_uncertainty": unc["max_uncertainty"], "uncertainty_rule": unc["rule"], "skill": skill}
@@ -362,11 +368,12 @@ def fit_and_score(cfg:ExperimentConfig, ds:SequenceDataset, ohlcv:pd.DataFrame, 
     ds = replace(ds, val=cal_part)   # from here on, "validation" is the calibration part
     with stage("calibrate"):
         cal, val_mc = calibrate_on_validation(models, ds, spec, cfg.mc_samples, cfg.seed)
-        decision = choose_decisions(val_mc, cal, ds, ohlcv, spec, cfg.threshold, cfg.max_uncertainty, cfg.fee_bps, cfg.seed)
+        costs = Costs(cfg.fee_bps, cfg.slippage_bps)
+        decision = choose_decisions(val_mc, cal, ds, ohlcv, spec, cfg.threshold, cfg.max_uncertainty, costs, cfg.seed)
     with stage("evaluate"):
         fc = forecast(models, cal, ds.test.X, cfg.mc_samples, cfg.seed)
         metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, cfg.seed), decision["threshold"], decision["max_uncertainty"],
-                                  cfg.fee_bps, cfg.slippage_bps, cfg.n_boot, cfg.seed)
+                                  costs, cfg.n_boot, cfg.seed)
     if coverage is not None: metrics["sentiment_coverage"] = coverage
     return Fitted(models, hists, cal, decision, ds, es, metrics, plots)
 
@@ -464,7 +471,8 @@ def evaluate_bundle(bundle, data=None, start=None, output=None, mc_samples:int|N
     ds = SequenceDataset(train, val, test, b.scaler, meta)
     n, thr, seed = mc_samples or meta["train"]["mc_samples"], meta["threshold"] if threshold is None else threshold, meta["train"]["seed"]
     fc = forecast(b.models, b.calibrator, test.X, n, seed)
-    metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, seed), thr, meta.get("max_uncertainty"), n_boot=n_boot, seed=seed)
+    costs = Costs(**{k: meta.get("config", {}).get(k, v) for k, v in (("fee_bps", 10), ("slippage_bps", 5))})   # as the bundle chose its threshold
+    metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, seed), thr, meta.get("max_uncertainty"), costs, n_boot=n_boot, seed=seed)
     metrics = {"id": b.id, "bundle_sha256": b.sha, "data": str(data), "start": str(start), "label": spec.to_dict(),
                "calibrator": {"kind": b.calibrator.kind, "params": b.calibrator.params}, **metrics, "mc_samples": n}
     out = write_report(Path(output or get_settings().reports_dir)/(name or f"{b.id}_from_{start:%Y%m%d}"), metrics, plots,

@@ -13,6 +13,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score, brier_score_loss, confusion_matrix,
                              f1_score, log_loss, precision_score, recall_score, roc_auc_score)
 from .core import *
+from .backtest import Costs
 
 # %% auto #0
 __all__ = ['threshold_metrics', 'reliability_table', 'ece', 'probability_metrics', 'block_bootstrap_indices', 'bootstrap_ci',
@@ -108,14 +109,14 @@ def uncertainty_metrics(y, p, summary:dict, threshold:float=0.5) -> dict:
             "coverage": cov.to_dict(orient="list")}
 
 # %% ../nbs/09_metrics.ipynb #cf573bc1
-def net_return(side_return, act, fee_bps:float=10) -> float:
-    "Mean return of the acted-on bars after a round trip of fees (NaN when nothing is acted on)."
+def net_return(side_return, act, costs:Costs|None=None) -> float:
+    "Mean return of the acted-on trades after the round trip of `costs` (NaN when nothing is acted on)."
     act = np.asarray(act, bool)
-    return float(np.asarray(side_return)[act].mean() - 2 * fee_bps / 1e4) if act.any() else float("nan")
+    return float(np.asarray(side_return)[act].mean() - (costs or Costs()).round_trip) if act.any() else float("nan")
 
-def threshold_sweep(y, p, forward_return, thresholds=None, fee_bps:float=10, side:int=1) -> pd.DataFrame:
-    "Per threshold: coverage, precision, recall, F1, signals, mean net forward return of acting."
-    y, p, r = np.asarray(y, "float64"), np.asarray(p, "float64"), side * np.asarray(forward_return, "float64")
+def threshold_sweep(y, p, trade_return, thresholds=None, costs:Costs|None=None, side:int=1) -> pd.DataFrame:
+    "Per threshold: coverage, precision, recall, F1, signals, mean net return of the trades acting would open."
+    y, p, r = np.asarray(y, "float64"), np.asarray(p, "float64"), side * np.asarray(trade_return, "float64")
     thresholds = np.round(np.arange(0.05, 0.96, 0.05), 2) if thresholds is None else thresholds
     rows = []
     for t in thresholds:
@@ -123,7 +124,7 @@ def threshold_sweep(y, p, forward_return, thresholds=None, fee_bps:float=10, sid
         rows.append({"threshold": float(t), "coverage": float(s.mean()), "signals": int(s.sum()),
                      "precision": float(precision_score(y, s, zero_division=0)), "recall": float(recall_score(y, s, zero_division=0)),
                      "f1": float(f1_score(y, s, zero_division=0)),
-                     "mean_net_return": net_return(r, s, fee_bps)})
+                     "mean_net_return": net_return(r, s, costs)})
     return pd.DataFrame(rows)
 
 def save_csv(df:pd.DataFrame, path) -> Path:
