@@ -20,7 +20,8 @@ from .scaler import Scaler
 
 # %% auto #0
 __all__ = ['PARTS', 'segment_positions', 'valid_ends', 'split_boundaries', 'split_parts', 'make_windows', 'Part',
-           'SequenceDataset', 'build_dataset', 'dataset_meta', 'save_dataset', 'load_dataset', 'itff_prepare_sequences']
+           'SequenceDataset', 'candle_features', 'candle_windows', 'build_dataset', 'dataset_meta', 'save_dataset',
+           'load_dataset', 'itff_prepare_sequences']
 
 # %% ../nbs/05_datasets.ipynb #35c4393c
 def segment_positions(index:pd.DatetimeIndex, timeframe:str) -> tuple[np.ndarray, np.ndarray]:
@@ -60,11 +61,11 @@ def split_parts(times:pd.DatetimeIndex, boundaries, embargo:int, timeframe:str) 
     return {"train": np.asarray(times < b1), "val": np.asarray((times >= b1 + e) & (times < b2)), "test": np.asarray(times >= b2 + e)}
 
 # %% ../nbs/05_datasets.ipynb #318f241b
-def make_windows(values:np.ndarray, ends:np.ndarray, window:int) -> np.ndarray:
-    "(N, window, F) float32 windows of `values` (T, F) ending at positions `ends`."
+def make_windows(values:np.ndarray, ends:np.ndarray, window:int, dtype="float32") -> np.ndarray:
+    "(N, window, F) windows of `values` (T, F) ending at positions `ends`."
     ends = np.asarray(ends, dtype=int)
     if len(ends) and (ends.min() < window - 1 or ends.max() >= len(values)): raise ITFFError(f"window ends must lie in [{window - 1}, {len(values) - 1}]")
-    values = np.asarray(values, dtype="float32")
+    values = np.asarray(values, dtype=dtype)
     view = np.lib.stride_tricks.sliding_window_view(values, (window, values.shape[1]))  # (T-W+1, 1, W, F), no copy
     return view[ends - window + 1, 0]  # fancy indexing: the one copy, already (N, W, F) and contiguous
 
@@ -91,6 +92,33 @@ class SequenceDataset:
     @property
     def parts(self): return {"train": self.train, "val": self.val, "test": self.test}
 
+# %% ../nbs/05_datasets.ipynb #8916259e
+def candle_features(ohlcv:pd.DataFrame, sentiment:pd.DataFrame|None=None, columns=None) -> pd.DataFrame:
+    "Causal features of `ohlcv` (plus sentiment), as `columns` in that order if given; `DataError` naming features that cannot be built."
+    feats = engineer_features(ohlcv, sentiment)
+    if columns is None: return feats
+    missing = [f for f in columns if f not in feats.columns]
+    if missing: raise DataError(f"cannot build the features {missing} the model needs" + (" (it was trained with sentiment)" if any(f.startswith("sent_") for f in missing) else ""))
+    return feats[list(columns)]
+
+def candle_windows(ohlcv:pd.DataFrame, window:int, timeframe:str,
+                   spec:LabelSpec|None=None, # label the windows (and require its horizon of future bars)
+                   scaler:Scaler|None=None, # scale with it (its feature order); raw float64 windows without
+                   features:pd.DataFrame|None=None, # precomputed features of `ohlcv` (default: computed here)
+                   sentiment:pd.DataFrame|None=None, # per-bar sentiment for the features
+                   keep=None, # boolean mask over the bars, or a function of the bar index, selecting window ends
+                   warmup:int=FEATURE_WARMUP) -> Part:
+    "Candles → features → windows: every gap-free, complete window (labelled if `spec`) ending where `keep` holds."
+    cols = scaler.features if scaler is not None else None
+    feats = candle_features(ohlcv, sentiment, cols) if features is None else (features[cols] if cols else features)
+    y = make_label(ohlcv, spec).reindex(feats.index) if spec is not None else pd.Series(0.0, index=feats.index)
+    ok = valid_ends(feats, y, window, spec.horizon if spec else 0, timeframe, warmup)
+    if keep is not None: ok &= np.asarray(keep(feats.index) if callable(keep) else keep, bool)
+    ends = np.flatnonzero(ok)
+    values = scaler.transform(feats) if scaler is not None else feats.to_numpy("float64")
+    return Part(make_windows(values, ends, window, "float32" if scaler is not None else "float64"),
+                y.to_numpy("float32")[ends] if spec is not None else np.full(len(ends), np.nan, "float32"), feats.index[ends])
+
 # %% ../nbs/05_datasets.ipynb #70271b74
 def _covered_rows(ends:np.ndarray, window:int, n:int) -> np.ndarray:
     "Mask of rows inside at least one window ending at `ends`."
@@ -99,7 +127,7 @@ def _covered_rows(ends:np.ndarray, window:int, n:int) -> np.ndarray:
     return np.cumsum(mark[:-1]) > 0
 
 def build_dataset(ohlcv:pd.DataFrame, # validated candles (labels come from them)
-                  features:pd.DataFrame, # causal features on (a subset of) the same bars
+                  features:pd.DataFrame|None, # causal features on (a subset of) the same bars (None: `candle_features(ohlcv)`)
                   spec:LabelSpec, # what to predict
                   window:int=48, # bars per window
                   split=(0.7, 0.15, 0.15), # fractions, or (val_start, test_start) dates
@@ -110,6 +138,7 @@ def build_dataset(ohlcv:pd.DataFrame, # validated candles (labels come from them
     min_embargo = window + spec.horizon
     embargo = min_embargo if embargo is None else int(embargo)
     if embargo < min_embargo: raise ITFFError(f"embargo of {embargo} bars is too short: it must be at least window + horizon = {min_embargo}")
+    features = candle_features(ohlcv) if features is None else features
     missing = features.index.difference(ohlcv.index)
     if len(missing): raise DataError(f"features: {len(missing)} bars not in the candles, first {missing[0]}")
     y = make_label(ohlcv, spec).reindex(features.index)
@@ -119,8 +148,7 @@ def build_dataset(ohlcv:pd.DataFrame, # validated candles (labels come from them
     if not masks["train"].any(): raise ITFFError("no training windows: the data is too short for this window and split")
     fit_rows = _covered_rows(np.flatnonzero(masks["train"]), window, len(features))
     scaler = Scaler.fit(features[fit_rows])
-    values, yv = scaler.transform(features), y.to_numpy("float32")
-    parts = {k: Part(make_windows(values, np.flatnonzero(m), window), yv[m], features.index[m]) for k, m in masks.items()}
+    parts = {k: candle_windows(ohlcv, window, spec.timeframe, spec, scaler, features, keep=m, warmup=warmup) for k, m in masks.items()}
     meta = dataset_meta(ohlcv, features, spec, window, embargo, bounds, parts, scaler)
     return SequenceDataset(**parts, scaler=scaler, meta=meta)
 

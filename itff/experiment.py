@@ -17,7 +17,7 @@ from .core import *
 from .backtest import Costs, backtest, plot_backtest, trade_exits
 from .calibrate import Calibrator, out_of_fold, purged_folds, select_calibrator
 from .data import cli_errors, load_ohlcv
-from .datasets import Part, SequenceDataset, build_dataset
+from .datasets import Part, SequenceDataset, build_dataset, candle_windows
 from .features import FEATURE_WARMUP, engineer_features
 from .labels import LabelSpec, label_spec
 from .metrics import compare, net_return, paired_bootstrap, probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics, coverage_curve
@@ -397,18 +397,11 @@ def run_experiment(cfg:ExperimentConfig, models_dir=None, reports_dir=None, prog
     return metrics | {"bundle": str(bundle)}
 
 # %% ../nbs/12a_experiment.ipynb #fac83957
-def _bundle_windows(ohlcv, spec:LabelSpec, scaler, window:int, include_sentiment:bool, symbol:str, keep) -> "Part":
-    "Windows (scaled with the bundle's scaler) ending at the valid bars where `keep(index)` holds."
-    from itff.datasets import Part, make_windows, valid_ends
-    from itff.labels import make_label
-    sent = sentiment_features(symbol, spec.timeframe, index=ohlcv.index) if include_sentiment else None
-    feats = engineer_features(ohlcv, sent)
-    missing = [f for f in scaler.features if f not in feats.columns]
-    if missing: raise DataError(f"cannot build the features {missing} the bundle needs")
-    feats, y = feats[scaler.features], make_label(ohlcv, spec)
-    mask = valid_ends(feats, y, window, spec.horizon, spec.timeframe) & np.asarray(keep(feats.index))
-    ends = np.flatnonzero(mask)
-    return Part(make_windows(scaler.transform(feats), ends, window), y.to_numpy("float32")[ends], feats.index[ends])
+def _bundle_windows(ohlcv, spec:LabelSpec, scaler, meta:dict, keep) -> Part:
+    "The bundle's windows (its features, scaled with its scaler) ending at the valid bars where `keep(index)` holds."
+    cfg = meta.get("config", {})
+    sent = sentiment_features(meta["symbol"], spec.timeframe, index=ohlcv.index, delay=cfg.get("sentiment_delay", "0s")) if meta.get("include_sentiment") else None
+    return candle_windows(ohlcv, meta["window"], spec.timeframe, spec, scaler, sentiment=sent, keep=keep)
 
 def _same_candles(meta:dict, candles:pd.DataFrame) -> bool:
     "Do `candles` hold exactly the bars the bundle was trained on (its recorded sha256)?"
@@ -460,7 +453,7 @@ def evaluate_bundle(bundle, data=None, start=None, output=None, mc_samples:int|N
     start = to_utc(start) if start is not None else to_utc(meta["parts"]["test"]["first"])
     check_out_of_sample(meta, start, allow_in_sample)
     ohlcv = with_warmup(ohlcv, meta, start, prepend_history, log)
-    args = (spec, b.scaler, meta["window"], meta.get("include_sentiment", False), meta["symbol"])
+    args = (spec, b.scaler, meta)
     test = _bundle_windows(ohlcv, *args, keep=lambda ix: ix >= start)
     if len(test.y) == 0: raise DataError(f"{data}: no complete window ends at or after {start} (need {meta['window']} + warm-up bars and {spec.horizon} bars of future)")
     first, val_start = to_utc(meta["data_range"][0]), to_utc(meta["val_start"])

@@ -15,7 +15,7 @@ from .data import cli_errors, load_ohlcv, read_ohlcv_file, write_parquet
 
 # %% auto #0
 __all__ = ['RETURN_LAGS', 'VOL_WINDOWS', 'FEATURE_WARMUP', 'wilder', 'rsi', 'true_range', 'macd', 'bollinger_position',
-           'calendar_features', 'engineer_features', 'check_causal', 'itff_engineer_features']
+           'calendar_features', 'engineer_features', 'history_deviation', 'check_causal', 'itff_engineer_features']
 
 # %% ../nbs/03_features.ipynb #cda8e0fb
 def wilder(x:pd.Series, n:int) -> pd.Series:
@@ -56,7 +56,7 @@ def calendar_features(index:pd.DatetimeIndex) -> pd.DataFrame:
 # %% ../nbs/03_features.ipynb #9b993bb0
 RETURN_LAGS = (1, 2, 4, 8, 24)
 VOL_WINDOWS = (12, 24, 48)
-FEATURE_WARMUP = 60  # bars of history a feature row needs to be complete (longest window 48, EMAs settled)
+FEATURE_WARMUP = 180  # bars of history before a row for its features to match full-history ones within 1e-3 training std (measured below)
 
 def engineer_features(ohlcv:pd.DataFrame, # validated candles (see `itff.data`)
                       sentiment:pd.DataFrame|None=None, # per-bar sentiment (see `itff.sentiment`)
@@ -73,6 +73,17 @@ def engineer_features(ohlcv:pd.DataFrame, # validated candles (see `itff.data`)
     out = pd.concat([pd.DataFrame(f), macd(c), calendar_features(ohlcv.index)], axis=1)
     if sentiment is not None: out = out.join(sentiment.reindex(ohlcv.index).fillna(0.0))
     return out.astype("float64").rename_axis("timestamp")
+
+# %% ../nbs/03_features.ipynb #3746e7ef
+def history_deviation(ohlcv:pd.DataFrame, history:int, rows:int=40, seed:int=0) -> float:
+    "Worst |feature from `history` bars − feature from full history| / training std, over `rows` random rows."
+    full = engineer_features(ohlcv)
+    std = full.iloc[:int(len(full) * 0.7)].std().replace(0, 1)
+    worst = 0.0
+    for e in np.random.default_rng(seed).integers(max(history, 500), len(ohlcv), rows):
+        part = engineer_features(ohlcv.iloc[e - history:e + 1]).iloc[-1]
+        worst = max(worst, float(((part - full.iloc[e]).abs() / std).max()))
+    return worst
 
 # %% ../nbs/03_features.ipynb #542d097b
 def check_causal(ohlcv:pd.DataFrame, make=engineer_features, n_cuts:int=10, seed:int=0):

@@ -12,7 +12,8 @@ from fastcore.basics import patch_to
 from .core import *
 from .artifacts import Bundle, bundle_path, load_bundle
 from .data import validate_ohlcv
-from .features import FEATURE_WARMUP, engineer_features
+from .datasets import candle_features, candle_windows
+from .features import FEATURE_WARMUP
 from .models import ensemble_samples, mc_function, mc_summary
 from .sentiment import SENTIMENT_COLUMNS
 
@@ -97,19 +98,20 @@ def predict_window(self, window, mc_samples:int|None=None) -> dict:
 # %% ../nbs/13_predictor.ipynb #73d46ce4
 @patch_to(Predictor)
 def window_from_candles(self, candles:pd.DataFrame) -> tuple[np.ndarray, pd.Timestamp]:
-    "The last (window, F) feature array built from `candles`, and the bar it ends at."
+    "The last (window, F) feature array built from `candles` (through `candle_windows`, as in training), and the bar it ends at."
     ohlcv = validate_ohlcv(candles, "candles", self.timeframe)
     need, step = self.window + FEATURE_WARMUP, timeframe_delta(self.timeframe)
     breaks = np.flatnonzero(np.diff(ohlcv.index.as_unit("ns").asi8) != step.value)
     recent = ohlcv.iloc[breaks[-1] + 1:] if len(breaks) else ohlcv          # the last gap-free run
     if len(recent) < need:
-        raise DataError(f"candles: need {need} consecutive {self.timeframe} bars (window {self.window} + warm-up {FEATURE_WARMUP}) "
-                        f"ending at the last one; got {len(recent)}" + (f" after a gap at {recent.index[0]}" if len(breaks) else ""))
+        raise DataError(f"candles: need {need} consecutive {self.timeframe} bars ending at the last one (window {self.window} + "
+                        f"{FEATURE_WARMUP} bars of history, so the features match training's within 1e-3 of a training std); "
+                        f"got {len(recent)}" + (f" after a gap at {recent.index[0]}" if len(breaks) else ""))
     sent = pd.DataFrame(0.0, index=recent.index, columns=SENTIMENT_COLUMNS) if any(f.startswith("sent_") for f in self.features) else None
-    feats = engineer_features(recent, sent)
-    missing = [f for f in self.features if f not in feats.columns]
-    if missing: raise DataError(f"candles: cannot build features {missing} the model needs")
-    return feats[self.features].iloc[-self.window:].to_numpy(), ohlcv.index[-1]
+    feats = candle_features(recent, sent, self.features)
+    last = candle_windows(recent, self.window, self.timeframe, features=feats, keep=lambda ix: ix == recent.index[-1])
+    if len(last.y) == 0: raise DataError(f"candles: the features of the last {self.window} bars are not all finite (check the candles)")
+    return last.X[0], ohlcv.index[-1]
 
 @patch_to(Predictor)
 def predict_candles(self, candles:pd.DataFrame, mc_samples:int|None=None) -> dict:
