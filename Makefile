@@ -31,9 +31,12 @@ dashboard: install
 lab: install
 	$(BIN)/jupyter lab nbs
 
-# Debian packages the tests drive: chromium (the dashboard's browser test).
+# Debian packages the tests drive: chromium (the dashboard's browser test), redis-server (shared rate limits across
+# workers), pandoc (renders the Quarto site's pages with --citeproc).
+SYSTEM_PACKAGES := chromium redis-server pandoc
 system-deps:
-	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 # The nbdev CI contract: cleaning and exporting the committed notebooks must change nothing.
 sync-check: install

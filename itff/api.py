@@ -27,13 +27,15 @@ from slowapi.util import get_remote_address
 from .core import *
 from .artifacts import HASHES, load_bundle
 from .data import load_ohlcv
+from .features import FEATURE_WARMUP
 from .predictor import Predictor
 
 # %% auto #0
 __all__ = ['Finite', 'Target', 'ModelType', 'Timeframe', 'api_key', 'app', 'ApiConfig', 'field_error', 'ModelRegistry', 'Candle',
            'PredictRequest', 'ModelInfo', 'Prediction', 'ApiMetrics', 'request_id', 'ObservabilityMiddleware',
-           'require_token', 'create_app', 'validation_detail', 'BundleStatus', 'Health', 'candle_frame', 'answered',
-           'TradingViewAlert', 'WebhookResult', 'parse_alert', 'tv_symbol', 'tv_timeframe', 'CandleCache', 'itff_serve']
+           'require_token', 'create_app', 'validation_detail', 'BundleStatus', 'ModelCard', 'model_card', 'Health',
+           'candle_frame', 'answered', 'TradingViewAlert', 'WebhookResult', 'parse_alert', 'tv_symbol', 'tv_timeframe',
+           'CandleCache', 'itff_serve']
 
 # %% ../nbs/16_api.ipynb #14c00fbe
 @dataclass(frozen=True)
@@ -194,8 +196,8 @@ class ObservabilityMiddleware:
             if length > self.max_body: raise _BodyTooLarge()
             await self.app(scope, receive_, send_)
         except _BodyTooLarge:
-            status[0] = 422
-            await _send_json(send, 422, {"detail": [{"type": "value_error", "loc": ["body"], "msg": f"request body exceeds the cap of {self.max_body} bytes",
+            status[0] = 413
+            await _send_json(send, 413, {"detail": [{"type": "value_error", "loc": ["body"], "msg": f"request body exceeds the cap of {self.max_body} bytes",
                                                      "input": None}], "request_id": rid}, rid)
         except Exception:  # a bug: log it with the request id, answer without any trace
             logging.getLogger("itff.api").exception("request %s failed", rid)
@@ -285,6 +287,28 @@ class BundleStatus(BaseModel):
     id: str; sha256: str; created_at: str | None = None; itff_version: str | None = None
     symbol: str; timeframe: str; target: str; model_type: str
 
+class ModelCard(BaseModel):
+    "What a client needs to call one loaded model: build `sequence` as `window` rows of `features`, in this order."
+    symbol: str; timeframe: str; target: str; model_type: str
+    id: str; sha256: str; created_at: str | None = None
+    window: int = Field(description="rows of a `sequence`: bars, oldest first")
+    features: list[str] = Field(description="columns of a `sequence`, in this order (raw values; the service scales them)")
+    candles_needed: int = Field(description="consecutive bars a `candles` request needs (window + feature warm-up)")
+    label: str = Field(description="what the probability is of"); horizon_bars: int
+    threshold: float; max_uncertainty: float | None = None; calibrator: str
+    skill: Literal["ok", "no_skill", "unknown"]
+    test: dict = Field(description="the bundle's test summary: period, n, AUC, Brier, BSS, ECE")
+
+def model_card(pred:Predictor) -> dict:
+    "The `ModelCard` of a loaded predictor."
+    m, s = pred.bundle.meta, pred.bundle.metrics
+    sc, t = s.get("scores", {}).get("model", {}), s.get("test", {})
+    return {"symbol": m["symbol"], "timeframe": m["timeframe"], "target": m["label"]["name"], "model_type": m["model_type"], **pred.bundle.info(),
+            "window": pred.window, "features": pred.features, "candles_needed": pred.window + FEATURE_WARMUP,
+            "label": m["label"]["definition"], "horizon_bars": pred.horizon, "threshold": pred.threshold, "max_uncertainty": pred.max_uncertainty,
+            "calibrator": pred.bundle.calibrator.kind, "skill": pred.skill,
+            "test": {"first": t.get("first"), "last": t.get("last"), "n": t.get("n"), **{k: sc.get(k) for k in ("roc_auc", "brier", "bss", "ece")}}}
+
 class Health(BaseModel):
     status: Literal["ok"]; ready: bool; uptime_s: float
     bundles: list[BundleStatus]; failed: dict[str, str] = Field(description="bundle folder → why it was refused")
@@ -330,6 +354,12 @@ def _add_routes(app, limiter):
     async def metrics(request:Request):
         "Prometheus exposition: requests by route/status, latency histograms, predictions, model-load failures."
         return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/models", response_model=list[ModelCard], tags=["forecast"], dependencies=[Depends(require_token)],
+             responses={401: {"description": "missing or wrong X-API-Token"}, 503: {"description": "bundles are still loading"}})
+    async def models(request:Request):
+        "Every loaded model with what a client needs to call it: window, features in order, label, threshold, calibrator, test summary."
+        return [model_card(p) for _, p in sorted(_ready(request).predictors.items())]
 
     @app.post("/predict", response_model=Prediction, tags=["forecast"], dependencies=[Depends(require_token)],
               responses={401: {"description": "missing or wrong X-API-Token"}, 429: {"description": "rate limit exceeded"},

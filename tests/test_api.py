@@ -1,6 +1,7 @@
 """The prediction service on a real uvicorn server (loopback only): endpoints, errors, auth, rate limit, webhook,
 schemathesis against the live OpenAPI schema, and a bounded load test."""
 import json, os, re, shutil, socket, subprocess, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import httpx
 import pytest
@@ -31,10 +32,11 @@ def free_port():
 
 class Server:
     "uvicorn serving itff.api:app in a subprocess on a free loopback port."
-    def __init__(self, models, **env):
+    def __init__(self, models, workers:int=1, **env):
         self.port = free_port(); self.url = f"http://127.0.0.1:{self.port}"
         full = {**os.environ, "ITFF_MODELS_DIR": str(models), "ITFF_API_TOKEN": "", "ITFF_WEBHOOK_SECRET": "", "ITFF_API_RATE_LIMIT": "", **env}
-        self.proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "itff.api:app", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "itff.api:app", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+                                      "--workers", str(workers)],
                                      env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -149,7 +151,36 @@ def test_non_finite_and_oversized_bodies(secured, window):
         assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", "sequence"], (bad, r.text)
     huge = b'{"symbol": "BTCUSDT", "sequence": [' + b"[1.0]," * 60_000 + b"[1.0]]}"
     r = httpx.post(secured.url + "/predict", content=huge, headers={"X-API-Token": TOKEN, "content-type": "application/json"})
-    assert r.status_code == 422 and "exceeds the cap of 300000 bytes" in r.text
+    assert r.status_code == 413 and "exceeds the cap of 300000 bytes" in r.text
+
+
+def test_chunked_body_over_the_cap_is_413_without_reading_it_all(secured):
+    "No Content-Length: the cap applies to the chunks as they arrive, and the server stops reading once it is passed."
+    sent = [0]
+    def chunks():   # 10 MB offered in 64 kB chunks; the server must answer long before they are all read
+        for _ in range(160):
+            sent[0] += 1
+            yield b" " * 65_536
+    r = httpx.post(secured.url + "/predict", content=chunks(), headers={"X-API-Token": TOKEN, "content-type": "application/json"}, timeout=30)
+    assert r.status_code == 413 and "exceeds the cap" in r.text
+    assert "content-length" not in {k.lower() for k in r.request.headers} and r.request.headers["transfer-encoding"] == "chunked"
+
+
+def test_models_endpoint_is_enough_to_build_a_request(secured, models):
+    "A client that knows only GET /models builds a sequence request and gets the Predictor's answer."
+    cards = httpx.get(secured.url + "/models", headers={"X-API-Token": TOKEN}).json()
+    card = next(c for c in cards if c["target"] == "level_up")
+    assert {c["id"] for c in cards} == {"BTCUSDT_1h_direction_lstm", "BTCUSDT_1h_level_up_lstm"}    # the corrupt bundle is not offered
+    assert card["candles_needed"] > card["window"] and 0 < card["threshold"] <= 1 and card["test"]["n"] > 0
+    candles = load_ohlcv(card["symbol"], card["timeframe"], start="2025-06-01")
+    seq = engineer_features(candles)[card["features"]].iloc[-card["window"]:].to_numpy()
+    r = post(secured, {"symbol": card["symbol"], "timeframe": card["timeframe"], "target": card["target"], "model_type": card["model_type"],
+                       "mc_samples": 30, "sequence": seq.tolist()})
+    assert r.status_code == 200, r.text
+    local = Predictor.load(path=models/"training"/card["id"]).predict_window(seq, 30)
+    assert r.json()["probability"] == pytest.approx(local["probability"], abs=1e-6)
+    assert r.json()["model"]["sha256"] == card["sha256"]
+    assert httpx.get(secured.url + "/models").status_code == 401
 
 
 def test_unexpected_error_is_500_with_request_id_and_no_trace(models, window, monkeypatch):
@@ -255,3 +286,46 @@ def test_skill_gate_labels_or_refuses(models, window, tmp_path):
         r = post(refusing, {"symbol": "BTCUSDT", "target": "direction", "sequence": window.tolist()}, token=None)
         assert r.status_code == 422 and "no loaded model" in r.text
     finally: refusing.stop()
+
+
+def start_redis():
+    "A real redis-server on a free loopback port (Debian's package; `make test` installs it)."
+    exe = shutil.which("redis-server")
+    if exe is None: pytest.fail("redis-server is not installed: run `make system-deps` (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2): return proc, port
+        except OSError: time.sleep(0.1)
+    proc.kill(); pytest.fail("redis-server did not start")
+
+
+def predictions_by_worker(multiproc_dir) -> dict:
+    "Predictions counted by each worker process, read from its own prometheus_client multiprocess file."
+    from prometheus_client.mmap_dict import MmapedDict
+    out = {}
+    for f in Path(multiproc_dir).glob("counter_*.db"):
+        vals = [v for key, v, *_ in MmapedDict.read_all_values_from_file(str(f)) if json.loads(key)[0] == "itff_predictions_total"]
+        out[f.stem.split("_")[1]] = sum(vals)
+    return out
+
+
+def test_two_workers_share_metrics_and_the_rate_limit(models, window, tmp_path):
+    "uvicorn --workers 2: Prometheus counts add up across workers, and a Redis-backed limit holds across both."
+    redis, port = start_redis()
+    mp = tmp_path/"prom"; mp.mkdir()
+    s = Server(models, workers=2, PROMETHEUS_MULTIPROC_DIR=str(mp), ITFF_API_RATE_LIMIT="8/minute", ITFF_API_RATE_LIMIT_STORAGE=f"redis://127.0.0.1:{port}")
+    try:
+        body = {"symbol": "BTCUSDT", "sequence": window.tolist()}
+        def call(_):
+            with httpx.Client(timeout=60) as c: return c.post(s.url + "/predict", json=body).status_code
+        with ThreadPoolExecutor(8) as ex: codes = list(ex.map(call, range(16)))     # concurrent: both workers accept some
+        assert codes.count(200) == 8 and codes.count(429) == 8, codes              # one limit for both workers
+        served = predictions_by_worker(mp)
+        assert sum(1 for n in served.values() if n > 0) == 2, served                # both workers answered …
+        text = httpx.get(s.url + "/metrics").text
+        line = next(l for l in text.splitlines() if l.startswith('itff_predictions_total{model="lstm",symbol="BTCUSDT",target="direction"}'))
+        assert float(line.split()[-1]) == 8.0 == sum(served.values()), line         # … and /metrics adds their counts up
+    finally:
+        s.stop(); redis.kill()
