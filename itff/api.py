@@ -158,8 +158,6 @@ class ApiMetrics:
         return generate_latest(self.registry)
 
 # %% ../nbs/16_api.ipynb #77f639ce
-class _BodyTooLarge(Exception): pass
-
 async def _send_json(send, status:int, body:dict, rid:str):
     "Send a whole JSON response through a raw ASGI `send`."
     data = json.dumps(body).encode()
@@ -177,29 +175,33 @@ class ObservabilityMiddleware:
     "Request ids, the body-size cap and request metrics, for every HTTP request."
     def __init__(self, app, metrics:ApiMetrics, max_body:int): self.app, self.metrics, self.max_body = app, metrics, max_body
 
+    async def _too_large(self, send, rid:str):
+        await _send_json(send, 413, {"detail": [{"type": "value_error", "loc": ["body"], "msg": f"request body exceeds the cap of {self.max_body} bytes",
+                                                 "input": None}], "request_id": rid}, rid)
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http": return await self.app(scope, receive, send)
-        t0, status, seen, started = time.perf_counter(), [500], [0], [False]
+        t0, status, seen, started, capped = time.perf_counter(), [500], [0], [False], [False]
         rid = scope.setdefault("state", {})["request_id"] = request_id(scope)
         async def send_(msg):
+            if capped[0]: return                                  # the 413 is already sent: drop what the app says
             if msg["type"] == "http.response.start":
                 status[0], started[0] = msg["status"], True
                 msg["headers"] = [*msg.get("headers", []), (b"x-request-id", rid.encode())]
             await send(msg)
-        async def receive_():
+        async def receive_():                                     # a chunked body is counted as it arrives
             msg = await receive()
             seen[0] += len(msg.get("body", b""))
-            if seen[0] > self.max_body: raise _BodyTooLarge()
+            if seen[0] > self.max_body:
+                if not capped[0]: capped[0] = True; status[0] = 413; await self._too_large(send, rid)
+                return {"type": "http.disconnect"}                # the app stops reading; the rest is never read
             return msg
         try:
-            length = int(dict(scope["headers"]).get(b"content-length", b"0") or 0)
-            if length > self.max_body: raise _BodyTooLarge()
-            await self.app(scope, receive_, send_)
-        except _BodyTooLarge:
-            status[0] = 413
-            await _send_json(send, 413, {"detail": [{"type": "value_error", "loc": ["body"], "msg": f"request body exceeds the cap of {self.max_body} bytes",
-                                                     "input": None}], "request_id": rid}, rid)
+            if int(dict(scope["headers"]).get(b"content-length", b"0") or 0) > self.max_body:
+                status[0] = 413; await self._too_large(send, rid)
+            else: await self.app(scope, receive_, send_)
         except Exception:  # a bug: log it with the request id, answer without any trace
+            if capped[0]: return                                  # the app complained about the cut-off body: already answered
             logging.getLogger("itff.api").exception("request %s failed", rid)
             if started[0]: raise
             status[0] = 500
