@@ -6,6 +6,8 @@ Docs: https://itff.github.io/itff/models.html.md"""
 
 # %% ../nbs/06_models.ipynb #d2b6cb3e
 from __future__ import annotations
+import random
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 from .core import *  # sets KERAS_BACKEND=jax before Keras is imported
@@ -13,8 +15,9 @@ import keras
 from keras import layers
 
 # %% auto #0
-__all__ = ['MODEL_TYPES', 'build_lstm', 'PositionalEncoding', 'LastStep', 'build_transformer', 'build_model', 'mc_function',
-           'trace_count', 'mc_samples', 'ensemble_samples', 'binary_entropy', 'mc_summary', 'save_model', 'load_model']
+__all__ = ['MODEL_TYPES', 'build_lstm', 'PositionalEncoding', 'LastStep', 'build_transformer', 'private_python_random',
+           'build_model', 'mc_function', 'trace_count', 'mc_samples', 'ensemble_samples', 'binary_entropy',
+           'mc_summary', 'save_model', 'load_model']
 
 # %% ../nbs/06_models.ipynb #667da02a
 def build_lstm(window:int, # bars per input window
@@ -83,11 +86,20 @@ def build_transformer(window:int, n_features:int,
 # %% ../nbs/06_models.ipynb #8574d180
 MODEL_TYPES = {"lstm": build_lstm, "transformer": build_transformer}
 
+@contextmanager
+def private_python_random(seed:int):
+    "Keras draws the seeds of unseeded initializers from Python's global `random`, which other threads (a Dask worker's event loop) also draw from: give it a private generator while a model is built."
+    from keras.src.random import seed_generator   # private module: where Keras keeps its reference to `random`
+    shared = seed_generator.python_random
+    seed_generator.python_random = random.Random(seed)
+    try: yield
+    finally: seed_generator.python_random = shared
+
 def build_model(model_type:str, window:int, n_features:int, seed:int=0, **kw) -> keras.Model:
-    "Build `model_type` ('lstm' or 'transformer') for (window, n_features) inputs."
+    "Build `model_type` ('lstm' or 'transformer') for (window, n_features) inputs; the same seed gives the same weights in any process or thread."
     if model_type not in MODEL_TYPES: raise ITFFError(f"unknown model type {model_type!r}; expected one of {list(MODEL_TYPES)}")
     keras.utils.set_random_seed(seed)
-    return MODEL_TYPES[model_type](window, n_features, seed=seed, **kw)
+    with private_python_random(seed): return MODEL_TYPES[model_type](window, n_features, seed=seed, **kw)
 
 # %% ../nbs/06_models.ipynb #226b8f7b
 def _seed_states(model, seed:int|None):

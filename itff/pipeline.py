@@ -6,7 +6,7 @@ Docs: https://itff.github.io/itff/pipeline.html.md"""
 
 # %% ../nbs/14_pipeline.ipynb #80a50ad0
 from __future__ import annotations
-import fcntl, json, os, sys, time, traceback
+import fcntl, json, os, sys, tempfile, time, traceback
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -21,8 +21,8 @@ from .models import MODEL_TYPES
 from .sentiment import sentiment_features
 
 # %% auto #0
-__all__ = ['pipeline_lock', 'prepare_data', 'skill_words', 'summary_row', 'run_pipeline', 'data_only', 'itff_pipeline',
-           'itff_demo']
+__all__ = ['pipeline_lock', 'prepare_data', 'skill_words', 'summary_row', 'run_pipeline', 'train_task', 'run_pipeline_on_cluster',
+           'data_only', 'itff_pipeline', 'itff_demo']
 
 # %% ../nbs/14_pipeline.ipynb #89592c00
 @contextmanager
@@ -43,10 +43,12 @@ def pipeline_lock(folder, name:str="itff-pipeline"):
 def prepare_data(cfg:ExperimentConfig, # symbol, timeframe, source, window, split, embargo and sentiment settings
                  labels=("direction", "level_up"), # labels to build datasets for
                  days:float=60, # history to fetch for network sources
-                 stage=None) -> tuple[pd.DataFrame, dict]:
+                 stage=None,
+                 candles:pd.DataFrame|None=None, # the candles, when the caller has them (a cluster task gets them this way)
+                ) -> tuple[pd.DataFrame, dict]:
     "Candles → (sentiment) → features → one dataset per label; returns (candles, datasets)."
     stage = stage or stage_logger(lambda s: None)
-    with stage("data"): ohlcv = load_ohlcv(cfg.symbol, cfg.timeframe, cfg.source, days=days)
+    with stage("data"): ohlcv = load_ohlcv(cfg.symbol, cfg.timeframe, cfg.source, days=days) if candles is None else candles
     sent = None
     if cfg.include_sentiment:
         with stage("sentiment"): sent = sentiment_features(cfg.symbol, cfg.timeframe, index=ohlcv.index, delay=cfg.sentiment_delay)
@@ -90,6 +92,39 @@ def run_pipeline(cfg:ExperimentConfig|None=None, # every setting but the label a
             rows.append(summary_row(run.label, run.model_type, m, time.perf_counter() - t0))
     return pd.DataFrame(rows)
 
+# %% ../nbs/14_pipeline.ipynb #3b7acfb8
+def train_task(cfg_dict:dict, candles:pd.DataFrame|None=None) -> dict:
+    "On a worker: train one experiment in a scratch folder; its files (bundle, metrics, report) and metrics come back."
+    from itff.cluster import folder_bytes
+    cfg, t0 = ExperimentConfig.from_dict(cfg_dict), time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        ohlcv, dss = prepare_data(cfg, (cfg.label,), candles=candles)
+        m = run_experiment(cfg, Path(d)/"models", Path(d)/"reports", progress=False, log=lambda s: None, ohlcv=ohlcv, ds=dss[cfg.label])
+        return {"metrics": m, "files": folder_bytes(d), "seconds": time.perf_counter() - t0}
+
+def run_pipeline_on_cluster(client, cfg:ExperimentConfig, symbols, timeframes, labels=("direction", "level_up"), model_types=("lstm",),
+                            days:float=60, models_dir=None, reports_dir=None, log=print, progress:bool=True) -> tuple[pd.DataFrame, dict]:
+    "One Dask task per symbol × timeframe × label × model; returns (summary of the successes, {combination: error})."
+    from itff.cluster import install_outputs, run_tasks
+    runs = {f"{normalize_symbol(s)}_{tf}_{lab}_{mt}": replace(cfg, symbol=normalize_symbol(s), timeframe=tf, label=lab, model_type=mt)
+            for s in symbols for tf in timeframes for lab in labels for mt in model_types}       # bad values fail here, before any work
+    s = get_settings(); models_dir, reports_dir = Path(models_dir or s.models_dir), Path(reports_dir or s.reports_dir)
+    rows, failed = [], {}
+    with pipeline_lock(models_dir):
+        candles = {}
+        for r in runs.values():     # workers load the bundled candles themselves; anything else travels with the task
+            if r.source != "bundled" and (r.symbol, r.timeframe) not in candles:
+                candles[(r.symbol, r.timeframe)] = client.scatter(load_ohlcv(r.symbol, r.timeframe, r.source, days=days))
+        jobs = {k: (r.to_dict(), candles.get((r.symbol, r.timeframe))) for k, r in runs.items()}
+        for k, (res, err) in run_tasks(client, train_task, jobs, desc="pipeline", progress=progress, log=log).items():
+            if err is None:
+                try: install_outputs(res["files"], {"models": (models_dir, 2), "reports": (reports_dir, 1)})
+                except ITFFError as e: err = f"outputs refused: {e}"
+            if err is not None: failed[k] = err; continue
+            m = res["metrics"] | {"bundle": str(models_dir/"training"/k)}
+            rows.append({"symbol": runs[k].symbol, "timeframe": runs[k].timeframe, **summary_row(runs[k].label, runs[k].model_type, m, res["seconds"])})
+    return pd.DataFrame(rows), failed
+
 # %% ../nbs/14_pipeline.ipynb #0f9e9717
 def data_only(cfg:ExperimentConfig, days:float):
     "The data stages alone (no label flag given), under the lock."
@@ -100,6 +135,19 @@ def data_only(cfg:ExperimentConfig, days:float):
 def _labels(train_direction:bool, train_level:bool, labels:str|None) -> tuple:
     if labels: return tuple(x.strip() for x in labels.split(",") if x.strip())
     return tuple(n for n, on in (("direction", train_direction), ("level_up", train_level)) if on)
+
+def _split(s:str|None) -> list[str]: return [x.strip() for x in (s or "").split(",") if x.strip()]
+
+def _on_cluster(cfg, symbols, timeframes, labels, models, days, scheduler, workers):
+    "The pipeline as Dask tasks; prints the summary and the failures, exits with the number that failed."
+    from itff.cluster import dask_client
+    with dask_client(scheduler, workers) as client:
+        summary, failed = run_pipeline_on_cluster(client, cfg, symbols, timeframes, labels, models, days)
+    if len(summary): print("\n" + summary.drop(columns=["bundle"]).to_string(index=False))
+    for k, err in failed.items(): print(f"✗ {k}: {err}", file=sys.stderr)
+    print(f"\n{len(summary)} combination(s) done, {len(failed)} failed; bundles in {get_settings().models_dir/'training'}")
+    if failed: sys.exit(min(len(failed), 125))
+    return summary
 
 # %% ../nbs/14_pipeline.ipynb #95866081
 @call_parse
@@ -122,6 +170,10 @@ def itff_pipeline(
     sentiment_delay:str="0s", # publication lag assumed for every headline (e.g. 15min)
     fee_bps:float=10, # exchange fee per side, in bps
     slippage_bps:float=5, # slippage per side, in bps
+    symbols:str=None, # comma-separated pairs: one Dask task per symbol × timeframe × label × model
+    timeframes:str=None, # comma-separated bar sizes for --symbols (default: --timeframe)
+    scheduler:str=None, # Dask scheduler address, e.g. tcp://host:8786 (default: $ITFF_DASK_SCHEDULER, else a local cluster)
+    workers:int=None, # local cluster size (default: one per core)
 ):
     "Refresh data → sentiment → features → datasets → train → calibrate → evaluate → bundle, and print a summary."
     with cli_errors():
@@ -130,6 +182,8 @@ def itff_pipeline(
                                class_weight=class_weight, threshold=threshold, ensemble=ensemble, mc_samples=mc_samples, epochs=epochs,
                                fee_bps=fee_bps, slippage_bps=slippage_bps)
         if not labs: return data_only(cfg, days)
+        if symbols or timeframes or scheduler or workers or os.environ.get("ITFF_DASK_SCHEDULER"):
+            return _on_cluster(cfg, _split(symbols) or [symbol], _split(timeframes) or [timeframe], labs, models, days, scheduler, workers)
         try:
             summary = run_pipeline(cfg, labs, models, days)
         except ITFFError: raise
