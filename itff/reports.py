@@ -7,8 +7,8 @@ Docs: https://itff.github.io/itff/reports.html.md"""
 # %% ../nbs/15_reports.ipynb #a10085ef
 from __future__ import annotations
 import html, importlib.resources, json, os, sys, time
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 import pandas as pd
@@ -16,6 +16,7 @@ from fastcore.script import call_parse
 from tqdm import tqdm
 from .core import *
 from .artifacts import BundleError, bundle_path, bundle_sha, verify_bundle
+from .cluster import folder_bytes
 from .data import bundled_path, cli_errors
 from .experiment import evaluate_bundle, experiment_id, headline_table
 from .labels import label_spec
@@ -26,7 +27,8 @@ from .pipeline import pipeline_lock, skill_words
 __all__ = ['FORECAST_NAMES', 'REPORT_FIGURES', 'REPORT_PARAMS', 'SUMMARY_COLUMNS', 'INDEX_STYLE', 'template_path',
            'template_parameters', 'evaluate_report', 'report_facts', 'comparison_table', 'plain_verdict', 'show_figure',
            'ReportJob', 'plan_reports', 'data_sha256', 'fingerprint', 'is_unchanged', 'export_html', 'summary_row',
-           'run_report', 'read_runs', 'read_summary', 'index_html', 'write_index', 'run_reports', 'itff_reports']
+           'run_report', 'read_runs', 'read_summary', 'index_html', 'write_index', 'report_task', 'run_reports',
+           'itff_reports']
 
 # %% ../nbs/15_reports.ipynb #85aa4b0a
 def template_path(name:str="evaluation.ipynb") -> Path:
@@ -281,19 +283,47 @@ def _line(row:dict) -> str:
     if row["status"] == "unchanged": return f"= {row['report']} unchanged (same bundle, data and parameters); --force reruns it"
     return f"✓ {row['report']} ({row['seconds']:.0f}s): AUC {row['auc']:.3f}, BSS {row['bss']:+.4f}, ECE {row['ece']:.4f}; {row['verdict']}"
 
-def _run_all(todo:list, jobs:int, kernel_name, log) -> list[dict]:
+def report_task(job:ReportJob, bundle_files:dict, data_file:bytes|None, kernel_name:str|None=None) -> dict:
+    "On a Dask worker: rebuild the bundle (and data file) in a scratch folder, run the report there; its files come back as bytes."
+    from itff.cluster import folder_bytes
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d); bundle = d/"models/training"/job.id
+        for rel, data in bundle_files.items(): (bundle/rel).parent.mkdir(parents=True, exist_ok=True); (bundle/rel).write_bytes(data)
+        params = dict(job.params)
+        if data_file is not None: (d/"candles.csv.gz").write_bytes(data_file); params["data"] = str(d/"candles.csv.gz")
+        row = run_report(replace(job, bundle=bundle, reports_dir=d/"reports", params=params), kernel_name)
+        return {"row": row, "files": folder_bytes(d/"reports")}
+
+def _shipped(job:ReportJob) -> tuple:
+    "What a report task carries to a worker that may not share this disk: the bundle's files, and the candle file if one is named."
+    data = job.params.get("data")
+    return folder_bytes(job.bundle), Path(data).read_bytes() if data not in (None, "bundled", "ccxt", "yfinance") else None
+
+def _run_all(todo:list, jobs:int, kernel_name, log, scheduler:str|None=None) -> list[dict]:
+    "Run the reports: one after the other here with one job, else as tasks on Dask (a local cluster of `jobs` workers, or `scheduler`)."
     rows = []
-    with tqdm(total=len(todo), desc="reports", unit="report", disable=not todo) as bar, ThreadPoolExecutor(max(1, jobs)) as pool:
-        futures = {pool.submit(run_report, j, kernel_name): j for j in todo}
-        say = bar.write if log is print else log   # keep lines above the progress bar
-        for f in as_completed(futures):
-            rows.append(f.result()); bar.update(); say(_line(rows[-1]))
+    if not todo: return rows
+    if jobs <= 1 and not scheduler:
+        with tqdm(total=len(todo), desc="reports", unit="report") as bar:
+            say = bar.write if log is print else log   # keep lines above the progress bar
+            for j in todo: rows.append(run_report(j, kernel_name)); bar.update(); say(_line(rows[-1]))
+        return rows
+    from itff.cluster import dask_client, install_outputs, run_tasks
+    with dask_client(scheduler, jobs, log=log) as client:
+        res = run_tasks(client, report_task, {j.id: (j, *_shipped(j), kernel_name) for j in todo}, retries=1, desc="reports", log=log)
+    for j in todo:
+        out, err = res[j.id]
+        if err is None: install_outputs({f"reports/{k}": v for k, v in out["files"].items()}, {"reports": (j.reports_dir, 1)}); rows.append(out["row"])
+        else: rows.append({"report": j.id, "symbol": j.symbol, "timeframe": j.timeframe, "label": j.label, "model": j.model_type, "status": "failed",
+                           "error": f"task failed: {err}", "html": j.html.name})
+        log(_line(rows[-1]))
     return rows
 
 # %% ../nbs/15_reports.ipynb #4b187c64
 def run_reports(symbols="BTCUSDT,ETHUSDT", timeframes="1h,30m", labels="direction,level_up", models="lstm,transformer",
                 data=None, start=None, mc_samples:int|None=None, threshold:float|None=None, n_boot:int=300,
-                jobs:int=1, force:bool=False, models_dir=None, reports_dir=None, kernel_name:str|None=None, log=print) -> pd.DataFrame:
+                jobs:int=1, force:bool=False, models_dir=None, reports_dir=None, kernel_name:str|None=None, log=print,
+                scheduler:str|None=None) -> pd.DataFrame:
     "Run the evaluation report of every combination with a bundle; returns this run's rows (ok, failed or unchanged)."
     reports_dir = Path(reports_dir or get_settings().reports_dir)
     planned, missing = plan_reports(symbols, timeframes, labels, models, models_dir, reports_dir,
@@ -305,7 +335,7 @@ def run_reports(symbols="BTCUSDT,ETHUSDT", timeframes="1h,30m", labels="directio
             if not force and is_unchanged(j, fingerprint(j)):
                 rows.append({**json.loads(j.run_file.read_text()), "status": "unchanged"}); log(_line(rows[-1]))
             else: todo.append(j)
-        rows += _run_all(todo, jobs, kernel_name, log)
+        rows += _run_all(todo, jobs, kernel_name, log, scheduler)
         write_index(reports_dir)
     order = {j.id: i for i, j in enumerate(planned)}
     return pd.DataFrame(sorted(rows, key=lambda r: order[r["report"]])).reindex(columns=SUMMARY_COLUMNS)
@@ -322,12 +352,14 @@ def itff_reports(
     mc_samples:int=None, # MC-dropout samples (default: as trained)
     threshold:float=None, # decision threshold (default: the bundle's)
     n_boot:int=300, # bootstrap resamples for CIs and paired tests
-    jobs:int=1, # reports run at once
+    jobs:int=1, # reports run at once: more than 1 runs them as tasks on a local Dask cluster of this many workers
     force:bool=False, # rerun reports whose bundle, data and parameters are unchanged
+    scheduler:str=None, # run the reports as tasks on this Dask scheduler (tcp://host:8786; or $ITFF_DASK_SCHEDULER)
 ):
     "Run the evaluation notebook with papermill for every combination with a bundle; write HTML reports, index.html and summary.csv."
     with cli_errors():
-        out = run_reports(symbols, timeframes, labels, models, data, start, mc_samples, threshold, n_boot, jobs, force)
+        out = run_reports(symbols, timeframes, labels, models, data, start, mc_samples, threshold, n_boot, jobs, force,
+                          scheduler=scheduler or os.environ.get("ITFF_DASK_SCHEDULER"))
     s = get_settings().reports_dir
     print(f"\n{len(out)} reports: {(out.status == 'ok').sum()} run, {(out.status == 'unchanged').sum()} unchanged, "
           f"{(out.status == 'failed').sum()} failed; index: {(s/'index.html').resolve()}")

@@ -6,7 +6,7 @@ Docs: https://itff.github.io/itff/walkforward.html.md"""
 
 # %% ../nbs/12b_walkforward.ipynb #2e72b45a
 from __future__ import annotations
-import json, time
+import json, os, time
 from dataclasses import replace
 from pathlib import Path
 import numpy as np
@@ -23,8 +23,8 @@ from .metrics import compare, save_csv
 from .plots import save_figure
 
 # %% auto #0
-__all__ = ['FORECASTS', 'fold_blocks', 'fold_dataset', 'pooled_scores', 'plot_skill_by_fold', 'fold_row', 'walk_forward',
-           'walkforward_table', 'itff_walkforward']
+__all__ = ['FORECASTS', 'fold_blocks', 'fold_dataset', 'pooled_scores', 'plot_skill_by_fold', 'fold_row', 'run_fold',
+           'walk_forward', 'walkforward_table', 'itff_walkforward']
 
 # %% ../nbs/12b_walkforward.ipynb #5a7eed81
 def fold_blocks(test_start, end, months:int=3, folds:int|None=None) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
@@ -97,23 +97,42 @@ def _fold_line(r:dict, total:int) -> str:
             f"validation skill {'yes' if r['has_skill'] else 'no'}")
 
 # %% ../nbs/12b_walkforward.ipynb #83321082
+def run_fold(cfg_dict:dict, ohlcv:pd.DataFrame, features:pd.DataFrame, k:int, block:tuple, val_span:pd.Timedelta) -> dict:
+    "Train, calibrate and score fold `k` (in this process or on a Dask worker); returns its table row, predictions and metrics."
+    cfg = ExperimentConfig.from_dict(cfg_dict)
+    ds = fold_dataset(ohlcv, features, cfg, block, val_span)
+    f = fit_and_score(replace(cfg, split=(str(block[0] - val_span), str(block[0]))), ds, ohlcv, progress=False, log=lambda s: None)
+    return {"row": fold_row(k, block, f), "predictions": predictions_frame(f.plots).assign(fold=k), "metrics": f.metrics | {"decision": f.decision, "fold": k}}
+
+def _fold_results(cfg, ohlcv, features, blocks, val_span, client, progress, log) -> list[dict]:
+    "Every fold's result, in fold order: one Dask task per fold with a `client`, else one after the other here."
+    if client is None:
+        out = []
+        for k, b in enumerate(tqdm(blocks, desc=f"walk-forward {cfg.id}", unit="fold", disable=not progress)):
+            out.append(run_fold(cfg.to_dict(), ohlcv, features, k, b, val_span)); log(_fold_line(out[-1]["row"], len(blocks)))
+        return out
+    from itff.cluster import run_tasks
+    data = client.scatter([ohlcv, features], broadcast=True)       # sent once to every worker, not once per fold
+    res = run_tasks(client, run_fold, {f"{cfg.id}_fold{k}": (cfg.to_dict(), *data, k, b, val_span) for k, b in enumerate(blocks)},
+                    desc=f"walk-forward {cfg.id}", progress=progress, log=log)
+    failed = {k: e for k, (_, e) in res.items() if e}
+    if failed: raise ITFFError(f"walk-forward folds failed: {failed}")
+    out = [r for r, _ in res.values()]
+    for r in out: log(_fold_line(r["row"], len(blocks)))
+    return out
+
 def walk_forward(cfg:ExperimentConfig, months:int=3, folds:int|None=None, output=None, progress:bool=True, log=print,
-                 ohlcv:pd.DataFrame|None=None, features:pd.DataFrame|None=None) -> dict:
-    "Retrain and score `cfg` fold by fold over its test span; returns {folds, pooled, predictions, folder} and writes them."
+                 ohlcv:pd.DataFrame|None=None, features:pd.DataFrame|None=None, client=None) -> dict:
+    "Retrain and score `cfg` fold by fold over its test span (one Dask task per fold given a `client`); returns {folds, pooled, predictions, folder} and writes them."
     t0 = time.perf_counter()
     if ohlcv is None: ohlcv, features = load_inputs(cfg.symbol, cfg.timeframe, cfg.source, cfg.include_sentiment, sentiment_delay=cfg.sentiment_delay)
     val_start, test_start = split_boundaries(features.index, cfg.split)
     blocks = fold_blocks(test_start, features.index[-1] + timeframe_delta(cfg.timeframe), months, folds)
     out = Path(output or get_settings().reports_dir/"walkforward"/cfg.id)
     log(f"{cfg.id}: {len(blocks)} folds over {blocks[0][0]:%Y-%m-%d} … {blocks[-1][1]:%Y-%m-%d}, validation blocks of {test_start - val_start}")
-    rows, preds = [], []
-    for k, block in enumerate(tqdm(blocks, desc=f"walk-forward {cfg.id}", unit="fold", disable=not progress)):
-        ds = fold_dataset(ohlcv, features, cfg, block, test_start - val_start)
-        f = fit_and_score(replace(cfg, split=(str(block[0] - (test_start - val_start)), str(block[0]))), ds, ohlcv, progress=False, log=lambda s: None)
-        write_json(out/f"fold_{k}"/"metrics.json", f.metrics | {"decision": f.decision, "fold": k})
-        rows.append(fold_row(k, block, f)); preds.append(predictions_frame(f.plots).assign(fold=k))
-        log(_fold_line(rows[-1], len(blocks)))
-    folds_df, preds = pd.DataFrame(rows), pd.concat(preds, ignore_index=True)
+    results = _fold_results(cfg, ohlcv, features, blocks, test_start - val_start, client, progress, log)
+    for r in results: write_json(out/f"fold_{r['metrics']['fold']}"/"metrics.json", r["metrics"])
+    folds_df, preds = pd.DataFrame([r["row"] for r in results]), pd.concat([r["predictions"] for r in results], ignore_index=True)
     pooled = pooled_scores(preds, cfg.timeframe, cfg.n_boot, cfg.seed)
     save_csv(folds_df, out/"folds.csv"); save_csv(pooled.reset_index(names="forecast"), out/"pooled.csv"); save_csv(preds, out/"predictions.csv")
     save_figure(plot_skill_by_fold(folds_df, pooled, f"Walk-forward skill by fold — {cfg.id.replace('_', ' ')}"), out/"skill_by_fold.png")
@@ -158,13 +177,18 @@ def itff_walkforward(
     n_boot:int=300, # bootstrap resamples
     seed:int=0, # random seed
     output:str=None, # folder (default: $ITFF_REPORTS_DIR/walkforward/{id})
+    scheduler:str=None, # run the folds as Dask tasks on this scheduler (tcp://host:8786; or $ITFF_DASK_SCHEDULER)
+    workers:int=None, # run the folds as Dask tasks on a local cluster of this many workers
 ):
     "Walk-forward evaluation: retrain per fold on everything before it, score the next block, report per fold and pooled."
     with cli_errors():
         cfg = ExperimentConfig(symbol, timeframe, label, model, source=source, window=window, split=_parse_split(val_start, test_start),
                                include_sentiment=include_sentiment, sentiment_delay=sentiment_delay, epochs=epochs, class_weight=class_weight, ensemble=ensemble,
                                mc_samples=mc_samples, fee_bps=fee_bps, slippage_bps=slippage_bps, n_boot=n_boot, seed=seed)
-        wf = walk_forward(cfg, months, folds, output)
+        if scheduler or workers or os.environ.get("ITFF_DASK_SCHEDULER"):
+            from itff.cluster import dask_client
+            with dask_client(scheduler, workers) as client: wf = walk_forward(cfg, months, folds, output, client=client)
+        else: wf = walk_forward(cfg, months, folds, output)
         print("\n" + walkforward_table(wf).to_string())
         print(f"\nwritten to {wf['folder']}")
         return wf
