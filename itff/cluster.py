@@ -14,7 +14,7 @@ from .core import *
 from .artifacts import _swap_into_place, verify_bundle
 
 # %% auto #0
-__all__ = ['WORKER_ENV', 'local_cluster', 'dask_client', 'run_tasks', 'folder_bytes', 'install_outputs']
+__all__ = ['WORKER_ENV', 'local_cluster', 'pin_workers', 'dask_client', 'run_tasks', 'folder_bytes', 'install_outputs']
 
 # %% ../nbs/19_cluster.ipynb #423d81fd
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "KERAS_BACKEND": "jax",
@@ -28,6 +28,15 @@ def local_cluster(n_workers:int|None=None, memory_limit="auto", dashboard:bool=T
     return LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, memory_limit=memory_limit,
                         dashboard_address=":0" if dashboard else None, env=WORKER_ENV, silence_logs=logging.ERROR)
 
+def _pin(core:int) -> list[int]:
+    if hasattr(os, "sched_setaffinity"): os.sched_setaffinity(0, {core})
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+def pin_workers(client) -> dict:
+    "Pin each local worker process to its own core (round robin): JAX's own helper threads then cannot spill onto a neighbour's core."
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    return {w: client.run(_pin, cores[i % len(cores)], workers=[w])[w] for i, w in enumerate(sorted(client.scheduler_info()["workers"]))}
+
 @contextmanager
 def dask_client(scheduler:str|None=None, n_workers:int|None=None, log=print):
     "A `distributed.Client` for the run: `scheduler` (or `$ITFF_DASK_SCHEDULER`), else a local cluster; closed afterwards."
@@ -36,6 +45,7 @@ def dask_client(scheduler:str|None=None, n_workers:int|None=None, log=print):
     cluster = None if scheduler else local_cluster(n_workers)
     try: client = Client(scheduler, timeout="30s") if scheduler else Client(cluster)
     except OSError as e: raise ITFFError(f"cannot reach the Dask scheduler {scheduler} ({e}); start it with `dask scheduler` or drop --scheduler") from e
+    if cluster is not None: pin_workers(client)
     try:
         info = client.scheduler_info()
         n, link = len(info["workers"]), client.dashboard_link if "dashboard" in info.get("services", {}) else None
