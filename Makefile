@@ -66,6 +66,7 @@ bench: install
 	$(BIN)/python benchmarks/predictor_latency.py
 	$(BIN)/python benchmarks/api_latency.py --model-type lstm
 	$(BIN)/python benchmarks/api_latency.py --model-type transformer
+	$(BIN)/python benchmarks/cluster_speedup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache _docs
