@@ -17,7 +17,7 @@ from tqdm import tqdm
 from .core import *
 
 # %% auto #0
-__all__ = ['OHLCV', 'YF_MAX_DAYS', 'validate_ohlcv', 'find_gaps', 'gap_summary', 'read_ohlcv_file', 'bundled_path',
+__all__ = ['OHLCV', 'BUNDLED', 'YF_MAX_DAYS', 'validate_ohlcv', 'find_gaps', 'gap_summary', 'read_ohlcv_file', 'bundled_path',
            'make_exchange', 'fetch_ccxt', 'ReplayExchange', 'yf_ticker', 'fetch_yfinance', 'cache_path',
            'write_parquet', 'update_cache', 'load_ohlcv', 'cli_errors', 'itff_fetch_data']
 
@@ -113,9 +113,14 @@ def read_ohlcv_file(path, timeframe:str|None=None) -> pd.DataFrame:
     if isinstance(raw.index, pd.DatetimeIndex): raw = raw.reset_index(names="timestamp")
     return validate_ohlcv(raw, str(path), timeframe)
 
+BUNDLED = {("BTCUSDT", "1h"), ("ETHUSDT", "1h"), ("BTCUSDT", "30m"), ("ETHUSDT", "30m")}
+
 def bundled_path(symbol:str, timeframe:str) -> Path:
     "Path of the bundled Binance candles for `symbol` and `timeframe`."
     timeframe_delta(timeframe)
+    if (normalize_symbol(symbol), timeframe) not in BUNDLED:
+        raise DataError(f"no bundled candles for {normalize_symbol(symbol)} {timeframe} (bundled: BTCUSDT and ETHUSDT, 1h and 30m); "
+                        "use --source ccxt, yfinance or a CSV/parquet file")
     return package_data(f"{normalize_symbol(symbol).lower()}_{timeframe}.csv.gz")
 
 # %% ../nbs/01_data.ipynb #74eb1808

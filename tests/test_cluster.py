@@ -72,3 +72,14 @@ def test_a_worker_killed_mid_task_is_survived(cluster, tmp_path):
     assert run.returncode == 0, out[-2000:] + err[-3000:]
     for c in COMBOS: verify_bundle(home/"models/training"/c)
     assert len(client.scheduler_info()["workers"]) == 1
+
+
+def test_a_failing_combination_is_reported_while_the_others_finish(cluster, tmp_path):
+    address, _, _ = cluster
+    home = tmp_path/"home"
+    r = run_cli("itff-pipeline", "--symbols", "BTCUSDT,XRPUSDT", "--timeframes", "30m", "--train-level", "--model-type", "lstm", "--epochs", "1",
+                "--scheduler", address, cwd=tmp_path, env={"ITFF_HOME": str(home)})
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]                  # one combination failed
+    assert "✗ XRPUSDT_30m_level_up_lstm: DataError: no bundled candles for XRPUSDT 30m" in r.stderr and " (at " in r.stderr
+    verify_bundle(home/"models/training/BTCUSDT_30m_level_up_lstm")                # the other finished and was installed
+    assert not (home/"models/training/XRPUSDT_30m_level_up_lstm").exists() and not list(home.rglob(".staging-*"))
