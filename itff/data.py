@@ -17,9 +17,10 @@ from tqdm import tqdm
 from .core import *
 
 # %% auto #0
-__all__ = ['OHLCV', 'BUNDLED', 'YF_MAX_DAYS', 'validate_ohlcv', 'find_gaps', 'gap_summary', 'read_ohlcv_file', 'bundled_path',
-           'make_exchange', 'fetch_ccxt', 'ReplayExchange', 'yf_ticker', 'fetch_yfinance', 'cache_path',
-           'write_parquet', 'update_cache', 'load_ohlcv', 'cli_errors', 'itff_fetch_data']
+__all__ = ['OHLCV', 'BUNDLED', 'CANDLE_FORMATS', 'YF_MAX_DAYS', 'validate_ohlcv', 'find_gaps', 'gap_summary', 'read_ohlcv_file',
+           'bundled_path', 'detect_candle_format', 'read_candle_table', 'make_exchange', 'fetch_ccxt', 'ReplayExchange',
+           'yf_ticker', 'fetch_yfinance', 'cache_path', 'write_parquet', 'update_cache', 'load_ohlcv', 'cli_errors',
+           'itff_fetch_data']
 
 # %% ../nbs/01_data.ipynb #83474a40
 OHLCV = ["open", "high", "low", "close", "volume"]
@@ -104,13 +105,15 @@ def gap_summary(index:pd.DatetimeIndex, timeframe:str) -> str:
             f"longest {big.missing_bars} bars at {big.first_missing})")
 
 # %% ../nbs/01_data.ipynb #bd4ef40c
-def read_ohlcv_file(path, timeframe:str|None=None) -> pd.DataFrame:
-    "Validated OHLCV from a CSV(.gz) or parquet file."
+def read_ohlcv_file(path, timeframe:str|None=None, format:str|None=None) -> pd.DataFrame:
+    "Validated OHLCV from a parquet file, or a candle CSV/ZIP in any format `read_candle_table` knows (`format` overrides detection)."
     path = Path(path)
     if not path.exists(): raise DataError(f"{path}: no such file")
-    try: raw = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except (ValueError, OSError, pd.errors.ParserError) as e: raise DataError(f"{path}: cannot read as CSV or parquet ({e})") from e
-    if isinstance(raw.index, pd.DatetimeIndex): raw = raw.reset_index(names="timestamp")
+    if path.suffix == ".parquet":
+        try: raw = pd.read_parquet(path)
+        except (ValueError, OSError) as e: raise DataError(f"{path}: cannot read as parquet ({e})") from e
+        if isinstance(raw.index, pd.DatetimeIndex): raw = raw.reset_index(names="timestamp")
+    else: raw = read_candle_table(path, format)[0]
     return validate_ohlcv(raw, str(path), timeframe)
 
 BUNDLED = {("BTCUSDT", "1h"), ("ETHUSDT", "1h"), ("BTCUSDT", "30m"), ("ETHUSDT", "30m")}
@@ -122,6 +125,87 @@ def bundled_path(symbol:str, timeframe:str) -> Path:
         raise DataError(f"no bundled candles for {normalize_symbol(symbol)} {timeframe} (bundled: BTCUSDT and ETHUSDT, 1h and 30m); "
                         "use --source ccxt, yfinance or a CSV/parquet file")
     return package_data(f"{normalize_symbol(symbol).lower()}_{timeframe}.csv.gz")
+
+# %% ../nbs/01_data.ipynb #1d602b6e
+CANDLE_FORMATS = ("itff", "binance", "cryptodatadownload", "yahoo", "tradingview")
+_ALIASES = {"timestamp": ("timestamp", "time", "open_time", "opentime", "open time", "ts", "unix", "date", "datetime", "date(utc)"),
+            "open": ("open", "o"), "high": ("high", "h"), "low": ("low", "l"), "close": ("close", "c"), "volume": ("volume", "vol", "v")}
+
+def _head_text(path:Path) -> tuple[str, str|None]:
+    "The first lines of a CSV, gzip or ZIP (its first .csv member) file, and the ZIP member's name."
+    import gzip, zipfile
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.lower().endswith(".csv")]
+            if not names: raise DataError(f"{path}: a ZIP file without a .csv inside")
+            with z.open(names[0]) as f: return f.read(4096).decode("utf-8", "replace"), names[0]
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f: return f.read(4096).decode("utf-8", "replace"), None
+
+def _epoch_unit(x:pd.Series) -> str:
+    "s, ms, us or ns, from the magnitude of epoch numbers (2001 … 2286 for any unit)."
+    m = float(pd.to_numeric(x, errors="coerce").abs().median())
+    return "ns" if m > 1e17 else "us" if m > 1e14 else "ms" if m > 1e11 else "s"
+
+def _to_times(col:pd.Series) -> pd.Series:
+    "Epoch numbers in any unit, or date strings, as UTC times (NaT where unparsable)."
+    num = pd.to_numeric(col, errors="coerce")
+    if num.notna().mean() > 0.99: return pd.to_datetime(num, unit=_epoch_unit(num), utc=True, errors="coerce")
+    return pd.to_datetime(col.astype(str), utc=True, errors="coerce", format="mixed")
+
+def _pick(cols:dict, names) -> str|None:
+    return next((cols[n] for n in names if n in cols), None)
+
+def _standard(df:pd.DataFrame, fmt:str) -> pd.DataFrame:
+    "`timestamp` + OHLCV columns from a headed table, by lower-cased names and aliases."
+    cols = {str(c).strip().lower(): c for c in df.columns}
+    ts = _pick(cols, ("unix",) + _ALIASES["timestamp"]) if fmt == "cryptodatadownload" else _pick(cols, _ALIASES["timestamp"])
+    vol = _pick(cols, _ALIASES["volume"]) or next((c for k, c in cols.items() if k.startswith("volume")), None)   # CDD: 'Volume BTC' (base) first
+    picked = {"timestamp": ts, **{k: _pick(cols, _ALIASES[k]) for k in OHLCV[:4]}, "volume": vol}
+    missing = [k for k, c in picked.items() if c is None]
+    if missing: raise DataError(f"missing column(s) {missing}")
+    t = df[picked["timestamp"]]
+    t = _to_times(t) if pd.to_numeric(t, errors="coerce").notna().mean() > 0.99 else t   # epochs in any unit; text is parsed (and reported) by validate_ohlcv
+    return pd.DataFrame({"timestamp": t, **{k: df[picked[k]] for k in OHLCV}})
+
+def detect_candle_format(head:str) -> tuple[str, dict]:
+    "The format of a candle file from its first lines, and the `pandas.read_csv` options to read it."
+    lines = [l for l in head.splitlines() if l.strip()]
+    if not lines: raise DataError("empty file")
+    first = lines[0]
+    sep = ";" if first.count(";") > first.count(",") else ","
+    opts = {"sep": sep, "decimal": "," if sep == ";" else "."}
+    cells = [c.strip().strip('"') for c in first.split(sep)]
+    if all(c.replace(".", "", 1).replace(",", "", 1).lstrip("-").isdigit() for c in cells if c):
+        if len(cells) == 12: return "binance", {**opts, "header": None, "usecols": range(6), "names": ["timestamp", *OHLCV]}
+        if len(cells) >= 6: return "itff", {**opts, "header": None, "usecols": range(6), "names": ["timestamp", *OHLCV]}
+    if first.lower().startswith("http") or "cryptodatadownload" in first.lower(): return "cryptodatadownload", {**opts, "skiprows": 1}
+    names = {c.lower() for c in cells}
+    if "adj close" in names: return "yahoo", opts
+    if "unix" in names and "date" in names: return "cryptodatadownload", opts
+    if "time" in names and "timestamp" not in names: return "tradingview", opts
+    return "itff", opts
+
+def read_candle_table(path, format:str|None=None) -> tuple[pd.DataFrame, str]:
+    "`timestamp` + OHLCV rows (oldest first) from a candle file in any of `CANDLE_FORMATS`, and the format it was read as."
+    path = Path(path)
+    head, member = _head_text(path)
+    found, opts = detect_candle_format(head)
+    if format is not None:
+        if format not in CANDLE_FORMATS: raise DataError(f"unknown --format {format!r}; expected one of {list(CANDLE_FORMATS)}")
+        if format != found: opts = {"sep": opts["sep"], "decimal": opts["decimal"], **({"skiprows": 1} if format == "cryptodatadownload" and head.lower().startswith("http") else {})}
+        found = format
+    try:
+        raw = pd.read_csv(path, **opts, compression="zip" if member else "infer")
+        if "header" in opts: raw = raw.assign(timestamp=_to_times(raw.timestamp))
+        df = raw if "header" in opts else _standard(raw, found)
+    except DataError as e:
+        first = [str(c) for c in pd.read_csv(path, nrows=0, **{k: v for k, v in opts.items() if k in ("sep", "skiprows")}).columns][:8] if "header" not in opts else []
+        raise DataError(f"{path}: not a candle file ITFF knows ({e}); tried {', '.join(CANDLE_FORMATS)}; its first columns are {first}") from None
+    except (ValueError, OSError, pd.errors.ParserError) as e: raise DataError(f"{path}: cannot read as a {found} candle file ({e})") from e
+    t = _to_times(df.timestamp) if not pd.api.types.is_datetime64_any_dtype(df.timestamp) else df.timestamp
+    if len(df) > 1 and t.notna().all() and (np.diff(t.astype("int64")) < 0).all(): df = df.iloc[::-1].reset_index(drop=True)   # newest first
+    return df, found
 
 # %% ../nbs/01_data.ipynb #74eb1808
 def make_exchange(exchange_id:str="binance"):
@@ -277,14 +361,16 @@ def load_ohlcv(symbol:str="BTCUSDT", timeframe:str="1h",
                source:str="bundled", # bundled | ccxt | yfinance | a CSV/parquet path
                start=None, end=None, # optional slice of bar open times (inclusive)
                days:float=60, # history to fetch for network sources
-               exchange="binance", data_dir=None, download=None, **kw) -> pd.DataFrame:
+               exchange="binance", data_dir=None, download=None,
+               format:str|None=None, # a file's candle format (default: detected; see `read_candle_table`)
+               **kw) -> pd.DataFrame:
     "OHLCV frame for `symbol` and `timeframe` from `source`."
     timeframe_delta(timeframe)
     if source == "bundled": df = read_ohlcv_file(bundled_path(symbol, timeframe), timeframe)
     elif source in ("ccxt", "yfinance"):
         if start is not None: days = max(days, (pd.Timestamp.now(tz="UTC") - to_utc(start)).total_seconds() / 86400 + 1)
         df = update_cache(symbol, timeframe, source, days, exchange, data_dir, download, **kw)
-    else: df = read_ohlcv_file(source, timeframe)
+    else: df = read_ohlcv_file(source, timeframe, format)
     df = df.loc[to_utc(start) if start is not None else None:to_utc(end) if end is not None else None]
     if df.empty: raise DataError(f"{source}: no {symbol} {timeframe} bars between {start} and {end}")
     return df
@@ -303,14 +389,15 @@ def cli_errors():
 def itff_fetch_data(
     symbol:str="BTCUSDT", # pair, e.g. BTCUSDT or BTC/USDT
     timeframe:str="1h", # bar size: 1h or 30m
-    source:str="ccxt", # ccxt, yfinance, bundled, or a CSV/parquet path
+    source:str="ccxt", # ccxt, yfinance, bundled, or a candle file (CSV, ZIP or parquet; Binance, CryptoDataDownload, Yahoo, TradingView or ITFF layout)
     days:float=60, # days of history to fetch (ccxt, yfinance)
     exchange:str="binance", # ccxt exchange id
     data_dir:str=None, # cache folder (default: $ITFF_DATA_DIR or ./data)
+    format:str=None, # a file's format when detection is wrong: itff, binance, cryptodatadownload, yahoo, tradingview
 ):
     "Fetch OHLCV candles into the parquet cache and report their span and gaps."
     with cli_errors():
-        df = load_ohlcv(symbol, timeframe, source, days=days, exchange=exchange, data_dir=data_dir)
+        df = load_ohlcv(symbol, timeframe, source, days=days, exchange=exchange, data_dir=data_dir, format=format)
         if source not in ("ccxt", "yfinance"):
             path = write_parquet(df, cache_path(symbol, timeframe, "bundled" if source == "bundled" else "file", data_dir=data_dir))
         else: path = cache_path(symbol, timeframe, source, exchange, data_dir)

@@ -152,3 +152,26 @@ def test_walkforward_cli(home):
     assert len(pd.read_csv(out/"predictions.csv")) == folds.n.sum()
     bad = run_cli("itff-walkforward", "--source", candles, "--folds", "0", cwd=home)
     assert bad.returncode == 2 and "at least 1 fold" in bad.stderr
+
+
+def test_fetch_data_reads_candle_files_as_people_have_them(home):
+    "A Binance public-data ZIP (microsecond times, no header) and a CryptoDataDownload CSV (newest first) load like ITFF's layout."
+    import zipfile
+    from itff.data import load_ohlcv
+    want = load_ohlcv("BTCUSDT", "1h", start="2025-09-01", end="2025-09-03")
+    us = want.index.asi8 // 1000
+    rows = "\n".join(",".join(map(str, [t, *r, t + 3_599_999_999, 1.0, 10, 1.0, 1.0, 0])) for t, r in zip(us, want.to_numpy()))
+    with zipfile.ZipFile(home/"BTCUSDT-1h-2025-09.zip", "w") as z: z.writestr("BTCUSDT-1h-2025-09.csv", rows)
+    cdd = "https://www.CryptoDataDownload.com\nunix,date,symbol,open,high,low,close,Volume BTC,Volume USDT,tradecount\n" + "\n".join(
+        f"{t // 10**6},{d:%Y-%m-%d %H:%M:%S},BTCUSDT,{r[0]},{r[1]},{r[2]},{r[3]},{r[4]},0,0" for t, d, r in zip(want.index.asi8[::-1], want.index[::-1], want.to_numpy()[::-1]))
+    (home/"Binance_BTCUSDT_1h.csv").write_text(cdd)
+    for f in ("BTCUSDT-1h-2025-09.zip", "Binance_BTCUSDT_1h.csv"):
+        r = run_cli("itff-fetch-data", "--source", home/f, "--timeframe", "1h", cwd=home)
+        assert r.returncode == 0, r.stderr
+        got = pd.read_parquet(next((home/"data/candles").glob("*.parquet")))
+        pd.testing.assert_frame_equal(got, want, check_freq=False)
+    (home/"odd.csv").write_text("when,price,size\n2025-01-01,1,2\n")
+    before = snapshot(home)
+    r = run_cli("itff-fetch-data", "--source", home/"odd.csv", cwd=home)
+    assert r.returncode == 2 and "tried itff, binance, cryptodatadownload, yahoo, tradingview" in r.stderr and "['when', 'price', 'size']" in r.stderr
+    assert snapshot(home) == before
