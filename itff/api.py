@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from fastcore.script import call_parse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing import Any
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 from slowapi.middleware import SlowAPIASGIMiddleware
@@ -32,10 +33,10 @@ from .predictor import Predictor
 
 # %% auto #0
 __all__ = ['Finite', 'Target', 'ModelType', 'Timeframe', 'api_key', 'app', 'ApiConfig', 'field_error', 'ModelRegistry', 'Candle',
-           'PredictRequest', 'ModelInfo', 'Prediction', 'ApiMetrics', 'request_id', 'ObservabilityMiddleware',
-           'require_token', 'create_app', 'validation_detail', 'BundleStatus', 'ModelCard', 'model_card', 'Health',
-           'candle_frame', 'answered', 'TradingViewAlert', 'WebhookResult', 'parse_alert', 'tv_symbol', 'tv_timeframe',
-           'CandleCache', 'itff_serve']
+           'candle_row', 'PredictRequest', 'ModelInfo', 'Prediction', 'ApiMetrics', 'request_id',
+           'ObservabilityMiddleware', 'require_token', 'create_app', 'validation_detail', 'BundleStatus', 'ModelCard',
+           'model_card', 'Health', 'candle_frame', 'answered', 'TradingViewAlert', 'WebhookResult', 'parse_alert',
+           'tv_symbol', 'tv_timeframe', 'CandleCache', 'itff_serve']
 
 # %% ../nbs/16_api.ipynb #14c00fbe
 @dataclass(frozen=True)
@@ -105,6 +106,12 @@ class Candle(BaseModel):
     timestamp: datetime | int
     open: Finite; high: Finite; low: Finite; close: Finite; volume: Finite
 
+def candle_row(row) -> Candle:
+    "A `Candle` from an object or a ccxt-style array [timestamp, open, high, low, close, volume]."
+    if isinstance(row, dict): return Candle(**row)
+    if isinstance(row, (list, tuple)) and len(row) == 6: return Candle(**dict(zip(("timestamp", "open", "high", "low", "close", "volume"), row)))
+    raise ValueError(f"expected an object or an array [timestamp, open, high, low, close, volume], got {str(row)[:60]}")
+
 class PredictRequest(BaseModel):
     "A forecast request: exactly one of `sequence` or `candles`."
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
@@ -115,7 +122,20 @@ class PredictRequest(BaseModel):
     timeframe: Timeframe = "1h"
     mc_samples: int = Field(30, ge=1, le=200, description="Monte-Carlo dropout samples")
     sequence: list[list[Finite]] | None = Field(None, max_length=2000, description="window × features raw feature values, oldest first")
-    candles: list[Candle] | None = Field(None, max_length=10_000, description="recent OHLCV bars, oldest first")
+    candles: list[Any] | None = Field(None, max_length=10_000, description="recent OHLCV bars, oldest first: objects like `Candle`, or arrays "
+                                      "[timestamp, open, high, low, close, volume] as `ccxt.fetch_ohlcv` returns them (timestamp in epoch ms or ISO)")
+
+    @field_validator("candles")
+    @classmethod
+    def _candle_rows(cls, rows):
+        "Objects or ccxt arrays as `Candle`s; one error naming the first bad row and how many are bad."
+        if rows is None: return rows
+        out, bad = [], []
+        for i, r in enumerate(rows):
+            try: out.append(candle_row(r))
+            except (ValidationError, ValueError, TypeError) as e: bad.append((i, e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)))
+        if bad: raise ValueError(f"row {bad[0][0] + 1}: {bad[0][1]}; {len(bad)} of {len(rows)} rows are malformed")
+        return out
 
     @model_validator(mode="after")
     def _one_input(self):
@@ -137,6 +157,8 @@ class Prediction(BaseModel):
     uncertain: bool = Field(False, description="the MC std exceeded max_uncertainty, so the decision abstained")
     skill: Literal["ok", "no_skill", "unknown"] = Field("unknown", description="did validation show skill over climatology? no_skill: treat as uninformative")
     mc_samples: int; model: ModelInfo; bar_time: str | None = None; latency_ms: float; request_id: str
+    candles_used: int | None = Field(None, description="consecutive bars the features were built from (candles requests)")
+    warning: str | None = Field(None, description="set when fewer candles than recommended were sent")
 
 # %% ../nbs/16_api.ipynb #2bebc304
 class ApiMetrics:

@@ -18,7 +18,7 @@ from .models import ensemble_samples, mc_function, mc_summary
 from .sentiment import SENTIMENT_COLUMNS
 
 # %% auto #0
-__all__ = ['Predictor']
+__all__ = ['Predictor', 'last_run']
 
 # %% ../nbs/13_predictor.ipynb #45208b43
 class Predictor:
@@ -96,17 +96,20 @@ def predict_window(self, window, mc_samples:int|None=None) -> dict:
             "mc_samples": self._n(mc_samples) * len(self._fns), "model": self.bundle.info()}
 
 # %% ../nbs/13_predictor.ipynb #73d46ce4
+def last_run(ohlcv:pd.DataFrame, timeframe:str) -> tuple[pd.DataFrame, bool]:
+    "The last gap-free run of bars, and whether a gap came before it."
+    breaks = np.flatnonzero(np.diff(ohlcv.index.as_unit("ns").asi8) != timeframe_delta(timeframe).value)
+    return (ohlcv.iloc[breaks[-1] + 1:], True) if len(breaks) else (ohlcv, False)
+
 @patch_to(Predictor)
 def window_from_candles(self, candles:pd.DataFrame) -> tuple[np.ndarray, pd.Timestamp]:
     "The last (window, F) feature array built from `candles` (through `candle_windows`, as in training), and the bar it ends at."
     ohlcv = validate_ohlcv(candles, "candles", self.timeframe)
-    need, step = self.window + FEATURE_WARMUP, timeframe_delta(self.timeframe)
-    breaks = np.flatnonzero(np.diff(ohlcv.index.as_unit("ns").asi8) != step.value)
-    recent = ohlcv.iloc[breaks[-1] + 1:] if len(breaks) else ohlcv          # the last gap-free run
+    need, recent, gap = self.window + FEATURE_WARMUP, *last_run(ohlcv, self.timeframe)
     if len(recent) < need:
         raise DataError(f"candles: need {need} consecutive {self.timeframe} bars ending at the last one (window {self.window} + "
                         f"{FEATURE_WARMUP} bars of history, so the features match training's within 1e-3 of a training std); "
-                        f"got {len(recent)}" + (f" after a gap at {recent.index[0]}" if len(breaks) else ""))
+                        f"got {len(recent)}" + (f" after a gap at {recent.index[0]}" if gap else ""))
     sent = pd.DataFrame(0.0, index=recent.index, columns=SENTIMENT_COLUMNS) if any(f.startswith("sent_") for f in self.features) else None
     feats = candle_features(recent, sent, self.features)
     last = candle_windows(recent, self.window, self.timeframe, features=feats, keep=lambda ix: ix == recent.index[-1])
@@ -117,7 +120,10 @@ def window_from_candles(self, candles:pd.DataFrame) -> tuple[np.ndarray, pd.Time
 def predict_candles(self, candles:pd.DataFrame, mc_samples:int|None=None) -> dict:
     "Forecast for the bar after the last of `candles` (OHLCV rows with a timestamp)."
     x, last = self.window_from_candles(candles)
-    return {**self.predict_window(x, mc_samples), "bar_time": str(last), "horizon_bars": self.horizon}
+    used, recommended = len(last_run(validate_ohlcv(candles, "candles", self.timeframe), self.timeframe)[0]), self.window + 2 * FEATURE_WARMUP
+    warning = None if used >= recommended else (f"{used} consecutive bars used; {recommended} recommended (window + {2 * FEATURE_WARMUP}) for features "
+                                                f"identical to training's; with fewer they agree within 1e-3 of a training std")
+    return {**self.predict_window(x, mc_samples), "bar_time": str(last), "horizon_bars": self.horizon, "candles_used": used, "warning": warning}
 
 # %% ../nbs/13_predictor.ipynb #976a4685
 @patch_to(Predictor)

@@ -104,6 +104,16 @@ def test_predict_from_candles(secured):
     r = post(secured, {"symbol": "BTCUSDT", "target": "level_up", "candles": candles})
     assert r.status_code == 200, r.text
     assert r.json()["bar_time"] == str(bars.index[-1]) and 0 < r.json()["probability"] < 1
+    assert r.json()["candles_used"] == 300
+    arrays = [[int(t.value // 10**6), *map(float, row)] for t, row in zip(bars.index, bars.to_numpy())]   # as ccxt.fetch_ohlcv returns them
+    a = post(secured, {"symbol": "BTCUSDT", "target": "level_up", "candles": arrays})
+    assert a.status_code == 200 and a.json()["probability"] == pytest.approx(r.json()["probability"], abs=1e-12)
+    short = post(secured, {"symbol": "BTCUSDT", "target": "level_up", "candles": arrays[-(24 + 180):]})
+    assert short.status_code == 200 and "recommended" in short.json()["warning"] and short.json()["candles_used"] == 204
+    for i in (1, 5, 7): arrays[i] = arrays[i][:4]                  # three rows too short: one error, naming the first and the count
+    bad = post(secured, {"symbol": "BTCUSDT", "target": "level_up", "candles": arrays})
+    assert bad.status_code == 422 and len(bad.json()["detail"]) == 1, bad.text
+    assert bad.json()["detail"][0]["loc"] == ["body", "candles"] and "row 2:" in bad.text and "3 of 300 rows are malformed" in bad.text
     candles[-1]["high"] = 1.0   # high below open/close
     r = post(secured, {"symbol": "BTCUSDT", "target": "level_up", "candles": candles})
     assert r.status_code == 422 and "column 'high'" in r.text and r.json()["detail"][0]["loc"] == ["body", "candles"]
