@@ -98,7 +98,7 @@ class ModelRegistry:
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Target = Literal["direction", "level_up", "level_down", "triple_barrier"]
 ModelType = Literal["lstm", "transformer"]
-Timeframe = Literal["1h", "30m"]
+Timeframe = Annotated[str, Field(pattern=r"^[0-9]{1,2}[mhd]$", description="bar size of a loaded model, e.g. 1h, 4h, 15m")]
 
 class Candle(BaseModel):
     "One OHLCV bar; `timestamp` is the bar's open time (ISO-8601 or epoch milliseconds)."

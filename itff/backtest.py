@@ -14,11 +14,11 @@ from .core import *
 from .labels import LabelSpec
 
 # %% auto #0
-__all__ = ['BARS_PER_YEAR', 'EXIT_RULES', 'Costs', 'trade_exits', 'one_at_a_time', 'backtest', 'fill_rule', 'backtest_stats',
+__all__ = ['EXIT_RULES', 'bars_per_year', 'Costs', 'trade_exits', 'one_at_a_time', 'backtest', 'fill_rule', 'backtest_stats',
            'plot_backtest']
 
 # %% ../nbs/11_backtest.ipynb #3549dd65
-BARS_PER_YEAR = {"1h": 24 * 365, "30m": 48 * 365}
+def bars_per_year(timeframe:str) -> float: return pd.Timedelta(days=365) / timeframe_delta(timeframe)
 
 @dataclass
 class Costs:
@@ -96,7 +96,7 @@ def _max_drawdown(equity:pd.Series) -> float: return float((equity / equity.cumm
 
 def backtest_stats(trades:pd.DataFrame, step:pd.Series, eq:pd.DataFrame, timeframe:str) -> dict:
     "Total return, Sharpe, max drawdown, trades, exposure, win rate, exits by reason; buy-and-hold's return, Sharpe and drawdown."
-    ann = np.sqrt(BARS_PER_YEAR.get(timeframe, 24 * 365))
+    ann = np.sqrt(bars_per_year(timeframe))
     sharpe = lambda x: float(x.mean() / x.std() * ann) if x.std() > 0 else 0.0
     return {"total_return": float(eq.strategy.iloc[-1] - 1), "sharpe": sharpe(step), "max_drawdown": _max_drawdown(eq.strategy),
             "trades": int(len(trades)), "exposure": float(eq.position.mean()),

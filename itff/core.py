@@ -46,7 +46,7 @@ def get_settings(env=None) -> Settings:
 
 # %% ../nbs/00_core.ipynb #6823f6f6
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-TIMEFRAMES = {"1h": pd.Timedelta(hours=1), "30m": pd.Timedelta(minutes=30)}
+TIMEFRAMES = {tf: pd.Timedelta(tf.replace("m", "min")) for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")}  # the exchanges' set
 QUOTES = ("USDT", "USDC", "USD", "BUSD", "EUR")
 
 def normalize_symbol(symbol:str) -> str:
@@ -68,7 +68,7 @@ def ccxt_symbol(symbol:str) -> str:
 
 # %% ../nbs/00_core.ipynb #819997c0
 def timeframe_delta(timeframe:str) -> pd.Timedelta:
-    "Bar length of `timeframe` ('1h' or '30m')."
+    "Bar length of `timeframe` (1m … 1d, as exchanges name them)."
     if timeframe not in TIMEFRAMES: raise ITFFError(f"unknown timeframe {timeframe!r}; expected one of {list(TIMEFRAMES)}")
     return TIMEFRAMES[timeframe]
 

@@ -19,8 +19,8 @@ from .core import *
 # %% auto #0
 __all__ = ['OHLCV', 'BUNDLED', 'CANDLE_FORMATS', 'YF_MAX_DAYS', 'validate_ohlcv', 'find_gaps', 'gap_summary', 'read_ohlcv_file',
            'bundled_path', 'detect_candle_format', 'read_candle_table', 'make_exchange', 'fetch_ccxt', 'ReplayExchange',
-           'yf_ticker', 'fetch_yfinance', 'cache_path', 'write_parquet', 'update_cache', 'load_ohlcv', 'cli_errors',
-           'itff_fetch_data']
+           'yf_ticker', 'fetch_yfinance', 'cache_path', 'write_parquet', 'update_cache', 'resample_ohlcv',
+           'bundled_ohlcv', 'load_ohlcv', 'cli_errors', 'itff_fetch_data']
 
 # %% ../nbs/01_data.ipynb #83474a40
 OHLCV = ["open", "high", "low", "close", "volume"]
@@ -357,6 +357,21 @@ def update_cache(symbol:str, timeframe:str="1h", source:str="ccxt", days:float=6
     return new
 
 # %% ../nbs/01_data.ipynb #a002fdb1
+def resample_ohlcv(ohlcv:pd.DataFrame, timeframe:str, source_timeframe:str) -> pd.DataFrame:
+    "Bars of `timeframe` from finer bars: first open, highest high, lowest low, last close, summed volume, on the UTC grid; a bin missing any source bar is dropped (it would be a different bar)."
+    step, src = timeframe_delta(timeframe), timeframe_delta(source_timeframe)
+    if step <= src or step % src: raise ITFFError(f"cannot resample {source_timeframe} bars to {timeframe}: it must be a multiple of {source_timeframe}")
+    g = ohlcv.resample(step, origin="epoch", label="left", closed="left")
+    out = g.agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    return out[g.size() == step // src].rename_axis("timestamp")
+
+def bundled_ohlcv(symbol:str, timeframe:str) -> pd.DataFrame:
+    "The bundled candles; timeframes above 1h are resampled from the bundled 1h bars."
+    sym = normalize_symbol(symbol)
+    if (sym, timeframe) not in BUNDLED and timeframe_delta(timeframe) > pd.Timedelta(hours=1) and (sym, "1h") in BUNDLED:
+        return resample_ohlcv(read_ohlcv_file(bundled_path(sym, "1h"), "1h"), timeframe, "1h")
+    return read_ohlcv_file(bundled_path(sym, timeframe), timeframe)
+
 def load_ohlcv(symbol:str="BTCUSDT", timeframe:str="1h",
                source:str="bundled", # bundled | ccxt | yfinance | a CSV/parquet path
                start=None, end=None, # optional slice of bar open times (inclusive)
@@ -366,7 +381,7 @@ def load_ohlcv(symbol:str="BTCUSDT", timeframe:str="1h",
                **kw) -> pd.DataFrame:
     "OHLCV frame for `symbol` and `timeframe` from `source`."
     timeframe_delta(timeframe)
-    if source == "bundled": df = read_ohlcv_file(bundled_path(symbol, timeframe), timeframe)
+    if source == "bundled": df = bundled_ohlcv(symbol, timeframe)
     elif source in ("ccxt", "yfinance"):
         if start is not None: days = max(days, (pd.Timestamp.now(tz="UTC") - to_utc(start)).total_seconds() / 86400 + 1)
         df = update_cache(symbol, timeframe, source, days, exchange, data_dir, download, **kw)
@@ -388,7 +403,7 @@ def cli_errors():
 @call_parse
 def itff_fetch_data(
     symbol:str="BTCUSDT", # pair, e.g. BTCUSDT or BTC/USDT
-    timeframe:str="1h", # bar size: 1h or 30m
+    timeframe:str="1h", # bar size: 1m … 1d (bundled: 1h, 30m; longer bars resampled from 1h)
     source:str="ccxt", # ccxt, yfinance, bundled, or a candle file (CSV, ZIP or parquet; Binance, CryptoDataDownload, Yahoo, TradingView or ITFF layout)
     days:float=60, # days of history to fetch (ccxt, yfinance)
     exchange:str="binance", # ccxt exchange id

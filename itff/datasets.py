@@ -188,7 +188,7 @@ def load_dataset(folder, scaler_path=None) -> SequenceDataset:
 @call_parse
 def itff_prepare_sequences(
     symbol:str="BTCUSDT", # pair
-    timeframe:str="1h", # bar size: 1h or 30m
+    timeframe:str="1h", # bar size: 1m … 1d (bundled: 1h, 30m; longer bars resampled from 1h)
     features:str=None, # features parquet (default: engineered from the candles)
     ohlcv:str="bundled", # candles for the labels: 'bundled' or a CSV/parquet path
     label:str="direction", # direction, level_up, level_down or triple_barrier

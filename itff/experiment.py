@@ -245,7 +245,7 @@ class ExperimentConfig:
     "Everything that defines one experiment (JSON-ready; stored in the bundle's meta as `config`)."
     # what to forecast
     symbol:str = "BTCUSDT"           # pair
-    timeframe:str = "1h"             # bar size: 1h or 30m
+    timeframe:str = "1h"             # bar size: 1m … 1d (bundled: 1h, 30m; longer bars resampled from 1h)
     label:str = "direction"          # direction, level_up, level_down or triple_barrier
     model_type:str = "lstm"          # lstm or transformer
     horizon:int|None = None          # bars ahead (default: 4 for 1h, 8 for 30m)
@@ -491,7 +491,7 @@ def _parse_split(val_start, test_start):
 @call_parse
 def itff_train(
     symbol:str="BTCUSDT", # pair
-    timeframe:str="1h", # bar size: 1h or 30m
+    timeframe:str="1h", # bar size: 1m … 1d (bundled: 1h, 30m; longer bars resampled from 1h)
     label:str="direction", # direction, level_up, level_down or triple_barrier
     model:str="lstm", # lstm or transformer
     source:str="bundled", # candles: bundled, ccxt, yfinance or a CSV/parquet path

@@ -102,7 +102,7 @@ def check_causal(ohlcv:pd.DataFrame, make=engineer_features, n_cuts:int=10, seed
 def itff_engineer_features(
     input:str, # OHLCV CSV/parquet file, or 'bundled'
     symbol:str="BTCUSDT", # pair (names the output; picks the bundled file)
-    timeframe:str="1h", # bar size: 1h or 30m
+    timeframe:str="1h", # bar size: 1m … 1d (bundled: 1h, 30m; longer bars resampled from 1h)
     sentiment_file:str=None, # per-bar sentiment parquet from itff-fetch-sentiment
     output:str=None, # output folder (default: $ITFF_DATA_DIR/features)
 ):

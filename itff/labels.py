@@ -12,8 +12,8 @@ import pandas as pd
 from .core import *
 
 # %% auto #0
-__all__ = ['LABELS', 'LABEL_DEFAULTS', 'direction', 'level_up', 'level_down', 'triple_barrier', 'LabelSpec', 'label_spec',
-           'horizon_is_contiguous', 'make_label', 'base_rates']
+__all__ = ['LABELS', 'LABEL_DEFAULTS', 'direction', 'level_up', 'level_down', 'triple_barrier', 'LabelSpec', 'horizon_bars',
+           'label_spec', 'horizon_is_contiguous', 'make_label', 'base_rates']
 
 # %% ../nbs/04_labels.ipynb #b53e6a67
 def direction(ohlcv:pd.DataFrame, horizon:int) -> pd.Series:
@@ -52,7 +52,7 @@ def triple_barrier(ohlcv:pd.DataFrame, horizon:int, up:float, down:float) -> pd.
 
 # %% ../nbs/04_labels.ipynb #947c2932
 LABELS = ("direction", "level_up", "level_down", "triple_barrier")
-LABEL_DEFAULTS = {"1h": dict(horizon=4, theta=0.01), "30m": dict(horizon=8, theta=0.01)}
+LABEL_DEFAULTS = dict(horizon="4h", theta=0.01)   # set in time, converted to bars of each timeframe (4 on 1h, 8 on 30m, 1 on 1d)
 
 @dataclass(frozen=True)
 class LabelSpec:
@@ -70,13 +70,24 @@ class LabelSpec:
                 "level_down": f"some low within {h} ≤ close·(1-{p})",
                 "triple_barrier": f"+{p} is touched before -{p} within {h} (a bar touching both counts as -)"}[self.name]
 
-    def to_dict(self): return asdict(self) | {"definition": self.describe()}
+    @property
+    def horizon_time(self) -> pd.Timedelta: return self.horizon * timeframe_delta(self.timeframe)
+    def to_dict(self): return asdict(self) | {"horizon_time": str(self.horizon_time), "definition": self.describe()}
 
-def label_spec(name:str, timeframe:str="1h", horizon:int|None=None, theta:float|None=None) -> LabelSpec:
-    "A `LabelSpec` with the timeframe's defaults for what is not given."
+def horizon_bars(horizon, timeframe:str) -> int:
+    "Bars ahead from a bar count or a time span ('4h', '1 day'): the span divided by the bar, at least one bar."
+    if isinstance(horizon, str) and not horizon.strip().isdigit():
+        try: span = pd.Timedelta(horizon)
+        except ValueError: raise ITFFError(f"horizon {horizon!r} is neither a number of bars nor a time span like '4h'") from None
+        return max(1, int(span // timeframe_delta(timeframe)))
+    return int(horizon)
+
+def label_spec(name:str, timeframe:str="1h", horizon:int|str|None=None, theta:float|None=None) -> LabelSpec:
+    "A `LabelSpec` with the defaults (4 hours, 1%) for what is not given; `horizon` in bars or as a time span."
     if name not in LABELS: raise ITFFError(f"unknown label {name!r}; expected one of {list(LABELS)}")
-    d = LABEL_DEFAULTS[timeframe] if timeframe in LABEL_DEFAULTS else timeframe_delta(timeframe)
-    horizon, theta = int(horizon or d["horizon"]), float(theta if theta is not None else d["theta"])
+    timeframe_delta(timeframe)
+    horizon = horizon_bars(horizon or LABEL_DEFAULTS["horizon"], timeframe)
+    theta = float(theta if theta is not None else LABEL_DEFAULTS["theta"])
     if horizon < 1: raise ITFFError(f"horizon must be at least 1 bar, got {horizon}")
     if not 0 < theta < 1: raise ITFFError(f"theta must be a fraction in (0, 1), got {theta}")
     return LabelSpec(name, horizon, theta, timeframe)

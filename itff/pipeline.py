@@ -153,7 +153,7 @@ def _on_cluster(cfg, symbols, timeframes, labels, models, days, scheduler, worke
 @call_parse
 def itff_pipeline(
     symbol:str="BTCUSDT", # pair
-    timeframe:str="1h", # bar size: 1h or 30m
+    timeframe:str="1h", # bar size: 1m … 1d (bundled: 1h, 30m; longer bars resampled from 1h)
     days:float=60, # history to fetch for network sources
     source:str="bundled", # bundled, ccxt, yfinance or a CSV/parquet path
     include_sentiment:bool=False, # add headline sentiment features

@@ -97,7 +97,7 @@ def sentiment_features(symbol:str="BTCUSDT", timeframe:str="1h", index=None, hea
 @call_parse
 def itff_fetch_sentiment(
     symbol:str="BTCUSDT", # pair whose bar grid to use
-    timeframe:str="1h", # bar size: 1h or 30m
+    timeframe:str="1h", # bar size: 1m … 1d (bundled: 1h, 30m; longer bars resampled from 1h)
     output:str=None, # output folder (default: $ITFF_DATA_DIR/sentiment)
     file:str=None, # your own headline CSV (timestamp, title[, text, subject, src_polarity]); bundled if omitted
     candles:str="bundled", # bar grid: 'bundled' or an OHLCV CSV/parquet path

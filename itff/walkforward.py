@@ -157,7 +157,7 @@ def walkforward_table(wf:dict) -> pd.DataFrame:
 @call_parse
 def itff_walkforward(
     symbol:str="BTCUSDT", # pair
-    timeframe:str="1h", # bar size: 1h or 30m
+    timeframe:str="1h", # bar size: 1m … 1d (bundled: 1h, 30m; longer bars resampled from 1h)
     label:str="direction", # direction, level_up, level_down or triple_barrier
     model:str="lstm", # lstm or transformer
     source:str="bundled", # candles: bundled, ccxt, yfinance or a CSV/parquet path

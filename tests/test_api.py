@@ -136,7 +136,7 @@ def test_auth(secured, models, window):
     ({"target": "level_down"}, ["body", "target"], "no loaded model for target 'level_down'"),
     ({"target": "moon"}, ["body", "target"], "Input should be"),
     ({"model_type": "gru"}, ["body", "model_type"], "'lstm' or 'transformer'"),
-    ({"timeframe": "4h"}, ["body", "timeframe"], "'1h' or '30m'"),
+    ({"timeframe": "4h"}, ["body", "timeframe"], "no loaded model for timeframe '4h'; loaded: ['1h']"),
     ({"model_type": "transformer"}, ["body", "model_type"], "no loaded model for model_type 'transformer'"),
     ({"mc_samples": 0}, ["body", "mc_samples"], "greater than or equal to 1"),
     ({"mc_samples": 201}, ["body", "mc_samples"], "less than or equal to 200"),

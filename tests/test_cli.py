@@ -90,7 +90,7 @@ def test_bad_options_fail_clearly(home):
     cases = [(["itff-prepare-sequences", "--window", "48", "--embargo", "10"], "at least window + horizon = 52"),
              (["itff-prepare-sequences", "--label", "moon"], "unknown label 'moon'"),
              (["itff-prepare-sequences", "--val-start", "2024-01-01"], "give both --val-start and --test-start"),
-             (["itff-fetch-data", "--timeframe", "4h", "--source", "bundled"], "unknown timeframe '4h'"),
+             (["itff-fetch-data", "--timeframe", "7m", "--source", "bundled"], "unknown timeframe '7m'"),
              (["itff-fetch-sentiment", "--file", home/"nope.csv"], "nope.csv: no such file"),
              (["itff-engineer-features", "bundled", "--sentiment-file", home/"nope.parquet"], "nope.parquet: no such file"),
              (["itff-fetch-data", "--source", "ccxt", "--exchange", "notanexchange"], "unknown ccxt exchange 'notanexchange'")]
@@ -175,3 +175,12 @@ def test_fetch_data_reads_candle_files_as_people_have_them(home):
     r = run_cli("itff-fetch-data", "--source", home/"odd.csv", cwd=home)
     assert r.returncode == 2 and "tried itff, binance, cryptodatadownload, yahoo, tradingview" in r.stderr and "['when', 'price', 'size']" in r.stderr
     assert snapshot(home) == before
+
+
+def test_train_on_4h_bars_resampled_from_the_bundled_1h(home):
+    "Any exchange timeframe: 4h bars resampled from the bundled 1h data; the label horizon is set in time (4 hours = 1 bar)."
+    r = run_cli("itff-train", "--timeframe", "4h", "--label", "level_up", "--epochs", "1", "--window", "16", "--mc-samples", "5", cwd=home)
+    assert r.returncode == 0, r.stderr[-3000:]
+    meta = json.loads((home/"models/training/BTCUSDT_4h_level_up_lstm/meta.json").read_text())
+    assert meta["timeframe"] == "4h" and meta["label"]["horizon"] == 1 and meta["label"]["horizon_time"] == "0 days 04:00:00"
+    assert meta["embargo_bars"] == 16 + 1 and pd.Timestamp(meta["parts"]["test"]["first"]).hour % 4 == 0
