@@ -337,6 +337,7 @@ class Health(BaseModel):
     status: Literal["ok"]; ready: bool; uptime_s: float
     bundles: list[BundleStatus]; failed: dict[str, str] = Field(description="bundle folder → why it was refused")
 
+# %% ../nbs/16_api.ipynb #8d4a699e
 def candle_frame(candles:list[Candle]) -> pd.DataFrame:
     "Request candles as a raw OHLCV frame (timestamps as epoch ms; naive times are UTC) for `validate_ohlcv`."
     try: ms = [c.timestamp if isinstance(c.timestamp, int) else int(to_utc(c.timestamp).value // 10**6) for c in candles]

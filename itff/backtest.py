@@ -86,6 +86,7 @@ def backtest(ohlcv:pd.DataFrame, # candles (the fills use open, high, low, close
     return {"equity": eq, "trades": trades, "stats": backtest_stats(trades, step, eq, spec.timeframe) | {"threshold": threshold,
             "max_uncertainty": max_uncertainty, "horizon": spec.horizon, **costs.to_dict(), "side": side, "exit": exit, "fills": fill_rule(spec, exit)}}
 
+# %% ../nbs/11_backtest.ipynb #7d43e28c
 def fill_rule(spec:LabelSpec, exit:str="auto") -> str:
     "The fill and exit rule in words."
     barrier = spec.name in ("level_up", "level_down") and exit in ("auto", "barrier")

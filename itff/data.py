@@ -156,6 +156,7 @@ def _to_times(col:pd.Series) -> pd.Series:
 def _pick(cols:dict, names) -> str|None:
     return next((cols[n] for n in names if n in cols), None)
 
+# %% ../nbs/01_data.ipynb #ae94ccd0
 def _standard(df:pd.DataFrame, fmt:str) -> pd.DataFrame:
     "`timestamp` + OHLCV columns from a headed table, by lower-cased names and aliases."
     cols = {str(c).strip().lower(): c for c in df.columns}
@@ -186,6 +187,7 @@ def detect_candle_format(head:str) -> tuple[str, dict]:
     if "time" in names and "timestamp" not in names: return "tradingview", opts
     return "itff", opts
 
+# %% ../nbs/01_data.ipynb #415b5d31
 def read_candle_table(path, format:str|None=None) -> tuple[pd.DataFrame, str]:
     "`timestamp` + OHLCV rows (oldest first) from a candle file in any of `CANDLE_FORMATS`, and the format it was read as."
     path = Path(path)

@@ -377,6 +377,7 @@ def fit_and_score(cfg:ExperimentConfig, ds:SequenceDataset, ohlcv:pd.DataFrame, 
     if coverage is not None: metrics["sentiment_coverage"] = coverage
     return Fitted(models, hists, cal, decision, ds, es, metrics, plots)
 
+# %% ../nbs/12a_experiment.ipynb #cc175ed2
 def run_experiment(cfg:ExperimentConfig, models_dir=None, reports_dir=None, progress:bool=True, log=print,
                    ohlcv:pd.DataFrame|None=None, ds:SequenceDataset|None=None, # precomputed inputs (the pipeline shares them)
                    stage=None) -> dict:

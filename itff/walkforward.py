@@ -121,6 +121,7 @@ def _fold_results(cfg, ohlcv, features, blocks, val_span, client, progress, log)
     for r in out: log(_fold_line(r["row"], len(blocks)))
     return out
 
+# %% ../nbs/12b_walkforward.ipynb #91484e03
 def walk_forward(cfg:ExperimentConfig, months:int=3, folds:int|None=None, output=None, progress:bool=True, log=print,
                  ohlcv:pd.DataFrame|None=None, features:pd.DataFrame|None=None, client=None) -> dict:
     "Retrain and score `cfg` fold by fold over its test span (one Dask task per fold given a `client`); returns {folds, pooled, predictions, folder} and writes them."
