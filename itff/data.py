@@ -6,7 +6,7 @@ Docs: https://itff.github.io/itff/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #bb99f575
 from __future__ import annotations
-import sys, time
+import difflib, re, sys, time
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -18,9 +18,9 @@ from .core import *
 
 # %% auto #0
 __all__ = ['OHLCV', 'BUNDLED', 'CANDLE_FORMATS', 'YF_MAX_DAYS', 'validate_ohlcv', 'find_gaps', 'gap_summary', 'read_ohlcv_file',
-           'bundled_path', 'detect_candle_format', 'read_candle_table', 'make_exchange', 'fetch_ccxt', 'ReplayExchange',
-           'yf_ticker', 'fetch_yfinance', 'cache_path', 'write_parquet', 'update_cache', 'resample_ohlcv',
-           'bundled_ohlcv', 'load_ohlcv', 'cli_errors', 'itff_fetch_data']
+           'bundled_path', 'detect_candle_format', 'read_candle_table', 'make_exchange', 'ccxt_market', 'fetch_ccxt',
+           'ReplayExchange', 'yf_interval', 'yf_ticker', 'fetch_yfinance', 'cache_path', 'write_parquet',
+           'update_cache', 'resample_ohlcv', 'bundled_ohlcv', 'load_ohlcv', 'cli_errors', 'itff_fetch_data']
 
 # %% ../nbs/01_data.ipynb #83474a40
 OHLCV = ["open", "high", "low", "close", "volume"]
@@ -235,6 +235,19 @@ def _call_with_retries(call, where:str, max_retries:int=5, backoff:float=1.0, sl
             sleep(backoff * 2**attempt)
         except ccxt.BaseError as e: raise ITFFError(f"{where}: {type(e).__name__}: {e}") from e
 
+def ccxt_market(ex, symbol:str, timeframe:str|None=None, **retry) -> str:
+    "The exchange's own symbol for `symbol` (`BTCUSDT`, `btc/usdt`, `ETH-BTC`, `BTC/USDT`), checked against its markets; spot first."
+    where = f"ccxt {getattr(ex, 'id', 'exchange')}"
+    if timeframe and getattr(ex, "timeframes", None) and timeframe not in ex.timeframes:
+        raise ITFFError(f"{where} has no {timeframe} candles; it offers {', '.join(ex.timeframes)}")
+    markets = _call_with_retries(ex.load_markets, where, **retry)
+    if symbol in markets: return symbol
+    key = normalize_symbol(symbol)
+    hits = [m for m, v in markets.items() if key in (normalize_symbol(v.get("id") or m), normalize_symbol(m))]
+    if hits: return sorted(hits, key=lambda m: not markets[m].get("spot", True))[0]
+    near = difflib.get_close_matches(key, sorted({normalize_symbol(m.split(":")[0]) for m in markets}), n=3, cutoff=0.6)
+    raise ITFFError(f"{where} has no market {symbol!r} (it lists {len(markets)})" + (f"; did you mean {', '.join(near)}?" if near else ""))
+
 # %% ../nbs/01_data.ipynb #1e366265
 def fetch_ccxt(symbol:str, # pair, e.g. BTCUSDT
                timeframe:str="1h", # bar size
@@ -248,7 +261,8 @@ def fetch_ccxt(symbol:str, # pair, e.g. BTCUSDT
               ) -> pd.DataFrame:
     "Closed candles from a ccxt exchange, paginated from `since` to `until`."
     ex = make_exchange(exchange) if isinstance(exchange, str) else exchange
-    market, step = ccxt_symbol(symbol), timeframe_delta(timeframe)
+    step = timeframe_delta(timeframe)
+    market = ccxt_market(ex, symbol, timeframe, max_retries=max_retries, backoff=backoff, sleep=sleep)
     now = pd.Timestamp(ex.milliseconds(), unit="ms", tz="UTC")
     since = to_utc(since if since is not None else now - pd.Timedelta(days=60)).floor(step)
     until = min(to_utc(until) if until is not None else now, now)
@@ -275,9 +289,13 @@ def _closed_bars(raw, where, timeframe, now, until=None):
 # %% ../nbs/01_data.ipynb #cc7ba6ee
 class ReplayExchange:
     "ccxt-shaped exchange replaying `candles` as if the time were `now`."
-    id, rateLimit, enableRateLimit = "replay", 50, False
-    def __init__(self, candles:pd.DataFrame, now, fail_first:int=0, max_limit:int=500):
+    id, rateLimit, enableRateLimit, timeframes = "replay", 50, False, None
+    def __init__(self, candles:pd.DataFrame, now, fail_first:int=0, max_limit:int=500,
+                 symbols=("BTC/USDT", "ETH/USDT"), # the markets it lists
+                ):
         self.candles, self.now, self.fail_first, self.max_limit, self.calls = candles, to_utc(now), fail_first, max_limit, []
+        self.markets = {s: {"id": s.replace("/", ""), "symbol": s, "spot": True} for s in symbols}
+    def load_markets(self, reload=False, params=None) -> dict: return self.markets
     def milliseconds(self) -> int: return int(self.now.value // 10**6)
     def fetch_ohlcv(self, symbol, timeframe="1m", since=None, limit=None, params=None):
         "Rows [ms, o, h, l, c, v] from `since`, at most `limit`; the first `fail_first` calls are rate-limited."
@@ -289,11 +307,21 @@ class ReplayExchange:
         return [[int(ts.value // 10**6), *map(float, r)] for ts, r in zip(df.index, df[OHLCV].to_numpy())]
 
 # %% ../nbs/01_data.ipynb #71a5469d
-YF_MAX_DAYS = {"1h": 729, "30m": 59}
+YF_MAX_DAYS = {"1m": 7, "5m": 59, "15m": 59, "30m": 59, "1h": 729, "1d": None}  # Yahoo's intervals ITFF uses → days back it serves (None: all)
+
+def yf_interval(timeframe:str) -> str:
+    "The Yahoo interval to download for `timeframe`: itself if Yahoo has it, else the longest one it divides (3m → 1m, 4h → 1h) to resample."
+    step = timeframe_delta(timeframe)
+    fits = [tf for tf in YF_MAX_DAYS if step % TIMEFRAMES[tf] == pd.Timedelta(0)]
+    if not fits: raise ITFFError(f"Yahoo has no interval that {timeframe} bars can be built from (it has {', '.join(YF_MAX_DAYS)})")
+    return max(fits, key=TIMEFRAMES.get)
 
 def yf_ticker(symbol:str) -> str:
-    "Yahoo ticker of `symbol`: BTCUSDT → BTC-USD."
-    base, quote = split_symbol(symbol)
+    "Yahoo ticker of `symbol`: BTCUSDT → BTC-USD (Yahoo quotes crypto in fiat); a Yahoo ticker (BTC-EUR, ETH-BTC, ^GSPC) passes as it is."
+    s = str(symbol).strip().upper()
+    if re.search(r"[-^=]", s): return s
+    try: base, quote = split_symbol(s)
+    except ITFFError: raise ITFFError(f"cannot map {symbol!r} to a Yahoo ticker; give Yahoo's own, e.g. SOL-USD or ETH-BTC") from None
     return f"{base}-{'USD' if quote in ('USDT', 'USDC', 'BUSD') else quote}"
 
 def _yf_frame(raw, ticker:str) -> pd.DataFrame:
@@ -308,21 +336,22 @@ def fetch_yfinance(symbol:str, timeframe:str="1h", since=None, until=None,
                    download=None, # `yfinance.download` or a stand-in with its signature
                    now=None, # current time (default: the clock)
                   ) -> pd.DataFrame:
-    "Closed candles from Yahoo Finance."
+    "Closed candles from Yahoo Finance; timeframes Yahoo lacks (3m, 2h, 4h, …) are resampled from the interval below."
     if download is None: import yfinance; download = yfinance.download
-    ticker = yf_ticker(symbol)
+    ticker, interval = yf_ticker(symbol), yf_interval(timeframe)
     now = to_utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
     until = to_utc(until) if until is not None else None
-    oldest = (now - pd.Timedelta(days=YF_MAX_DAYS[timeframe])).ceil("D")
     since = to_utc(since) if since is not None else now - pd.Timedelta(days=60)
-    if since < oldest:
-        import warnings; warnings.warn(f"Yahoo serves {timeframe} bars for the last {YF_MAX_DAYS[timeframe]} days only: starting at {oldest}", stacklevel=2)
+    if YF_MAX_DAYS[interval] and since < (oldest := (now - pd.Timedelta(days=YF_MAX_DAYS[interval])).ceil("D")):
+        import warnings; warnings.warn(f"Yahoo serves {interval} bars for the last {YF_MAX_DAYS[interval]} days only: starting at {oldest}", stacklevel=2)
         since = oldest
-    raw = download(ticker, start=since.to_pydatetime(), end=(until or now).to_pydatetime(), interval=timeframe,
+    raw = download(ticker, start=since.to_pydatetime(), end=(until or now).to_pydatetime(), interval=interval,
                    auto_adjust=False, progress=False, multi_level_index=False, threads=False)
-    where = f"yfinance {ticker} {timeframe}"
-    if raw is None or not isinstance(raw, pd.DataFrame) or raw.empty: raise DataError(f"{where}: no rows returned for {since} .. {until or now}")
-    return _closed_bars(_yf_frame(raw, ticker), where, timeframe, now, until)
+    where = f"yfinance {ticker} {interval}"
+    if raw is None or not isinstance(raw, pd.DataFrame) or raw.empty:
+        raise DataError(f"{where}: Yahoo returned no rows for {since} .. {until or now} (is {ticker!r} a Yahoo ticker with trading then? e.g. BTC-USD, ETH-EUR)")
+    bars = _closed_bars(_yf_frame(raw, ticker), where, interval, now, until)
+    return bars if interval == timeframe else resample_ohlcv(bars, timeframe, interval)
 
 # %% ../nbs/01_data.ipynb #12bafb51
 def cache_path(symbol:str, timeframe:str, source:str="ccxt", exchange="binance", data_dir=None) -> Path:
@@ -404,8 +433,8 @@ def cli_errors():
 # %% ../nbs/01_data.ipynb #666c0803
 @call_parse
 def itff_fetch_data(
-    symbol:str="BTCUSDT", # pair, e.g. BTCUSDT or BTC/USDT
-    timeframe:str="1h", # bar size: 1m … 1d (bundled: 1h, 30m; longer bars resampled from 1h)
+    symbol:str="BTCUSDT", # any pair the source lists (ccxt markets, Yahoo tickers such as SOL-USD, a file's own); bundled: BTCUSDT, ETHUSDT
+    timeframe:str="1h", # bar size: 1m … 1d (bundled: 1h, 30m; longer bars resampled from 1h; Yahoo: 3m from 1m, 2h–12h from 1h)
     source:str="ccxt", # ccxt, yfinance, bundled, or a candle file (CSV, ZIP or parquet; Binance, CryptoDataDownload, Yahoo, TradingView or ITFF layout)
     days:float=60, # days of history to fetch (ccxt, yfinance)
     exchange:str="binance", # ccxt exchange id
