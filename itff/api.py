@@ -28,7 +28,6 @@ from slowapi.util import get_remote_address
 from .core import *
 from .artifacts import HASHES, load_bundle
 from .data import load_ohlcv
-from .features import FEATURE_WARMUP
 from .predictor import Predictor
 
 # %% auto #0
@@ -328,7 +327,7 @@ def model_card(pred:Predictor) -> dict:
     m, s = pred.bundle.meta, pred.bundle.metrics
     sc, t = s.get("scores", {}).get("model", {}), s.get("test", {})
     return {"symbol": m["symbol"], "timeframe": m["timeframe"], "target": m["label"]["name"], "model_type": m["model_type"], **pred.bundle.info(),
-            "window": pred.window, "features": pred.features, "candles_needed": pred.window + FEATURE_WARMUP,
+            "window": pred.window, "features": pred.features, "candles_needed": pred.candles_needed,
             "label": m["label"]["definition"], "horizon_bars": pred.horizon, "threshold": pred.threshold, "max_uncertainty": pred.max_uncertainty,
             "calibrator": pred.bundle.calibrator.kind, "skill": pred.skill,
             "test": {"first": t.get("first"), "last": t.get("last"), "n": t.get("n"), **{k: sc.get(k) for k in ("roc_auc", "brier", "bss", "ece")}}}

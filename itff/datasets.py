@@ -14,7 +14,7 @@ import pandas as pd
 from fastcore.script import call_parse
 from .core import *
 from .data import cli_errors, load_ohlcv, read_ohlcv_file
-from .features import FEATURE_WARMUP, engineer_features
+from .features import engineer_features, feature_warmup
 from .labels import LabelSpec, label_spec, make_label
 from .scaler import Scaler
 
@@ -34,8 +34,9 @@ def segment_positions(index:pd.DatetimeIndex, timeframe:str) -> tuple[np.ndarray
     pos = np.arange(len(t))
     return pos - starts[seg], ends[seg] - pos
 
-def valid_ends(features:pd.DataFrame, label:pd.Series, window:int, horizon:int, timeframe:str, warmup:int=FEATURE_WARMUP) -> np.ndarray:
-    "Boolean mask of bars that can end a gap-free, complete, labelled window."
+def valid_ends(features:pd.DataFrame, label:pd.Series, window:int, horizon:int, timeframe:str, warmup:int|None=None) -> np.ndarray:
+    "Boolean mask of bars that can end a gap-free, complete, labelled window (`warmup` bars of history behind it; default `feature_warmup(timeframe)`)."
+    warmup = feature_warmup(timeframe) if warmup is None else warmup
     before, after = segment_positions(features.index, timeframe)
     row_ok = np.isfinite(features.to_numpy()).all(axis=1)
     bad_in_window = pd.Series(~row_ok).rolling(window, min_periods=1).sum().to_numpy() > 0
@@ -93,9 +94,9 @@ class SequenceDataset:
     def parts(self): return {"train": self.train, "val": self.val, "test": self.test}
 
 # %% ../nbs/05_datasets.ipynb #8916259e
-def candle_features(ohlcv:pd.DataFrame, sentiment:pd.DataFrame|None=None, columns=None) -> pd.DataFrame:
+def candle_features(ohlcv:pd.DataFrame, sentiment:pd.DataFrame|None=None, columns=None, timeframe:str|None=None) -> pd.DataFrame:
     "Causal features of `ohlcv` (plus sentiment), as `columns` in that order if given; `DataError` naming features that cannot be built."
-    feats = engineer_features(ohlcv, sentiment)
+    feats = engineer_features(ohlcv, sentiment, timeframe)
     if columns is None: return feats
     missing = [f for f in columns if f not in feats.columns]
     if missing: raise DataError(f"cannot build the features {missing} the model needs" + (" (it was trained with sentiment)" if any(f.startswith("sent_") for f in missing) else ""))
@@ -107,10 +108,10 @@ def candle_windows(ohlcv:pd.DataFrame, window:int, timeframe:str,
                    features:pd.DataFrame|None=None, # precomputed features of `ohlcv` (default: computed here)
                    sentiment:pd.DataFrame|None=None, # per-bar sentiment for the features
                    keep=None, # boolean mask over the bars, or a function of the bar index, selecting window ends
-                   warmup:int=FEATURE_WARMUP) -> Part:
+                   warmup:int|None=None) -> Part: # bars a feature row needs behind it (default `feature_warmup(timeframe)`)
     "Candles → features → windows: every gap-free, complete window (labelled if `spec`) ending where `keep` holds."
     cols = scaler.features if scaler is not None else None
-    feats = candle_features(ohlcv, sentiment, cols) if features is None else (features[cols] if cols else features)
+    feats = candle_features(ohlcv, sentiment, cols, timeframe) if features is None else (features[cols] if cols else features)
     y = make_label(ohlcv, spec).reindex(feats.index) if spec is not None else pd.Series(0.0, index=feats.index)
     ok = valid_ends(feats, y, window, spec.horizon if spec else 0, timeframe, warmup)
     if keep is not None: ok &= np.asarray(keep(feats.index) if callable(keep) else keep, bool)
@@ -132,7 +133,7 @@ def build_dataset(ohlcv:pd.DataFrame, # validated candles (labels come from them
                   window:int=48, # bars per window
                   split=(0.7, 0.15, 0.15), # fractions, or (val_start, test_start) dates
                   embargo:int|None=None, # bars dropped after each boundary (default and minimum: window + horizon)
-                  warmup:int=FEATURE_WARMUP, # bars a feature row needs behind it
+                  warmup:int|None=None, # bars a feature row needs behind it (default `feature_warmup`)
                  ) -> SequenceDataset:
     "Chronologically split, embargoed, train-scaled windows for `spec`."
     min_embargo = window + spec.horizon
@@ -208,7 +209,7 @@ def itff_prepare_sequences(
         if features:
             if not Path(features).exists(): raise DataError(f"{features}: no such file")
             feats = pd.read_parquet(features)
-        else: feats = engineer_features(candles)
+        else: feats = engineer_features(candles, timeframe=timeframe)
         if (val_start is None) != (test_start is None): raise ITFFError("give both --val-start and --test-start, or neither")
         split = (val_start, test_start) if val_start else (0.7, 0.15, 0.15)
         ds = build_dataset(candles, feats, label_spec(label, timeframe, horizon, theta), window, split, embargo)

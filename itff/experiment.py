@@ -18,7 +18,7 @@ from .backtest import Costs, backtest, plot_backtest, trade_exits
 from .calibrate import Calibrator, out_of_fold, purged_folds, select_calibrator
 from .data import cli_errors, load_ohlcv
 from .datasets import Part, SequenceDataset, build_dataset, candle_windows
-from .features import FEATURE_WARMUP, engineer_features
+from .features import engineer_features, feature_warmup
 from .labels import LabelSpec, label_spec
 from .metrics import compare, net_return, paired_bootstrap, probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics, coverage_curve
 from .artifacts import load_bundle, write_bundle
@@ -41,7 +41,7 @@ def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentime
     "Candles and their causal features (plus sentiment columns, each headline counted `sentiment_delay` after its stamp, if asked)."
     ohlcv = load_ohlcv(symbol, timeframe, source, start=start, days=days)
     sent = sentiment_features(symbol, timeframe, index=ohlcv.index, delay=sentiment_delay) if include_sentiment else None
-    return ohlcv, engineer_features(ohlcv, sent)
+    return ohlcv, engineer_features(ohlcv, sent, timeframe)
 
 def experiment_dataset(ohlcv, features, spec:LabelSpec, window:int=48, split=(0.7, 0.15, 0.15), embargo=None) -> SequenceDataset:
     "The labelled, split, scaled windows of an experiment."
@@ -431,12 +431,13 @@ def check_out_of_sample(meta:dict, start, allow_in_sample:bool=False):
 
 def with_warmup(ohlcv:pd.DataFrame, meta:dict, start, prepend_history:bool=False, log=print) -> pd.DataFrame:
     "Candles with the bars the first scored window needs before `start` (window + feature warm-up), prepending bundled history if asked."
-    need, step = meta["window"] + FEATURE_WARMUP, timeframe_delta(meta["timeframe"])
+    warm, step = feature_warmup(meta["timeframe"]), timeframe_delta(meta["timeframe"])
+    need = meta["window"] + warm
     have = int((ohlcv.index < to_utc(start)).sum())
     if have < need and prepend_history:
         hist = load_ohlcv(meta["symbol"], meta["timeframe"], "bundled")
         ohlcv = pd.concat([hist[hist.index < ohlcv.index[0]], ohlcv]); have = int((ohlcv.index < to_utc(start)).sum())
-    log(f"warm-up: the first scored window needs {need} bars before {start} (window {meta['window']} + features {FEATURE_WARMUP}); "
+    log(f"warm-up: the first scored window needs {need} bars before {start} (window {meta['window']} + features {warm}); "
         f"the data has {have}" + ("" if have >= need else f": windows start {need - have} bars ({(need - have) * step}) later; --prepend-history fills them from the bundled candles"))
     return ohlcv
 

@@ -14,8 +14,9 @@ from .core import *
 from .data import cli_errors, load_ohlcv, read_ohlcv_file, write_parquet
 
 # %% auto #0
-__all__ = ['RETURN_LAGS', 'VOL_WINDOWS', 'FEATURE_WARMUP', 'wilder', 'rsi', 'true_range', 'macd', 'bollinger_position',
-           'calendar_features', 'engineer_features', 'history_deviation', 'check_causal', 'itff_engineer_features']
+__all__ = ['RETURN_LAGS', 'VOL_WINDOWS', 'DAY_LOOKBACKS', 'FEATURE_WARMUP', 'wilder', 'rsi', 'true_range', 'macd',
+           'bollinger_position', 'calendar_features', 'day_windows', 'feature_warmup', 'infer_timeframe',
+           'engineer_features', 'history_deviation', 'check_causal', 'itff_engineer_features']
 
 # %% ../nbs/03_features.ipynb #cda8e0fb
 def wilder(x:pd.Series, n:int) -> pd.Series:
@@ -54,22 +55,45 @@ def calendar_features(index:pd.DatetimeIndex) -> pd.DataFrame:
                          "dow_sin": np.sin(2 * np.pi * dow / 7), "dow_cos": np.cos(2 * np.pi * dow / 7)}, index=index)
 
 # %% ../nbs/03_features.ipynb #9b993bb0
-RETURN_LAGS = (1, 2, 4, 8, 24)
-VOL_WINDOWS = (12, 24, 48)
-FEATURE_WARMUP = 180  # bars of history before a row for its features to match full-history ones within 1e-3 training std (measured below)
+RETURN_LAGS = (1, 2, 4, 8)      # bars
+VOL_WINDOWS = (12,)             # bars
+DAY_LOOKBACKS = {"ret_1d": ("1D", 2), "vol_1d": ("1D", 3), "vol_2d": ("2D", 3), "volume_z_1d": ("1D", 3)}  # name: (look-back, fewest bars)
+FEATURE_WARMUP = 180  # bars of history the bar-stated features need to match full-history ones within 1e-3 training std (measured below)
 
+def day_windows(timeframe:str) -> dict[str, int]:
+    "Bars of each time-stated feature on `timeframe`; those a day is too short for (or that equal a bar-stated one) are left out."
+    step, out = timeframe_delta(timeframe), {}
+    for name, (span, least) in DAY_LOOKBACKS.items():
+        n = int(pd.Timedelta(span) // step)
+        same_kind = RETURN_LAGS if name.startswith("ret") else VOL_WINDOWS
+        if n >= least and n not in same_kind: out[name] = n
+    return out
+
+def feature_warmup(timeframe:str) -> int:
+    "Bars of history a feature row needs on `timeframe`: the indicators' warm-up or the longest time-stated window."
+    return max([FEATURE_WARMUP] + [n + 1 for n in day_windows(timeframe).values()])
+
+def infer_timeframe(index:pd.DatetimeIndex) -> str:
+    "The timeframe whose bar length is the commonest step between the bars of `index`."
+    step = pd.Series(np.diff(index.as_unit("ns").asi8)).mode() if len(index) > 1 else []
+    hit = [tf for tf, d in TIMEFRAMES.items() if len(step) and d.value == int(step.iloc[0])]
+    if not hit: raise DataError(f"cannot tell the timeframe of {len(index)} bars from their spacing; pass the timeframe")
+    return hit[0]
+
+# %% ../nbs/03_features.ipynb #ec8fd4db
 def engineer_features(ohlcv:pd.DataFrame, # validated candles (see `itff.data`)
                       sentiment:pd.DataFrame|None=None, # per-bar sentiment (see `itff.sentiment`)
+                      timeframe:str|None=None, # bar size (default: read from the bars' spacing)
                      ) -> pd.DataFrame:
     "Causal features for every bar of `ohlcv`."
     c, logc = ohlcv["close"], np.log(ohlcv["close"])
-    r1 = logc.diff()
-    f = {f"ret_{k}": logc.diff(k) for k in RETURN_LAGS}
-    f |= {f"vol_{n}": r1.rolling(n).std() for n in VOL_WINDOWS}
+    r1, lv = logc.diff(), np.log1p(ohlcv["volume"])
+    days = day_windows(timeframe or infer_timeframe(ohlcv.index))
+    f = {f"ret_{k}": logc.diff(k) for k in RETURN_LAGS} | {f"vol_{n}": r1.rolling(n).std() for n in VOL_WINDOWS}
+    f |= {name: logc.diff(n) if name.startswith("ret") else r1.rolling(n).std() if name.startswith("vol_")
+          else (lv - lv.rolling(n).mean()) / lv.rolling(n).std() for name, n in days.items()}
     f |= {"range_hl": np.log(ohlcv["high"] / ohlcv["low"]), "body": np.log(c / ohlcv["open"]),
           "rsi_14": rsi(c), "bb_pos_20": bollinger_position(c), "atr_14": wilder(true_range(ohlcv), 14) / c}
-    lv = np.log1p(ohlcv["volume"])
-    f["volume_z_24"] = (lv - lv.rolling(24).mean()) / lv.rolling(24).std()
     out = pd.concat([pd.DataFrame(f), macd(c), calendar_features(ohlcv.index)], axis=1)
     if sentiment is not None: out = out.join(sentiment.reindex(ohlcv.index).fillna(0.0))
     return out.astype("float64").rename_axis("timestamp")

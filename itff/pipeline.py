@@ -52,7 +52,7 @@ def prepare_data(cfg:ExperimentConfig, # symbol, timeframe, source, window, spli
     sent = None
     if cfg.include_sentiment:
         with stage("sentiment"): sent = sentiment_features(cfg.symbol, cfg.timeframe, index=ohlcv.index, delay=cfg.sentiment_delay)
-    with stage("features"): feats = engineer_features(ohlcv, sent)
+    with stage("features"): feats = engineer_features(ohlcv, sent, cfg.timeframe)
     out = {}
     for name in labels:
         with stage(f"dataset {name}"): out[name] = build_dataset(ohlcv, feats, replace(cfg, label=name).spec, cfg.window, cfg.split, cfg.embargo)

@@ -13,7 +13,7 @@ from .core import *
 from .artifacts import Bundle, bundle_path, load_bundle
 from .data import validate_ohlcv
 from .datasets import candle_features, candle_windows
-from .features import FEATURE_WARMUP
+from .features import FEATURE_WARMUP, feature_warmup
 from .models import ensemble_samples, mc_function, mc_summary
 from .sentiment import SENTIMENT_COLUMNS
 
@@ -55,6 +55,9 @@ class Predictor:
         return cls(load_bundle(path), mc_samples, warmup)
 
     def _n(self, mc_samples) -> int: return self.mc_samples if mc_samples is None else int(mc_samples)
+
+    @property
+    def candles_needed(self) -> int: return self.window + feature_warmup(self.timeframe)   # consecutive bars a forecast needs
 
     @property
     def info(self) -> dict: return {**self.bundle.info(), "label": self.bundle.meta["label"]["definition"], "threshold": self.threshold}
@@ -105,13 +108,13 @@ def last_run(ohlcv:pd.DataFrame, timeframe:str) -> tuple[pd.DataFrame, bool]:
 def window_from_candles(self, candles:pd.DataFrame) -> tuple[np.ndarray, pd.Timestamp]:
     "The last (window, F) feature array built from `candles` (through `candle_windows`, as in training), and the bar it ends at."
     ohlcv = validate_ohlcv(candles, "candles", self.timeframe)
-    need, recent, gap = self.window + FEATURE_WARMUP, *last_run(ohlcv, self.timeframe)
+    need, recent, gap = self.candles_needed, *last_run(ohlcv, self.timeframe)
     if len(recent) < need:
         raise DataError(f"candles: need {need} consecutive {self.timeframe} bars ending at the last one (window {self.window} + "
-                        f"{FEATURE_WARMUP} bars of history, so the features match training's within 1e-3 of a training std); "
+                        f"{need - self.window} bars of history, so the features match training's within 1e-3 of a training std); "
                         f"got {len(recent)}" + (f" after a gap at {recent.index[0]}" if gap else ""))
     sent = pd.DataFrame(0.0, index=recent.index, columns=SENTIMENT_COLUMNS) if any(f.startswith("sent_") for f in self.features) else None
-    feats = candle_features(recent, sent, self.features)
+    feats = candle_features(recent, sent, self.features, self.timeframe)
     last = candle_windows(recent, self.window, self.timeframe, features=feats, keep=lambda ix: ix == recent.index[-1])
     if len(last.y) == 0: raise DataError(f"candles: the features of the last {self.window} bars are not all finite (check the candles)")
     return last.X[0], ohlcv.index[-1]
@@ -120,8 +123,8 @@ def window_from_candles(self, candles:pd.DataFrame) -> tuple[np.ndarray, pd.Time
 def predict_candles(self, candles:pd.DataFrame, mc_samples:int|None=None) -> dict:
     "Forecast for the bar after the last of `candles` (OHLCV rows with a timestamp)."
     x, last = self.window_from_candles(candles)
-    used, recommended = len(last_run(validate_ohlcv(candles, "candles", self.timeframe), self.timeframe)[0]), self.window + 2 * FEATURE_WARMUP
-    warning = None if used >= recommended else (f"{used} consecutive bars used; {recommended} recommended (window + {2 * FEATURE_WARMUP}) for features "
+    used, recommended = len(last_run(validate_ohlcv(candles, "candles", self.timeframe), self.timeframe)[0]), self.candles_needed + FEATURE_WARMUP
+    warning = None if used >= recommended else (f"{used} consecutive bars used; {recommended} recommended (window + {recommended - self.window}) for features "
                                                 f"identical to training's; with fewer they agree within 1e-3 of a training std")
     return {**self.predict_window(x, mc_samples), "bar_time": str(last), "horizon_bars": self.horizon, "candles_used": used, "warning": warning}
 
