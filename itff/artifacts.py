@@ -16,6 +16,7 @@ from .core import *
 from .calibrate import Calibrator, calibrator_from_dict, save_calibrator
 from .data import cli_errors
 from .scaler import Scaler
+from .ood import OODGate, load_ood, save_ood
 
 # %% auto #0
 __all__ = ['HASHES', 'BundleError', 'library_versions', 'git_commit', 'model_files', 'bundle_path', 'write_bundle', 'bundle_sha',
@@ -63,7 +64,7 @@ def _swap_into_place(tmp:Path, folder:Path):
     if old: shutil.rmtree(old, ignore_errors=True)
 
 # %% ../nbs/12_artifacts.ipynb #327f17a6
-def write_bundle(folder, models:list, scaler:Scaler, calibrator:Calibrator, meta:dict, metrics:dict) -> Path:
+def write_bundle(folder, models:list, scaler:Scaler, calibrator:Calibrator, meta:dict, metrics:dict, ood:OODGate|None=None) -> Path:
     "Write a complete bundle to `folder` atomically; returns the folder."
     from itff.models import save_model
     folder = Path(folder); folder.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +74,7 @@ def write_bundle(folder, models:list, scaler:Scaler, calibrator:Calibrator, meta
         files = model_files(len(models))
         for m, f in zip(models, files): save_model(m, tmp/f)
         scaler.save(tmp/"scaler.json"); save_calibrator(calibrator, tmp/"calibrator.json")
+        if ood is not None: save_ood(ood, tmp/"ood.npz"); meta = {**meta, "ood": ood.summary()}
         meta = {**meta, "model_files": files, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "versions": library_versions(), "git_commit": git_commit()}
         write_json(tmp/"meta.json", meta); write_json(tmp/"metrics.json", metrics)
@@ -110,6 +112,7 @@ def verify_bundle(folder) -> dict:
 class Bundle:
     "A verified, loaded model bundle."
     path:Path; models:list; scaler:Scaler; calibrator:Calibrator; meta:dict; metrics:dict; sha:str
+    ood:OODGate|None = None   # the out-of-distribution gate (bundles from before it have none)
 
     @property
     def id(self) -> str: return self.meta.get("id", self.path.name)
@@ -127,8 +130,9 @@ def load_bundle(folder) -> Bundle:
         scaler = Scaler.load(folder/"scaler.json")
         cal = calibrator_from_dict(json.loads((folder/"calibrator.json").read_text()), str(folder/"calibrator.json"))
         models = [load_model(folder/f) for f in meta["model_files"]]
+        ood = load_ood(folder/"ood.npz") if (folder/"ood.npz").exists() else None
     except ITFFError as e: raise BundleError(f"{folder}: {e}") from e
-    return Bundle(folder, models, scaler, cal, meta, metrics, bundle_sha(folder))
+    return Bundle(folder, models, scaler, cal, meta, metrics, bundle_sha(folder), ood)
 
 # %% ../nbs/12_artifacts.ipynb #8db45302
 def artifact_hashes(root, folders=("models",)) -> dict[str, str]:

@@ -68,11 +68,14 @@ def one_at_a_time(trades:pd.DataFrame) -> pd.DataFrame:
 def backtest(ohlcv:pd.DataFrame, # candles (the fills use open, high, low, close)
              times, p, uncertainty=None, # signal bars, their calibrated probability and MC uncertainty
              threshold:float=0.5, max_uncertainty:float|None=None, spec:LabelSpec|None=None,
-             costs:Costs|None=None, side:int=1, exit:str="auto", end=None) -> dict:
+             costs:Costs|None=None, side:int=1, exit:str="auto", end=None,
+             allowed=None, # boolean per signal bar: False abstains (e.g. out of distribution)
+            ) -> dict:
     "Trades, equity curve and statistics of acting on signals, beside buy-and-hold over the same bars."
     spec, costs, times = spec or LabelSpec("direction", 4, 0.01, "1h"), costs or Costs(), pd.DatetimeIndex(times)
     act = np.asarray(p) >= threshold
     if max_uncertainty is not None and uncertainty is not None: act &= np.asarray(uncertainty) <= max_uncertainty
+    if allowed is not None: act &= np.asarray(allowed, bool)
     end = to_utc(end) if end is not None else min(times.max() + spec.horizon * timeframe_delta(spec.timeframe), ohlcv.index[-1])
     trades = one_at_a_time(trade_exits(ohlcv, times[act], spec, exit, end))
     trades = trades.assign(net=side * trades.gross - costs.round_trip)

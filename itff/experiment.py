@@ -20,21 +20,25 @@ from .data import cli_errors, load_ohlcv
 from .datasets import Part, SequenceDataset, build_dataset, candle_windows
 from .features import engineer_features, feature_warmup
 from .labels import LabelSpec, label_spec
-from .metrics import compare, net_return, paired_bootstrap, probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics, coverage_curve
+from .metrics import bootstrap_ci, compare, ece, net_return, paired_bootstrap, probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics, coverage_curve
 from .artifacts import load_bundle, write_bundle
 from .models import MODEL_TYPES, ensemble_samples, mc_summary
 from .plots import plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty, save_figure
 from .sentiment import sentiment_features
 from .train import Climatology, baseline_probs, class_weights, fit_baselines, train_models
+from .ood import fit_ood, ood_effect
+from scipy.stats import binom
+from sklearn.metrics import brier_score_loss
 
 # %% auto #0
 __all__ = ['load_inputs', 'experiment_dataset', 'sentiment_coverage', 'part_slice', 'part_span', 'split_validation', 'forecast',
            'fit_references', 'reference_probs', 'side_of', 'forward_returns', 'trade_returns', 'bootstrap_block',
-           'verdict', 'evaluate', 'headline_table', 'choose_threshold', 'choose_max_uncertainty', 'validation_skill',
-           'predictions_frame', 'read_predictions', 'write_report', 'experiment_id', 'ExperimentConfig', 'stage_logger',
-           'bundle_meta', 'calibrate_on_validation', 'choose_decisions', 'record_validation', 'save_experiment',
-           'Fitted', 'fit_and_score', 'run_experiment', 'check_out_of_sample', 'with_warmup', 'evaluate_bundle',
-           'evaluate_saved', 'itff_train', 'itff_evaluate']
+           'verdict', 'evaluate', 'headline_table', 'risk_controlled_threshold', 'choose_threshold',
+           'choose_max_uncertainty', 'validation_skill', 'validation_scores', 'predictions_frame', 'read_predictions',
+           'write_report', 'experiment_id', 'ExperimentConfig', 'stage_logger', 'bundle_meta',
+           'calibrate_on_validation', 'choose_decisions', 'record_validation', 'save_experiment', 'Fitted',
+           'fit_and_score', 'run_experiment', 'check_out_of_sample', 'with_warmup', 'evaluate_bundle', 'evaluate_saved',
+           'itff_train', 'itff_evaluate']
 
 # %% ../nbs/12a_experiment.ipynb #7280cf1c
 def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentiment:bool=False, start=None, days:float=60, sentiment_delay="0s"):
@@ -79,10 +83,15 @@ def split_validation(val:Part, horizon:int, early_stopping:float=0.5) -> tuple[P
     return es, cal
 
 # %% ../nbs/12a_experiment.ipynb #1402bb9d
-def forecast(models, calibrator:Calibrator, X:np.ndarray, mc_samples:int=30, seed:int=0) -> dict[str, np.ndarray]:
-    "Calibrated probability plus the MC summary (mean, std, entropy, expected entropy, mutual information)."
-    s = mc_summary(ensemble_samples(models, X, mc_samples, seed=seed))
-    return {"p": calibrator(s["mean"]), **s}
+def forecast(models, calibrator:Calibrator, X:np.ndarray, mc_samples:int=30, seed:int=0,
+             ood=None, # an `OODGate`: adds `ood_score` and `in_distribution`
+             chunk:int|None=None, # windows per MC pass; 1 draws each window's masks exactly as the Predictor does
+            ) -> dict[str, np.ndarray]:
+    "Calibrated probability plus the MC summary (mean, std, entropy, expected entropy, mutual information), and the gate's verdict."
+    s = mc_summary(ensemble_samples(models, X, mc_samples, seed=seed, **({"chunk": chunk} if chunk else {})))
+    out = {"p": calibrator(s["mean"]), **s}
+    if ood is not None: out["ood_score"], out["in_distribution"] = ood(X)
+    return out
 
 # %% ../nbs/12a_experiment.ipynb #2a337f00
 def fit_references(ds:SequenceDataset, seed:int=0) -> dict:
@@ -135,7 +144,7 @@ def evaluate(ds:SequenceDataset, ohlcv:pd.DataFrame, spec:LabelSpec, fc:dict, re
     cmp = compare(y, probs, base, block=block, n_boot=n_boot, seed=seed)
     fwd, trade, side, costs = forward_returns(ohlcv, ds.test.times, spec.horizon), trade_returns(ohlcv, ds.test.times, spec), side_of(spec), costs or Costs()
     sweep = threshold_sweep(y, fc["p"], trade, costs=costs, side=side)
-    bt = backtest(ohlcv, ds.test.times, fc["p"], fc["std"], threshold, max_uncertainty, spec, costs, side)
+    bt = backtest(ohlcv, ds.test.times, fc["p"], fc["std"], threshold, max_uncertainty, spec, costs, side, allowed=fc.get("in_distribution"))
     metrics = {"test": {"n": int(len(y)), "first": str(ds.test.times[0]), "last": str(ds.test.times[-1]), "base_rate_train": base_train,
                         "base_rate_reference": base, "base_rate_test": float(y.mean())},
                "references": {"climatology": "validation base rate" if len(ds.val.y) else "training base rate",
@@ -146,6 +155,7 @@ def evaluate(ds:SequenceDataset, ohlcv:pd.DataFrame, spec:LabelSpec, fc:dict, re
                "at_threshold": {k: threshold_metrics(y, p, threshold) for k, p in probs.items()},
                "uncertainty": uncertainty_metrics(y, fc["p"], fc, threshold),
                "backtest": bt["stats"], "verdict": verdict(cmp)}
+    if "in_distribution" in fc: metrics["ood"] = ood_effect(y, fc["p"], fc["in_distribution"], block, n_boot, seed)
     return metrics, {"y": y, "probs": probs, "sweep": sweep, "backtest": bt, "fc": fc, "comparison": cmp, "threshold": threshold,
                      "times": ds.test.times, "forward_return": fwd, "trade_return": trade, "side": side}
 
@@ -163,6 +173,22 @@ def headline_table(metrics:dict) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 # %% ../nbs/12a_experiment.ipynb #1fa96322
+def risk_controlled_threshold(y, p, target:float=0.55, delta:float=0.1, min_signals:int=10, grid=None) -> dict:
+    "The lowest threshold whose precision is at least `target` with probability 1 − `delta`: exact binomial tests in a fixed sequence from the highest threshold down (Learn-then-Test)."
+    y, p = np.asarray(y, bool), np.asarray(p, "float64")
+    grid = np.round(np.arange(0.99, 0.0, -0.01), 2) if grid is None else np.sort(np.asarray(grid))[::-1]
+    best = None
+    for t in grid:
+        act = p >= t; n, k = int(act.sum()), int(y[act].sum())
+        if n < min_signals: continue                        # too few signals to test this one: not part of the sequence
+        p_value = float(binom.sf(k - 1, n, target))         # P(≥ k hits in n | precision = target)
+        if p_value > delta: break                           # the sequence stops at the first threshold it cannot certify
+        best = {"threshold": float(t), "signals": n, "precision": k / n, "p_value": p_value}
+    rule = (f"lowest threshold with precision ≥ {target:.0%} at confidence {1 - delta:.0%} on the calibration part (out-of-fold forecasts; "
+            f"exact binomial tests, fixed sequence from 0.99 down): a guarantee for exchangeable data, approximate for overlapping bars")
+    if best is None: return {"threshold": 1.0, "acts": False, "target": target, "delta": delta, "rule": rule, "reason": f"no threshold reached {target:.0%} precision with confidence {1 - delta:.0%}"}
+    return {**best, "acts": True, "target": target, "delta": delta, "rule": rule}
+
 def choose_threshold(y, p, trade_return, costs:Costs|None=None, side:int=1, min_signals:int=30) -> dict:
     "The validation threshold with the best mean net return per signal (≥ `min_signals` signals); 1.0 (never act) when none beats the fees."
     costs = costs or Costs()
@@ -200,6 +226,12 @@ def validation_skill(y, p_raw, kind:str, horizon:int, timeframe:str, alpha:float
     return {"has_skill": bool(t["diff"] < 0 and t["p_value"] < alpha), "brier_minus_climatology": t["diff"], "p_value": t["p_value"],
             "alpha": alpha, "n": int(ok.sum()), "test": "paired block-bootstrap Brier test, out-of-fold calibrated model vs climatology, calibration part"}
 
+def validation_scores(y, q, timeframe:str, n_boot:int=300, seed:int=0) -> dict:
+    "Brier and ECE with block-bootstrap CIs of out-of-fold calibrated forecasts `q` on the calibration part: the reference live monitoring compares against."
+    ok = ~np.isnan(q); y, q, block = np.asarray(y, "float64")[ok], np.asarray(q)[ok], bootstrap_block(timeframe)
+    return {"n": int(len(y)), "base_rate": float(y.mean()), "brier": float(brier_score_loss(y, q)), "brier_ci": list(bootstrap_ci(brier_score_loss, y, q, block, n_boot, seed=seed)),
+            "ece": float(ece(y, q)), "ece_ci": list(bootstrap_ci(ece, y, q, block, n_boot, seed=seed)), "forecasts": "out-of-fold calibrated (purged folds), calibration part"}
+
 # %% ../nbs/12a_experiment.ipynb #1df916da
 def predictions_frame(plot_inputs:dict) -> pd.DataFrame:
     "One row per scored bar: time, outcome, every forecast's probability, MC std and mutual information, forward return."
@@ -207,7 +239,8 @@ def predictions_frame(plot_inputs:dict) -> pd.DataFrame:
     return pd.DataFrame({"time": pd.DatetimeIndex(plot_inputs["times"]), "y": plot_inputs["y"].astype(int),
                          **{f"p_{k}": v for k, v in probs.items()}, "mc_std": fc["std"], "mutual_info": fc["mutual_info"],
                          "forward_return": plot_inputs["forward_return"],
-                         "trade_return": plot_inputs["trade_return"], "side": plot_inputs["side"]})
+                         "trade_return": plot_inputs["trade_return"], "side": plot_inputs["side"],
+                         **({"ood_score": fc["ood_score"], "in_distribution": fc["in_distribution"].astype(int)} if "ood_score" in fc else {})})
 
 def read_predictions(path) -> pd.DataFrame:
     "The per-bar predictions written by `write_report`, with UTC times."
@@ -270,6 +303,10 @@ class ExperimentConfig:
     mc_samples:int = 30              # MC-dropout samples per bar
     threshold:float|None = None      # decision threshold (None: chosen on validation)
     max_uncertainty:float|None = None  # MC-std cut-off (None: chosen on validation)
+    decision_rule:str = "return"     # threshold rule: 'return' (best net return per signal) or 'precision' (risk-controlled)
+    precision_target:float = 0.55    # the risk-controlled rule: precision at least this …
+    risk_delta:float = 0.1           # … with probability 1 − risk_delta on the calibration data
+    ood_quantile:float = 0.99        # out-of-distribution above this quantile of the validation windows' scores
     fee_bps:float = 10               # exchange fee per side
     slippage_bps:float = 5           # slippage per side
     n_boot:int = 300                 # bootstrap resamples for intervals and p-values
@@ -281,6 +318,10 @@ class ExperimentConfig:
         for k in ("window", "epochs", "ensemble", "mc_samples", "n_boot"):
             if int(getattr(self, k)) < 1: raise ITFFError(f"{k} must be at least 1, got {getattr(self, k)}")
         if self.threshold is not None and not 0 < self.threshold <= 1: raise ITFFError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.decision_rule not in ("return", "precision"): raise ITFFError(f"decision_rule must be 'return' or 'precision', got {self.decision_rule!r}")
+        for k in ("precision_target", "risk_delta"):
+            if not 0 < getattr(self, k) < 1: raise ITFFError(f"{k} must be in (0, 1), got {getattr(self, k)}")
+        if not 0.5 < self.ood_quantile <= 1: raise ITFFError(f"ood_quantile must be in (0.5, 1], got {self.ood_quantile}")
         try: pd.Timedelta(self.sentiment_delay)
         except ValueError: raise ITFFError(f"sentiment_delay {self.sentiment_delay!r} is not a time span like '15min'") from None
 
@@ -321,29 +362,34 @@ def calibrate_on_validation(models, ds:SequenceDataset, spec:LabelSpec, mc_sampl
     return select_calibrator(s["mean"], ds.val.y, purge=spec.horizon), s
 
 def choose_decisions(val_mc:dict, cal:Calibrator, ds:SequenceDataset, ohlcv, spec:LabelSpec, threshold:float|None=None,
-                     max_uncertainty:float|None=None, costs:Costs|None=None, seed:int=0, min_signals:int|None=None) -> dict:
+                     max_uncertainty:float|None=None, costs:Costs|None=None, seed:int=0, min_signals:int|None=None,
+                     rule:str="return", precision_target:float=0.55, risk_delta:float=0.1) -> dict:
     "Threshold, uncertainty cut-off and skill gate from the calibration part (`ds.val`, MC summary `val_mc`); a given `threshold` overrides the rule."
     p = cal(val_mc["mean"])
     fwd, side = trade_returns(ohlcv, ds.val.times, spec), side_of(spec)
     n_min = min_signals or max(30, len(p) // 50)
-    out = choose_threshold(ds.val.y, p, fwd, costs, side, n_min) if threshold is None else \
-          {"threshold": float(threshold), "acts": True, "rule": "set by the user (--threshold)"}
+    q = out_of_fold(cal.kind, val_mc["mean"], ds.val.y, purge=spec.horizon); ok = ~np.isnan(q)
+    risk = risk_controlled_threshold(ds.val.y[ok], q[ok], precision_target, risk_delta)
+    out = {"threshold": float(threshold), "acts": True, "rule": "set by the user (--threshold)"} if threshold is not None else \
+          {k: risk[k] for k in ("threshold", "acts", "rule")} if rule == "precision" else choose_threshold(ds.val.y, p, fwd, costs, side, n_min)
     unc = choose_max_uncertainty(p, val_mc["std"], fwd, out["threshold"], costs, side, n_min) if max_uncertainty is None and out["acts"] else \
           {"max_uncertainty": max_uncertainty, "rule": "set by the user" if max_uncertainty is not None else "none: the bundle does not act"}
     skill = validation_skill(ds.val.y, val_mc["mean"], cal.kind, spec.horizon, spec.timeframe, seed=seed)
-    return {**out, "max_uncertainty": unc["max_uncertainty"], "uncertainty_rule": unc["rule"], "skill": skill}
+    return {**out, "max_uncertainty": unc["max_uncertainty"], "uncertainty_rule": unc["rule"], "risk_controlled": risk, "skill": skill,
+            "scores": validation_scores(ds.val.y, q, spec.timeframe, seed=seed)}
 
 def record_validation(meta:dict, metrics:dict, es:Part, cal_part:Part, decision:dict, horizon:int):
     "Write the validation parts, the decisions and the skill gate into a bundle's meta and metrics."
-    meta["validation"] = {"early_stopping": part_span(es), "calibration": part_span(cal_part), "gap_windows": horizon}
-    meta["decision"], meta["skill"] = {k: v for k, v in decision.items() if k != "skill"}, decision["skill"]
+    meta["validation"] = {"early_stopping": part_span(es), "calibration": part_span(cal_part), "gap_windows": horizon, "scores": decision.get("scores")}
+    meta["decision"], meta["skill"] = {k: v for k, v in decision.items() if k not in ("skill", "scores")}, decision["skill"]
+    meta["trained_through"] = str(to_utc(cal_part.times[-1]) + horizon * timeframe_delta(meta["timeframe"]))   # the last candle any fitted part saw
     metrics["decision"], metrics["skill"] = meta["decision"], meta["skill"]
 
 # %% ../nbs/12a_experiment.ipynb #0642102a
-def save_experiment(eid:str, models, ds:SequenceDataset, cal:Calibrator, meta:dict, metrics:dict, plots:dict, models_dir=None, reports_dir=None) -> Path:
+def save_experiment(eid:str, models, ds:SequenceDataset, cal:Calibrator, meta:dict, metrics:dict, plots:dict, models_dir=None, reports_dir=None, ood=None) -> Path:
     "Write the bundle (atomically), its metrics beside it, and the report; returns the bundle folder."
     models_dir = Path(models_dir or get_settings().models_dir)/"training"
-    write_bundle(models_dir/eid, models, ds.scaler, cal, meta, metrics)
+    write_bundle(models_dir/eid, models, ds.scaler, cal, meta, metrics, ood)
     write_json(models_dir/f"{eid}_metrics.json", metrics)
     write_report(Path(reports_dir or get_settings().reports_dir)/eid, metrics, plots, eid.replace("_", " "))
     return models_dir/eid
@@ -355,6 +401,7 @@ class Fitted:
     models:list; histories:list; calibrator:Calibrator; decision:dict
     ds:SequenceDataset  # with `val` = the calibration part
     early_stopping:Part; metrics:dict; plots:dict
+    ood:object = None   # the out-of-distribution gate (`itff.ood.OODGate`)
 
 def fit_and_score(cfg:ExperimentConfig, ds:SequenceDataset, ohlcv:pd.DataFrame, stage=None, progress:bool=True, log=print) -> Fitted:
     "Train on `ds.train` (early stopping on validation's first part), calibrate and decide on its rest, score `ds.test` beside the fair references."
@@ -369,13 +416,15 @@ def fit_and_score(cfg:ExperimentConfig, ds:SequenceDataset, ohlcv:pd.DataFrame, 
     with stage("calibrate"):
         cal, val_mc = calibrate_on_validation(models, ds, spec, cfg.mc_samples, cfg.seed)
         costs = Costs(cfg.fee_bps, cfg.slippage_bps)
-        decision = choose_decisions(val_mc, cal, ds, ohlcv, spec, cfg.threshold, cfg.max_uncertainty, costs, cfg.seed)
+        decision = choose_decisions(val_mc, cal, ds, ohlcv, spec, cfg.threshold, cfg.max_uncertainty, costs, cfg.seed,
+                                    rule=cfg.decision_rule, precision_target=cfg.precision_target, risk_delta=cfg.risk_delta)
+    with stage("ood"): gate = fit_ood(ds.train.X, ds.val.X, cfg.ood_quantile, seed=cfg.seed)
     with stage("evaluate"):
-        fc = forecast(models, cal, ds.test.X, cfg.mc_samples, cfg.seed)
+        fc = forecast(models, cal, ds.test.X, cfg.mc_samples, cfg.seed, ood=gate)
         metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, cfg.seed), decision["threshold"], decision["max_uncertainty"],
                                   costs, cfg.n_boot, cfg.seed)
     if coverage is not None: metrics["sentiment_coverage"] = coverage
-    return Fitted(models, hists, cal, decision, ds, es, metrics, plots)
+    return Fitted(models, hists, cal, decision, ds, es, metrics, plots, gate)
 
 # %% ../nbs/12a_experiment.ipynb #cc175ed2
 def run_experiment(cfg:ExperimentConfig, models_dir=None, reports_dir=None, progress:bool=True, log=print,
@@ -393,7 +442,7 @@ def run_experiment(cfg:ExperimentConfig, models_dir=None, reports_dir=None, prog
     meta = bundle_meta(f.ds, cfg, f.decision, f.calibrator, train)
     record_validation(meta, f.metrics, f.early_stopping, f.ds.val, f.decision, cfg.spec.horizon)
     metrics = {"id": cfg.id, "label": cfg.spec.to_dict(), "calibrator": {"kind": f.calibrator.kind, "params": f.calibrator.params}, **f.metrics, "train": meta["train"]}
-    with stage("bundle"): bundle = save_experiment(cfg.id, f.models, f.ds, f.calibrator, meta, metrics, f.plots, models_dir, reports_dir)
+    with stage("bundle"): bundle = save_experiment(cfg.id, f.models, f.ds, f.calibrator, meta, metrics, f.plots, models_dir, reports_dir, f.ood)
     log(headline_table(metrics).to_string()); log(metrics["verdict"])
     return metrics | {"bundle": str(bundle)}
 
@@ -443,7 +492,7 @@ def with_warmup(ohlcv:pd.DataFrame, meta:dict, start, prepend_history:bool=False
 
 # %% ../nbs/12a_experiment.ipynb #92ad736c
 def evaluate_bundle(bundle, data=None, start=None, output=None, mc_samples:int|None=None, threshold:float|None=None,
-                    n_boot:int=300, log=print, same_training_data:bool=False, name:str|None=None,
+                    n_boot:int=300, log=print, same_training_data:bool=False, name:str|None=None, chunk:int|None=None, # 1: MC masks per window, as served
                     allow_in_sample:bool=False, # score a start inside the training/validation period anyway
                     prepend_history:bool=False, # put the bundled candles before a file that starts too late for warm-up
                    ) -> dict:
@@ -465,7 +514,7 @@ def evaluate_bundle(bundle, data=None, start=None, output=None, mc_samples:int|N
     val = _bundle_windows(known, *args, keep=lambda ix: (ix >= to_utc(v["first"])) & (ix <= to_utc(v["last"])))
     ds = SequenceDataset(train, val, test, b.scaler, meta)
     n, thr, seed = mc_samples or meta["train"]["mc_samples"], meta["threshold"] if threshold is None else threshold, meta["train"]["seed"]
-    fc = forecast(b.models, b.calibrator, test.X, n, seed)
+    fc = forecast(b.models, b.calibrator, test.X, n, seed, ood=b.ood, chunk=chunk)
     costs = Costs(**{k: meta.get("config", {}).get(k, v) for k, v in (("fee_bps", 10), ("slippage_bps", 5))})   # as the bundle chose its threshold
     metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, seed), thr, meta.get("max_uncertainty"), costs, n_boot=n_boot, seed=seed)
     metrics = {"id": b.id, "bundle_sha256": b.sha, "data": str(data), "start": str(start), "label": spec.to_dict(),

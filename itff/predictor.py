@@ -28,6 +28,8 @@ class Predictor:
         self.window, self.features, self.timeframe = m["window"], list(bundle.scaler.features), m["timeframe"]
         self.horizon, self.threshold = m["horizon"], float(m.get("threshold", 0.5))
         self.max_uncertainty = m.get("max_uncertainty")   # chosen on validation: abstain above this MC std
+        self.ood = bundle.ood                              # out-of-distribution gate (None for bundles made before it)
+        self.trained_through = to_utc(m.get("trained_through") or m["parts"]["val"]["last"])   # the last candle the bundle saw
         has = m.get("skill", {}).get("has_skill")
         self.skill = "unknown" if has is None else ("ok" if has else "no_skill")   # the validation skill gate
         self.mc_samples = int(mc_samples or m.get("train", {}).get("mc_samples", 30))
@@ -59,6 +61,16 @@ class Predictor:
     @property
     def candles_needed(self) -> int: return self.window + feature_warmup(self.timeframe)   # consecutive bars a forecast needs
 
+    def age(self, now=None) -> pd.Timedelta:
+        "Time since the last candle the bundle was trained, calibrated or decided on."
+        return (to_utc(now) if now is not None else pd.Timestamp.now(tz="UTC")) - self.trained_through
+
+    def freshness(self, max_age:pd.Timedelta|None, now=None) -> dict:
+        "Age in hours, the limit, and whether the bundle is older than `max_age` (None: never stale)."
+        age = self.age(now)
+        return {"trained_through": str(self.trained_through), "age_hours": round(age / pd.Timedelta(hours=1), 2),
+                "max_age_hours": None if max_age is None else round(max_age / pd.Timedelta(hours=1), 2), "stale": bool(max_age is not None and age > max_age)}
+
     @property
     def info(self) -> dict: return {**self.bundle.info(), "label": self.bundle.meta["label"]["definition"], "threshold": self.threshold}
 
@@ -83,19 +95,27 @@ def samples(self, window, mc_samples:int|None=None) -> np.ndarray:
     return np.concatenate([np.asarray(f(tv, ntv, batch)) for f, tv, ntv in zip(self._fns, self._tv, self._ntv)])
 
 @patch_to(Predictor)
-def _decide(self, p:float, std:float) -> dict:
-    "Act when p ≥ threshold and the MC std is within the bundle's cut-off; say when uncertainty vetoed it."
+def _decide(self, p:float, std:float, in_distribution:bool|None=None, allow_ood:bool=False) -> dict:
+    "Act when p ≥ threshold, the MC std is within the bundle's cut-off and the input is in distribution (unless `allow_ood`); say what vetoed it."
     uncertain = self.max_uncertainty is not None and std > self.max_uncertainty
-    return {"decision": bool(p >= self.threshold and not uncertain), "uncertain": bool(uncertain)}
+    ood = in_distribution is False and not allow_ood
+    return {"decision": bool(p >= self.threshold and not uncertain and not ood), "uncertain": bool(uncertain), "abstained_ood": bool(ood)}
 
 @patch_to(Predictor)
-def predict_window(self, window, mc_samples:int|None=None) -> dict:
-    "Calibrated probability, MC mean/std, entropy, mutual information and decision for one (window, F) array."
-    s = mc_summary(self.samples(window, mc_samples)[:, None])
+def ood_check(self, window) -> dict:
+    "The out-of-distribution score of one unscaled (window, F) array and whether it is within the gate's threshold (None without a gate)."
+    if self.ood is None: return {"ood_score": None, "in_distribution": None}
+    s, ok = self.ood(self.bundle.scaler.transform(_check_window(window, self.window, len(self.features)))[None])
+    return {"ood_score": float(s[0]), "in_distribution": bool(ok[0])}
+
+@patch_to(Predictor)
+def predict_window(self, window, mc_samples:int|None=None, allow_ood:bool=False) -> dict:
+    "Calibrated probability, MC mean/std, entropy, mutual information, out-of-distribution score and decision for one (window, F) array."
+    s, ood = mc_summary(self.samples(window, mc_samples)[:, None]), self.ood_check(window)
     p = float(self.bundle.calibrator(s["mean"])[0])
     return {"probability": p, "mc_mean": float(s["mean"][0]), "mc_std": float(s["std"][0]), "entropy": float(s["entropy"][0]),
             "expected_entropy": float(s["expected_entropy"][0]), "mutual_info": float(s["mutual_info"][0]),
-            **self._decide(p, float(s["std"][0])), "threshold": self.threshold, "max_uncertainty": self.max_uncertainty, "skill": self.skill,
+            **ood, **self._decide(p, float(s["std"][0]), ood["in_distribution"], allow_ood), "threshold": self.threshold, "max_uncertainty": self.max_uncertainty, "skill": self.skill,
             "mc_samples": self._n(mc_samples) * len(self._fns), "model": self.bundle.info()}
 
 # %% ../nbs/13_predictor.ipynb #73d46ce4
@@ -120,13 +140,13 @@ def window_from_candles(self, candles:pd.DataFrame) -> tuple[np.ndarray, pd.Time
     return last.X[0], ohlcv.index[-1]
 
 @patch_to(Predictor)
-def predict_candles(self, candles:pd.DataFrame, mc_samples:int|None=None) -> dict:
+def predict_candles(self, candles:pd.DataFrame, mc_samples:int|None=None, allow_ood:bool=False) -> dict:
     "Forecast for the bar after the last of `candles` (OHLCV rows with a timestamp)."
     x, last = self.window_from_candles(candles)
     used, recommended = len(last_run(validate_ohlcv(candles, "candles", self.timeframe), self.timeframe)[0]), self.candles_needed + FEATURE_WARMUP
     warning = None if used >= recommended else (f"{used} consecutive bars used; {recommended} recommended (window + {recommended - self.window}) for features "
                                                 f"identical to training's; with fewer they agree within 1e-3 of a training std")
-    return {**self.predict_window(x, mc_samples), "bar_time": str(last), "horizon_bars": self.horizon, "candles_used": used, "warning": warning}
+    return {**self.predict_window(x, mc_samples, allow_ood), "bar_time": str(last), "horizon_bars": self.horizon, "candles_used": used, "warning": warning}
 
 # %% ../nbs/13_predictor.ipynb #976a4685
 @patch_to(Predictor)
@@ -138,4 +158,6 @@ def predict_windows(self, X, mc_samples:int|None=None, chunk:int=256) -> pd.Data
     out = pd.DataFrame({"probability": self.bundle.calibrator(s["mean"]), "mc_mean": s["mean"], "mc_std": s["std"],
                         "entropy": s["entropy"], "mutual_info": s["mutual_info"]})
     uncertain = out.mc_std > self.max_uncertainty if self.max_uncertainty is not None else False
-    return out.assign(decision=(out.probability >= self.threshold) & ~uncertain, uncertain=uncertain)
+    if self.ood is not None: out["ood_score"], out["in_distribution"] = self.ood(self.bundle.scaler.transform(X))
+    ok = out["in_distribution"] if self.ood is not None else True
+    return out.assign(decision=(out.probability >= self.threshold) & ~uncertain & ok, uncertain=uncertain)

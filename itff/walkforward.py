@@ -21,6 +21,7 @@ from .experiment import (ExperimentConfig, _parse_split, bootstrap_block, fit_an
                              predictions_frame)
 from .metrics import compare, save_csv
 from .plots import save_figure
+from .ood import ood_effect
 
 # %% auto #0
 __all__ = ['FORECASTS', 'fold_blocks', 'fold_dataset', 'pooled_scores', 'plot_skill_by_fold', 'fold_row', 'run_fold',
@@ -88,6 +89,9 @@ def fold_row(k:int, block:tuple, f) -> dict:
            "has_skill": f.decision["skill"]["has_skill"], "threshold": d["threshold"], "best_epoch": f.histories[0]["best_epoch"]}
     for name in ("model", "logistic", "gbm", "climatology_train"):
         row[f"bss_{name}"], row[f"bss_{name}_ci"] = c[name]["bss"], c[name]["bss_ci"]
+    o = f.metrics.get("ood", {})   # the fold's own gate, fitted on its training windows, threshold on its validation
+    row |= {"ood_flagged": o.get("share_flagged"), "brier_flagged": o.get("brier_flagged"), "brier_in_distribution": o.get("brier_in_distribution"),
+            "brier_ood_difference": o.get("brier_difference"), "brier_ood_difference_ci": o.get("brier_difference_ci")}
     return row
 
 def _fold_line(r:dict, total:int) -> str:
@@ -135,12 +139,14 @@ def walk_forward(cfg:ExperimentConfig, months:int=3, folds:int|None=None, output
     for r in results: write_json(out/f"fold_{r['metrics']['fold']}"/"metrics.json", r["metrics"])
     folds_df, preds = pd.DataFrame([r["row"] for r in results]), pd.concat([r["predictions"] for r in results], ignore_index=True)
     pooled = pooled_scores(preds, cfg.timeframe, cfg.n_boot, cfg.seed)
+    ood = ood_effect(preds.y, preds.p_model, preds.in_distribution.astype(bool), bootstrap_block(cfg.timeframe), cfg.n_boot, cfg.seed) if "in_distribution" in preds else None
+    if ood: log(f"out-of-distribution gate over all folds: {ood['share_flagged']:.1%} flagged; {ood['verdict']}")
     save_csv(folds_df, out/"folds.csv"); save_csv(pooled.reset_index(names="forecast"), out/"pooled.csv"); save_csv(preds, out/"predictions.csv")
     save_figure(plot_skill_by_fold(folds_df, pooled, f"Walk-forward skill by fold — {cfg.id.replace('_', ' ')}"), out/"skill_by_fold.png")
     write_json(out/"walkforward.json", {"config": cfg.to_dict(), "months": months, "folds": len(blocks), "seconds": round(time.perf_counter() - t0, 1),
                                         "per_fold": json.loads(folds_df.to_json(orient="records", date_format="iso")),
-                                        "pooled": json.loads(pooled.to_json(orient="index"))})
-    return {"folds": folds_df, "pooled": pooled, "predictions": preds, "folder": out}
+                                        "pooled": json.loads(pooled.to_json(orient="index")), "ood_pooled": ood})
+    return {"folds": folds_df, "pooled": pooled, "predictions": preds, "folder": out, "ood": ood}
 
 # %% ../nbs/12b_walkforward.ipynb #fe220519
 def walkforward_table(wf:dict) -> pd.DataFrame:
@@ -148,10 +154,12 @@ def walkforward_table(wf:dict) -> pd.DataFrame:
     ci = lambda v, lo_hi, f: f"{v:{f}} [{lo_hi[0]:{f}}, {lo_hi[1]:{f}}]"
     rows = [{"fold": f"{r.fold + 1}: {r.test_first:%Y-%m-%d} … {r.test_last:%Y-%m-%d}", "n": r.n, "AUC": ci(r.auc, r.auc_ci, ".3f"),
              "Brier": ci(r.brier, r.brier_ci, ".4f"), "BSS": ci(r.bss_model, r.bss_model_ci, "+.4f"), "ECE": f"{r.ece:.4f}",
-             "p vs clim.": f"{r.p_vs_climatology:.3f}", "GBM BSS": f"{r.bss_gbm:+.4f}"} for r in wf["folds"].itertuples()]
+             "p vs clim.": f"{r.p_vs_climatology:.3f}", "GBM BSS": f"{r.bss_gbm:+.4f}",
+             "OOD flagged": f"{r.ood_flagged:.1%}" if getattr(r, "ood_flagged", None) is not None else ""} for r in wf["folds"].itertuples()]
     m, g = wf["pooled"].loc["model"], wf["pooled"].loc["gbm"]
     rows.append({"fold": "pooled", "n": int(wf["folds"].n.sum()), "AUC": ci(m.roc_auc, m.roc_auc_ci, ".3f"), "Brier": ci(m.brier, m.brier_ci, ".4f"),
-                 "BSS": ci(m.bss, m.bss_ci, "+.4f"), "ECE": f"{m.ece:.4f}", "p vs clim.": f"{m.p_vs_climatology:.3f}", "GBM BSS": f"{g.bss:+.4f}"})
+                 "BSS": ci(m.bss, m.bss_ci, "+.4f"), "ECE": f"{m.ece:.4f}", "p vs clim.": f"{m.p_vs_climatology:.3f}", "GBM BSS": f"{g.bss:+.4f}",
+                 "OOD flagged": f"{wf['ood']['share_flagged']:.1%}" if wf.get("ood") else ""})
     return pd.DataFrame(rows).set_index("fold")
 
 # %% ../nbs/12b_walkforward.ipynb #410d9888
