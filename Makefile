@@ -67,6 +67,7 @@ bench: install
 	$(BIN)/python benchmarks/api_latency.py --model-type lstm
 	$(BIN)/python benchmarks/api_latency.py --model-type transformer
 	$(BIN)/python benchmarks/cluster_speedup.py
+	$(BIN)/python benchmarks/prediction_log.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache _docs

@@ -29,13 +29,15 @@ from .core import *
 from .artifacts import HASHES, load_bundle
 from .data import load_ohlcv
 from .predictor import Predictor
+from .monitor import PredictionLog, monitor_path, prediction_db_path
 
 # %% auto #0
-__all__ = ['Finite', 'Target', 'ModelType', 'Timeframe', 'api_key', 'app', 'ApiConfig', 'field_error', 'ModelRegistry', 'Candle',
-           'candle_row', 'PredictRequest', 'ModelInfo', 'Prediction', 'ApiMetrics', 'request_id',
-           'ObservabilityMiddleware', 'require_token', 'create_app', 'validation_detail', 'BundleStatus', 'ModelCard',
-           'model_card', 'Health', 'candle_frame', 'answered', 'TradingViewAlert', 'WebhookResult', 'parse_alert',
-           'tv_symbol', 'tv_timeframe', 'CandleCache', 'itff_serve']
+__all__ = ['Finite', 'Target', 'ModelType', 'Timeframe', 'api_key', 'LIVE_GAUGES', 'app', 'ApiConfig', 'field_error',
+           'ModelRegistry', 'fresh_or_refuse', 'Candle', 'candle_row', 'PredictRequest', 'ModelInfo', 'Prediction',
+           'ApiMetrics', 'request_id', 'ObservabilityMiddleware', 'require_token', 'open_prediction_log', 'live_gauges',
+           'LiveCollector', 'create_app', 'validation_detail', 'BundleStatus', 'ModelCard', 'model_card', 'Health',
+           'candle_frame', 'answered', 'log_forecast', 'TradingViewAlert', 'WebhookResult', 'parse_alert', 'tv_symbol',
+           'tv_timeframe', 'CandleCache', 'itff_serve']
 
 # %% ../nbs/16_api.ipynb #14c00fbe
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class ApiConfig:
     candles_source:str       # ITFF_CANDLES_SOURCE: where the webhook gets recent candles (bundled, ccxt, yfinance, a file)
     rate_limit_storage:str = "memory://"  # ITFF_API_RATE_LIMIT_STORAGE: shared counter store, e.g. redis://host:6379
     refuse_no_skill:bool = False  # ITFF_API_REFUSE_NO_SKILL=1: refuse bundles whose validation showed no skill
+    max_model_age:pd.Timedelta|None = None  # ITFF_MODEL_MAX_AGE, e.g. '14d': bundles trained longer ago are `stale`
+    refuse_stale:bool = False     # ITFF_REFUSE_STALE=1: answer 503 instead of serving a stale bundle
+    prediction_db:Path|None = None  # ITFF_PREDICTION_DB: SQLite log of every served forecast ('off' disables; default $ITFF_HOME/predictions.db)
+    monitor_file:Path|None = None   # ITFF_MONITOR_FILE: itff-monitor's JSON, exported as gauges on /metrics
 
     @classmethod
     def from_env(cls, env=None) -> "ApiConfig":
@@ -56,7 +62,18 @@ class ApiConfig:
         return cls(get_settings(env).models_dir, env.get("ITFF_API_TOKEN") or None, env.get("ITFF_WEBHOOK_SECRET") or None,
                    env.get("ITFF_API_RATE_LIMIT") or None, int(env.get("ITFF_API_MAX_BODY") or 1_000_000),
                    env.get("ITFF_CANDLES_SOURCE") or "bundled", env.get("ITFF_API_RATE_LIMIT_STORAGE") or "memory://",
-                   (env.get("ITFF_API_REFUSE_NO_SKILL") or "") in ("1", "true", "yes"))
+                   _flag(env, "ITFF_API_REFUSE_NO_SKILL"), _max_age(env.get("ITFF_MODEL_MAX_AGE")), _flag(env, "ITFF_REFUSE_STALE"),
+                   None if (env.get("ITFF_PREDICTION_DB") or "").lower() == "off" else prediction_db_path(env), monitor_path(env))
+
+def _flag(env, key) -> bool: return (env.get(key) or "").lower() in ("1", "true", "yes")
+
+def _max_age(text:str|None) -> pd.Timedelta|None:
+    "ITFF_MODEL_MAX_AGE as a time span ('14d', '36h'); unset or empty: bundles never go stale."
+    if not text: return None
+    try: age = pd.Timedelta(text)
+    except ValueError: raise ITFFError(f"ITFF_MODEL_MAX_AGE={text!r} is not a time span like '14d' or '36h'") from None
+    if age <= pd.Timedelta(0): raise ITFFError(f"ITFF_MODEL_MAX_AGE must be positive, got {text!r}")
+    return age
 
 # %% ../nbs/16_api.ipynb #10b35275
 def field_error(field:str, msg:str, value=None) -> RequestValidationError:
@@ -90,8 +107,17 @@ class ModelRegistry:
             if not ok: raise field_error(field, f"no loaded model for {field} {want[i]!r}; loaded: {sorted({k[i] for k in keys if k[:i] == want[:i]})}", want[i])
         return self.predictors[want]
 
-    def describe(self) -> list[dict]:
-        return [{**p.bundle.info(), "symbol": k[0], "timeframe": k[1], "target": k[2], "model_type": k[3]} for k, p in sorted(self.predictors.items())]
+    def describe(self, max_age=None) -> list[dict]:
+        return [{**p.bundle.info(), "symbol": k[0], "timeframe": k[1], "target": k[2], "model_type": k[3], **p.freshness(max_age)}
+                for k, p in sorted(self.predictors.items())]
+
+def fresh_or_refuse(pred:Predictor, cfg:ApiConfig) -> dict:
+    "The bundle's freshness; a 503 naming it and its age when it is stale and the service refuses stale bundles."
+    f = pred.freshness(cfg.max_model_age)
+    if f["stale"] and cfg.refuse_stale:
+        raise HTTPException(503, f"bundle {pred.bundle.id} is stale: trained through {f['trained_through']}, {f['age_hours'] / 24:.1f} days old, "
+                                 f"over ITFF_MODEL_MAX_AGE ({f['max_age_hours'] / 24:g} days); retrain it (itff-pipeline)")
+    return f
 
 # %% ../nbs/16_api.ipynb #068d8c28
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -120,6 +146,7 @@ class PredictRequest(BaseModel):
     model_type: ModelType = "lstm"
     timeframe: Timeframe = "1h"
     mc_samples: int = Field(30, ge=1, le=200, description="Monte-Carlo dropout samples")
+    allow_ood: bool = Field(False, description="let the decision act on out-of-distribution inputs (default: abstain)")
     sequence: list[list[Finite]] | None = Field(None, max_length=2000, description="window × features raw feature values, oldest first")
     candles: list[Any] | None = Field(None, max_length=10_000, description="recent OHLCV bars, oldest first: objects like `Candle`, or arrays "
                                       "[timestamp, open, high, low, close, volume] as `ccxt.fetch_ohlcv` returns them (timestamp in epoch ms or ISO)")
@@ -158,6 +185,12 @@ class Prediction(BaseModel):
     mc_samples: int; model: ModelInfo; bar_time: str | None = None; latency_ms: float; request_id: str
     candles_used: int | None = Field(None, description="consecutive bars the features were built from (candles requests)")
     warning: str | None = Field(None, description="set when fewer candles than recommended were sent")
+    ood_score: float | None = Field(None, description="dissimilarity to the training windows (FreqAI's DI; None for bundles without a gate)")
+    in_distribution: bool | None = Field(None, description="ood_score within the threshold chosen on validation")
+    abstained_ood: bool = Field(False, description="the input was out of distribution, so the decision abstained")
+    trained_through: str = Field(description="the last candle the bundle was trained, calibrated or decided on")
+    age_hours: float; max_age_hours: float | None = None
+    stale: bool = Field(description="older than ITFF_MODEL_MAX_AGE: retrain before trusting it")
 
 # %% ../nbs/16_api.ipynb #2bebc304
 class ApiMetrics:
@@ -170,12 +203,18 @@ class ApiMetrics:
         self.predictions = Counter("itff_predictions_total", "Predictions by symbol, target and model", ["symbol", "target", "model"], registry=r)
         self.load_failures = Counter("itff_model_load_failures_total", "Bundles that failed to load", registry=r)
         self.loaded = Gauge("itff_bundles_loaded", "Bundles loaded and serving", registry=r)
+        self.log_failures = Counter("itff_prediction_log_failures_total", "Served forecasts the prediction log failed to record", registry=r)
+        self.log_seconds = Histogram("itff_prediction_log_seconds", "Time to append one forecast to the prediction log", registry=r,
+                                     buckets=(.00002, .00005, .0001, .0002, .0005, .001, .005, .05))
+        self.live = None   # the collector of itff-monitor's results and the bundles' ages (set by `create_app`)
 
     def exposition(self) -> bytes:
         "The text exposition format, aggregated over workers in multiprocess mode."
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
-            r = CollectorRegistry(); multiprocess.MultiProcessCollector(r); return generate_latest(r)
+            r = CollectorRegistry(); multiprocess.MultiProcessCollector(r)
+            if self.live: r.register(self.live)
+            return generate_latest(r)
         return generate_latest(self.registry)
 
 # %% ../nbs/16_api.ipynb #77f639ce
@@ -246,6 +285,48 @@ def _ready(request:Request) -> ModelRegistry:
     if reg.loading or not request.app.state.loaded.is_set(): raise HTTPException(503, "models are still loading; retry shortly", headers={"Retry-After": "1"})
     return reg
 
+# %% ../nbs/16_api.ipynb #22d3f643
+class _UnopenedLog:
+    "Stands in for a prediction log that could not be opened: every append fails (and is counted), the service runs on."
+    def __init__(self, path, error): self.path, self.error = path, error
+    def append(self, row): raise ITFFError(f"{self.path}: the prediction log could not be opened ({self.error})")
+
+def open_prediction_log(path):
+    "The prediction log at `path` (None: logging off); a failure to open it is logged and every later append counted as failed."
+    if path is None: return None
+    try: return PredictionLog(path)
+    except Exception as e:
+        logging.getLogger("itff.api").error("prediction log %s: cannot open: %s: %s", path, type(e).__name__, e)
+        return _UnopenedLog(path, f"{type(e).__name__}: {e}")
+
+# %% ../nbs/16_api.ipynb #98f8f670
+LIVE_GAUGES = {"n": "resolved forecasts scored", "brier": "Brier score", "bss": "Brier skill score vs the fair climatology",
+               "ece": "expected calibration error", "hit_rate": "hit rate of decisions", "alarm": "1 when calibration degraded beyond validation"}
+
+def live_gauges(path) -> list:
+    "itff-monitor's latest scores per bundle as Prometheus gauge families (none when its JSON is missing or unreadable)."
+    from prometheus_client.core import GaugeMetricFamily
+    try: data = json.loads(Path(path).read_text())
+    except (OSError, ValueError, TypeError): return []
+    fams = {k: GaugeMetricFamily(f"itff_live_{k}", f"Live {d} over the last resolved forecasts (itff-monitor)", labels=["bundle", "sha256"]) for k, d in LIVE_GAUGES.items()}
+    for sha, b in (data.get("bundles") or {}).items():
+        for k, fam in fams.items():
+            v = b.get(k)
+            if isinstance(v, (bool, int, float)) and v == v: fam.add_metric([str(b.get("bundle_id", sha[:12])), sha], float(v))
+    return list(fams.values())
+
+class LiveCollector:
+    "Gauges computed at scrape time: each loaded bundle's age and staleness, and itff-monitor's live scores."
+    def __init__(self, app): self.app = app
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+        cfg, reg = self.app.state.config, self.app.state.registry
+        age = GaugeMetricFamily("itff_bundle_age_hours", "Hours since the last candle the bundle was trained on", labels=["bundle"])
+        stale = GaugeMetricFamily("itff_bundle_stale", "1 when the bundle is older than ITFF_MODEL_MAX_AGE", labels=["bundle"])
+        for p in list(reg.predictors.values()):
+            f = p.freshness(cfg.max_model_age); age.add_metric([p.bundle.id], f["age_hours"]); stale.add_metric([p.bundle.id], float(f["stale"]))
+        yield from [age, stale, *(live_gauges(cfg.monitor_file) if cfg.monitor_file else [])]
+
 # %% ../nbs/16_api.ipynb #7df35b59
 def _start_loading(app):
     "Load bundles in a daemon thread; `app.state.loaded` is set when done."
@@ -264,11 +345,18 @@ def create_app(config:ApiConfig|None=None) -> FastAPI:
     from contextlib import asynccontextmanager
     config = config or ApiConfig.from_env()
     @asynccontextmanager
-    async def lifespan(app): _start_loading(app); yield
+    async def lifespan(app):
+        app.state.prediction_log = open_prediction_log(config.prediction_db)   # in the worker process, after uvicorn started it
+        _start_loading(app)
+        yield
+        if hasattr(app.state.prediction_log, "close"): app.state.prediction_log.close()
     app = FastAPI(title="ITFF prediction service", version=__import__("itff").__version__, lifespan=lifespan,
                   description="Calibrated probabilities with uncertainty for BTC/USDT and ETH/USDT intraday moves.")
     app.state.config, app.state.metrics, app.state.registry, app.state.loaded = config, ApiMetrics(), ModelRegistry(), threading.Event()
     app.state.started, app.state.candles = time.time(), CandleCache(config.candles_source)
+    app.state.prediction_log = None
+    app.state.metrics.live = LiveCollector(app)
+    app.state.metrics.registry.register(app.state.metrics.live)
     limiter = Limiter(key_func=get_remote_address, default_limits=[config.rate_limit] if config.rate_limit else [],
                       headers_enabled=True, enabled=bool(config.rate_limit), storage_uri=config.rate_limit_storage)
     app.state.limiter = limiter
@@ -309,6 +397,7 @@ def _add_handlers(app, limiter):
 class BundleStatus(BaseModel):
     id: str; sha256: str; created_at: str | None = None; itff_version: str | None = None
     symbol: str; timeframe: str; target: str; model_type: str
+    trained_through: str; age_hours: float; max_age_hours: float | None = None; stale: bool
 
 class ModelCard(BaseModel):
     "What a client needs to call one loaded model: build `sequence` as `window` rows of `features`, in this order."
@@ -321,8 +410,10 @@ class ModelCard(BaseModel):
     threshold: float; max_uncertainty: float | None = None; calibrator: str
     skill: Literal["ok", "no_skill", "unknown"]
     test: dict = Field(description="the bundle's test summary: period, n, AUC, Brier, BSS, ECE")
+    ood: dict | None = Field(None, description="the out-of-distribution gate: method, rule, threshold (None: the bundle has none)")
+    trained_through: str; age_hours: float; max_age_hours: float | None = None; stale: bool
 
-def model_card(pred:Predictor) -> dict:
+def model_card(pred:Predictor, max_age=None) -> dict:
     "The `ModelCard` of a loaded predictor."
     m, s = pred.bundle.meta, pred.bundle.metrics
     sc, t = s.get("scores", {}).get("model", {}), s.get("test", {})
@@ -330,7 +421,8 @@ def model_card(pred:Predictor) -> dict:
             "window": pred.window, "features": pred.features, "candles_needed": pred.candles_needed,
             "label": m["label"]["definition"], "horizon_bars": pred.horizon, "threshold": pred.threshold, "max_uncertainty": pred.max_uncertainty,
             "calibrator": pred.bundle.calibrator.kind, "skill": pred.skill,
-            "test": {"first": t.get("first"), "last": t.get("last"), "n": t.get("n"), **{k: sc.get(k) for k in ("roc_auc", "brier", "bss", "ece")}}}
+            "test": {"first": t.get("first"), "last": t.get("last"), "n": t.get("n"), **{k: sc.get(k) for k in ("roc_auc", "brier", "bss", "ece")}},
+            "ood": m.get("ood"), **pred.freshness(max_age)}
 
 class Health(BaseModel):
     status: Literal["ok"]; ready: bool; uptime_s: float
@@ -345,16 +437,35 @@ def candle_frame(candles:list[Candle]) -> pd.DataFrame:
 
 def _predict(app, pred:Predictor, req, t0:float, rid:str) -> dict:
     "Run the predictor on a request's sequence or candles and build the response."
-    if req.sequence is not None: out = pred.predict_window(np.asarray(req.sequence, dtype="float64"), req.mc_samples)
-    else: out = pred.predict_candles(candle_frame(req.candles), req.mc_samples)
-    return answered(app, pred, out, t0, rid)
+    fresh = fresh_or_refuse(pred, app.state.config)
+    if req.sequence is not None: out = pred.predict_window(np.asarray(req.sequence, dtype="float64"), req.mc_samples, req.allow_ood)
+    else: out = pred.predict_candles(candle_frame(req.candles), req.mc_samples, req.allow_ood)
+    return answered(app, pred, out | fresh, t0, rid, source="api")
 
-def answered(app, pred:Predictor, out:dict, t0:float, rid:str, **extra) -> dict:
-    "Count a prediction in the metrics and complete its response with the model's identity, latency and request id."
+def answered(app, pred:Predictor, out:dict, t0:float, rid:str, source:str="api", **extra) -> dict:
+    "Count a prediction, log it, and complete its response with the model's identity, freshness, latency and request id."
     m = pred.bundle.meta
     app.state.metrics.predictions.labels(m["symbol"], m["label"]["name"], m["model_type"]).inc()
-    return {**out, "symbol": m["symbol"], "timeframe": m["timeframe"], "target": m["label"]["name"], "model_type": m["model_type"],
-            **extra, "latency_ms": round((time.perf_counter() - t0) * 1e3, 3), "request_id": rid}
+    res = {**out, "symbol": m["symbol"], "timeframe": m["timeframe"], "target": m["label"]["name"], "model_type": m["model_type"],
+           **extra, "latency_ms": round((time.perf_counter() - t0) * 1e3, 3), "request_id": rid}
+    log_forecast(app, pred, res, source)
+    return res
+
+def log_forecast(app, pred:Predictor, res:dict, source:str):
+    "Append a served forecast to the prediction log; a failure is logged and counted, never raised."
+    log, m = app.state.prediction_log, app.state.metrics
+    if log is None: return
+    t = time.perf_counter()
+    try:
+        log.append({"logged_at": pd.Timestamp.now(tz="UTC").isoformat(), "request_id": res["request_id"], "source": source,
+                    "bundle_id": pred.bundle.id, "bundle_sha": pred.bundle.sha, "symbol": res["symbol"], "timeframe": res["timeframe"],
+                    "target": res["target"], "model_type": res["model_type"], "label": json.dumps(pred.bundle.meta["label"]),
+                    "bar_time": res.get("bar_time"), "horizon_bars": pred.horizon, "probability": res["probability"], "mc_std": res["mc_std"],
+                    "mutual_info": res["mutual_info"], "ood_score": res.get("ood_score"), "in_distribution": res.get("in_distribution"),
+                    "decision": int(res["decision"]), "threshold": res["threshold"]})
+    except Exception as e:
+        m.log_failures.inc(); logging.getLogger("itff.api").error("prediction log: could not record request %s: %s: %s", res["request_id"], type(e).__name__, e)
+    finally: m.log_seconds.observe(time.perf_counter() - t)
 
 # %% ../nbs/16_api.ipynb #00fddf79
 def _add_routes(app, limiter):
@@ -364,7 +475,7 @@ def _add_routes(app, limiter):
         "Liveness, the loaded bundles (id, sha256, created-at) and the refused ones with the reason."
         reg = request.app.state.registry
         return {"status": "ok", "ready": request.app.state.loaded.is_set() and not reg.loading, "uptime_s": round(time.time() - request.app.state.started, 3),
-                "bundles": reg.describe(), "failed": dict(reg.failed)}
+                "bundles": reg.describe(request.app.state.config.max_model_age), "failed": dict(reg.failed)}
 
     @app.get("/ready", tags=["service"], responses={503: {"description": "bundles are still loading"}})
     @limiter.exempt
@@ -383,7 +494,7 @@ def _add_routes(app, limiter):
              responses={401: {"description": "missing or wrong X-API-Token"}, 503: {"description": "bundles are still loading"}})
     async def models(request:Request):
         "Every loaded model with what a client needs to call it: window, features in order, label, threshold, calibrator, test summary."
-        return [model_card(p) for _, p in sorted(_ready(request).predictors.items())]
+        return [model_card(p, request.app.state.config.max_model_age) for _, p in sorted(_ready(request).predictors.items())]
 
     @app.post("/predict", response_model=Prediction, tags=["forecast"], dependencies=[Depends(require_token)],
               responses={401: {"description": "missing or wrong X-API-Token"}, 429: {"description": "rate limit exceeded"},
@@ -406,7 +517,8 @@ class TradingViewAlert(BaseModel):
     target: Target = "direction"; model_type: ModelType = "lstm"; mc_samples: int = Field(30, ge=1, le=200)
 
 class WebhookResult(Prediction):
-    ticker: str; alert_time: str | None = None; stale: bool
+    ticker: str; alert_time: str | None = None
+    alert_stale: bool = Field(description="the alert's bar is newer than the service's latest candle")
 
 def parse_alert(raw:bytes, content_type:str="") -> dict:
     "An alert body as a dict: JSON, or `key=value` pairs separated by newlines, commas, semicolons or spaces."
@@ -469,10 +581,11 @@ def _add_webhook(app):
         if alert.time: _alert_time(alert.time)
         pred = _ready(request).get(symbol, tf, alert.target, alert.model_type)
         candles = request.app.state.candles.get(symbol, tf, pred.window + 600)
-        out = pred.predict_candles(candles, alert.mc_samples)
+        fresh = fresh_or_refuse(pred, request.app.state.config)
+        out = pred.predict_candles(candles, alert.mc_samples) | fresh
         stale = bool(alert.time and _alert_time(alert.time) > pd.Timestamp(out["bar_time"]) + timeframe_delta(tf))
-        res = answered(request.app, pred, out, t0, request.state.request_id, ticker=alert.ticker, alert_time=alert.time, stale=stale)
-        logging.getLogger("itff.api").info("tradingview %s %s %s: p=%.3f decision=%s bar=%s stale=%s", alert.ticker, tf, alert.target,
+        res = answered(request.app, pred, out, t0, request.state.request_id, "webhook", ticker=alert.ticker, alert_time=alert.time, alert_stale=stale)
+        logging.getLogger("itff.api").info("tradingview %s %s %s: p=%.3f decision=%s bar=%s alert_stale=%s", alert.ticker, tf, alert.target,
                                            res["probability"], res["decision"], res["bar_time"], stale)
         return res
 

@@ -46,7 +46,7 @@ def get_settings(env=None) -> Settings:
 
 # %% ../nbs/00_core.ipynb #6823f6f6
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-TIMEFRAMES = {tf: pd.Timedelta(tf.replace("m", "min")) for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")}  # the exchanges' set
+TIMEFRAMES = {tf: pd.Timedelta(tf.replace("m", "min").replace("d", "D")) for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")}  # the exchanges' set
 QUOTES = ("USDT", "USDC", "USD", "BUSD", "EUR")
 
 def normalize_symbol(symbol:str) -> str:

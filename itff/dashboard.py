@@ -22,14 +22,15 @@ from .experiment import read_predictions
 from .metrics import coverage_curve, threshold_sweep
 from .plots import plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty
 from .pipeline import skill_words
-from .reports import comparison_table, plain_verdict, read_summary
+from .reports import comparison_table, live_summary, plain_verdict, read_summary
+from .monitor import monitor_path
 
 # %% auto #0
 __all__ = ['BUNDLE_COLUMNS', 'EMPTY_STATE', 'STYLE', 'MODEL_NAMES', 'PANELS', 'APP_SOURCE', 'AUTH_COOKIE', 'VOILA_OPTIONS',
            'find_bundles', 'View', 'load_view', 'view_costs', 'trade_return', 'at_threshold', 'png', 'static_figures',
-           'threshold_figures', 'view_candles', 'live_forecast', 'md_html', 'stats_html', 'live_html', 'Dashboard',
-           'app_notebook', 'dashboard_credentials', 'check_basic_auth', 'voila_app', 'absolute_settings_env',
-           'itff_dashboard']
+           'threshold_figures', 'view_candles', 'live_forecast', 'md_html', 'stats_html', 'live_html', 'trust_html',
+           'monitor_html', 'Dashboard', 'app_notebook', 'dashboard_credentials', 'check_basic_auth', 'voila_app',
+           'absolute_settings_env', 'itff_dashboard']
 
 # %% ../nbs/17_dashboard.ipynb #0db5a72a
 BUNDLE_COLUMNS = ["id", "symbol", "timeframe", "label", "model", "path"]
@@ -125,7 +126,8 @@ def live_forecast(view:View, source:str|None=None, bars:int=600) -> dict:
     key = (str(view.bundle), (view.bundle/"hashes.json").stat().st_mtime_ns)
     if key not in _PREDICTORS: _PREDICTORS[key] = Predictor.load(path=view.bundle)
     candles = _CANDLES.setdefault(source, CandleCache(source)).get(view.meta["symbol"], view.meta["timeframe"], bars)
-    return {**_PREDICTORS[key].predict_candles(candles), "source": source}
+    pred, max_age = _PREDICTORS[key], os.environ.get("ITFF_MODEL_MAX_AGE")
+    return {**pred.predict_candles(candles), **pred.freshness(pd.Timedelta(max_age) if max_age else None), "source": source}
 
 # %% ../nbs/17_dashboard.ipynb #7408eaeb
 EMPTY_STATE = """<div class="itff-empty" style="max-width:900px"><h3>No trained models yet</h3><p>Nothing under <code>{models}</code>. Train the demo models
@@ -158,7 +160,28 @@ def live_html(r:dict, threshold:float|None=None) -> str:
         f' At the slider\'s {threshold:.2f}: <b class="itff-slider-decision">{"act" if r["probability"] >= threshold else "no signal"}</b>.'
     return (f'<p>{r["model"]["id"]}: forecast for the {r["horizon_bars"]} bars after <b>{r["bar_time"]}</b> (candles: {r["source"]}): '
             f'calibrated probability <b class="itff-probability">{r["probability"]:.3f}</b>, MC std <b>{r["mc_std"]:.4f}</b>, '
-            f'mutual information <b>{r["mutual_info"]:.4f}</b>, decision at the bundle\'s {r["threshold"]:.2f}: <b class="itff-decision">{act}</b>.{also}</p>')
+            f'mutual information <b>{r["mutual_info"]:.4f}</b>, decision at the bundle\'s {r["threshold"]:.2f}: <b class="itff-decision">{act}</b>.{also}</p>'
+            + trust_html(r))
+
+def trust_html(r:dict) -> str:
+    "The forecast's out-of-distribution verdict and the bundle's age, as one HTML line."
+    if r.get("in_distribution") is None: ood = "no out-of-distribution gate in this bundle (retrain to get one)"
+    elif r["in_distribution"]: ood = f'input <b class="itff-ood">in distribution</b> (score {r["ood_score"]:.2f})'
+    else: ood = f'input <b class="itff-ood" style="color:#cf222e">out of distribution</b> (score {r["ood_score"]:.2f}): the decision abstains'
+    age = f'model trained through {str(r["trained_through"])[:16]} ({r["age_hours"] / 24:.0f} days ago' if "age_hours" in r else ""
+    stale = ('; <b class="itff-stale" style="color:#cf222e">stale</b>: older than ITFF_MODEL_MAX_AGE, retrain it)' if r.get("stale") else ")") if age else ""
+    return f"<p>{ood}{' · ' + age + stale if age else ''}.</p>"
+
+def monitor_html(sha:str, path=None) -> tuple[str, bytes]:
+    "The live reliability panel: itff-monitor's scores of bundle `sha` as HTML, and its reliability plot's PNG (empty if none)."
+    from itff.monitor import monitor_path
+    p = Path(path or monitor_path())
+    table, text = live_summary(sha, p)
+    if table is None: return f"<p>{md_html(text)} Run <code>itff-monitor</code> (cron) to resolve the served forecasts.</p>", b""
+    try: plot = json.loads(p.read_text())["bundles"][sha].get("reliability_plot")
+    except (OSError, ValueError, KeyError): plot = None
+    img = (p.parent/plot).read_bytes() if plot and (p.parent/plot).exists() else b""
+    return f'<p class="itff-alarm">{md_html(text)}</p>' + _html_table(table, "itff-table"), img
 
 # %% ../nbs/17_dashboard.ipynb #10146e74
 PANELS = ("roc", "pr", "reliability", "sweep", "uncertainty", "coverage", "backtest")
@@ -168,6 +191,7 @@ class Dashboard:
     def __init__(self, home=None, candles_source:str|None=None):
         import ipywidgets as w
         self.w, env = w, dict(os.environ)
+        self.env = env
         if home is not None and not env.get("ITFF_HOME"): env["ITFF_HOME"] = str(home)
         self.settings, self.source = get_settings(env), candles_source
         self.bundles, self.summary = find_bundles(self.settings.models_dir), read_summary(self.settings.reports_dir)
@@ -184,8 +208,9 @@ def _build(self):
     self.sel = {k: w.Dropdown(description=k, layout=w.Layout(width="220px")) for k in ("symbol", "timeframe", "label", "model")}
     self.threshold = w.FloatSlider(0.5, min=0.05, max=1.0, step=0.01, description="threshold", continuous_update=False,   # 1.0: never act
                                    readout_format=".2f", layout=w.Layout(width="420px"))
-    self.html = {k: w.HTML() for k in ("info", "metrics", "stats", "live", "status", "reports")}
+    self.html = {k: w.HTML() for k in ("info", "metrics", "stats", "live", "monitor", "status", "reports")}
     self.images = {k: w.Image(format="png", layout=w.Layout(width="100%" if k != "backtest" else "75%")) for k in PANELS}
+    self.images["live_reliability"] = w.Image(format="png", layout=w.Layout(width="50%"))
     self.refresh = w.Button(description="Refresh forecast")
     for k, x in [*self.sel.items(), ("threshold", self.threshold), ("refresh", self.refresh), *self.html.items(), *self.images.items()]:
         x.add_class(f"itff-{k}")
@@ -207,6 +232,7 @@ def _layout(self):
                    section("Scores beside the baselines"), self.html["metrics"],
                    section("Decision threshold"), self.threshold, self.html["stats"],
                    section("Live forecast"), w.HBox([self.refresh]), self.html["live"],
+                   section("Live monitoring: resolved forecasts"), self.html["monitor"], im["live_reliability"],
                    section("Plots"), grid, im["backtest"], section("All reports"), self.html["reports"]])
 
 # %% ../nbs/17_dashboard.ipynb #deea46ce
@@ -254,6 +280,7 @@ def _show(self):
         for k, fig in static_figures(v).items(): self.images[k].value = png(fig)
         self._on_threshold()
     self.html["reports"].value = _html_table(self.summary.drop(columns=["bundle_sha256", "data_sha256", "error"], errors="ignore"), "itff-table") if len(self.summary) else "<p>No reports yet: run <code>itff-reports</code>.</p>"
+    self.html["monitor"].value, self.images["live_reliability"].value = monitor_html(bundle_sha(v.bundle), monitor_path(self.env))
     self._on_live()
 
 @patch_to(Dashboard)

@@ -20,7 +20,7 @@ from .data import cli_errors, load_ohlcv
 from .datasets import Part, SequenceDataset, build_dataset, candle_windows
 from .features import engineer_features, feature_warmup
 from .labels import LabelSpec, label_spec
-from .metrics import bootstrap_ci, compare, ece, net_return, paired_bootstrap, probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics, coverage_curve
+from .metrics import compare, net_return, paired_bootstrap, probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics, coverage_curve
 from .artifacts import load_bundle, write_bundle
 from .models import MODEL_TYPES, ensemble_samples, mc_summary
 from .plots import plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty, save_figure
@@ -28,17 +28,16 @@ from .sentiment import sentiment_features
 from .train import Climatology, baseline_probs, class_weights, fit_baselines, train_models
 from .ood import fit_ood, ood_effect
 from scipy.stats import binom
-from sklearn.metrics import brier_score_loss
+from .monitor import reference_scores
 
 # %% auto #0
 __all__ = ['load_inputs', 'experiment_dataset', 'sentiment_coverage', 'part_slice', 'part_span', 'split_validation', 'forecast',
            'fit_references', 'reference_probs', 'side_of', 'forward_returns', 'trade_returns', 'bootstrap_block',
            'verdict', 'evaluate', 'headline_table', 'risk_controlled_threshold', 'choose_threshold',
-           'choose_max_uncertainty', 'validation_skill', 'validation_scores', 'predictions_frame', 'read_predictions',
-           'write_report', 'experiment_id', 'ExperimentConfig', 'stage_logger', 'bundle_meta',
-           'calibrate_on_validation', 'choose_decisions', 'record_validation', 'save_experiment', 'Fitted',
-           'fit_and_score', 'run_experiment', 'check_out_of_sample', 'with_warmup', 'evaluate_bundle', 'evaluate_saved',
-           'itff_train', 'itff_evaluate']
+           'choose_max_uncertainty', 'validation_skill', 'predictions_frame', 'read_predictions', 'write_report',
+           'experiment_id', 'ExperimentConfig', 'stage_logger', 'bundle_meta', 'calibrate_on_validation',
+           'choose_decisions', 'record_validation', 'save_experiment', 'Fitted', 'fit_and_score', 'run_experiment',
+           'check_out_of_sample', 'with_warmup', 'evaluate_bundle', 'evaluate_saved', 'itff_train', 'itff_evaluate']
 
 # %% ../nbs/12a_experiment.ipynb #7280cf1c
 def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentiment:bool=False, start=None, days:float=60, sentiment_delay="0s"):
@@ -226,12 +225,6 @@ def validation_skill(y, p_raw, kind:str, horizon:int, timeframe:str, alpha:float
     return {"has_skill": bool(t["diff"] < 0 and t["p_value"] < alpha), "brier_minus_climatology": t["diff"], "p_value": t["p_value"],
             "alpha": alpha, "n": int(ok.sum()), "test": "paired block-bootstrap Brier test, out-of-fold calibrated model vs climatology, calibration part"}
 
-def validation_scores(y, q, timeframe:str, n_boot:int=300, seed:int=0) -> dict:
-    "Brier and ECE with block-bootstrap CIs of out-of-fold calibrated forecasts `q` on the calibration part: the reference live monitoring compares against."
-    ok = ~np.isnan(q); y, q, block = np.asarray(y, "float64")[ok], np.asarray(q)[ok], bootstrap_block(timeframe)
-    return {"n": int(len(y)), "base_rate": float(y.mean()), "brier": float(brier_score_loss(y, q)), "brier_ci": list(bootstrap_ci(brier_score_loss, y, q, block, n_boot, seed=seed)),
-            "ece": float(ece(y, q)), "ece_ci": list(bootstrap_ci(ece, y, q, block, n_boot, seed=seed)), "forecasts": "out-of-fold calibrated (purged folds), calibration part"}
-
 # %% ../nbs/12a_experiment.ipynb #1df916da
 def predictions_frame(plot_inputs:dict) -> pd.DataFrame:
     "One row per scored bar: time, outcome, every forecast's probability, MC std and mutual information, forward return."
@@ -376,7 +369,7 @@ def choose_decisions(val_mc:dict, cal:Calibrator, ds:SequenceDataset, ohlcv, spe
           {"max_uncertainty": max_uncertainty, "rule": "set by the user" if max_uncertainty is not None else "none: the bundle does not act"}
     skill = validation_skill(ds.val.y, val_mc["mean"], cal.kind, spec.horizon, spec.timeframe, seed=seed)
     return {**out, "max_uncertainty": unc["max_uncertainty"], "uncertainty_rule": unc["rule"], "risk_controlled": risk, "skill": skill,
-            "scores": validation_scores(ds.val.y, q, spec.timeframe, seed=seed)}
+            "scores": reference_scores(ds.val.y[ok], q[ok], bootstrap_block(spec.timeframe), seed=seed) | {"forecasts": "out-of-fold calibrated (purged folds), calibration part"}}
 
 def record_validation(meta:dict, metrics:dict, es:Part, cal_part:Part, decision:dict, horizon:int):
     "Write the validation parts, the decisions and the skill gate into a bundle's meta and metrics."
@@ -548,6 +541,10 @@ def itff_train(
     source:str="bundled", # candles: bundled, ccxt, yfinance or a CSV/parquet path
     class_weight:str=None, # 'balanced' to reweight rare labels
     threshold:float=None, # decision threshold on the calibrated probability (default: chosen on validation)
+    decision_rule:str="return", # how validation chooses it: 'return' (best net return per signal) or 'precision' (risk-controlled)
+    precision_target:float=0.55, # the 'precision' rule: precision at least this …
+    risk_delta:float=0.1, # … with probability 1 − risk_delta
+    ood_quantile:float=0.99, # out-of-distribution above this quantile of the validation windows' scores
     mc_samples:int=30, # Monte-Carlo dropout samples per bar
     epochs:int=30, # maximum epochs (early stopping on validation log loss)
     ensemble:int=1, # deep-ensemble members
@@ -564,7 +561,8 @@ def itff_train(
     with cli_errors():
         return run_experiment(ExperimentConfig(symbol, timeframe, label, model, source=source, window=window, split=_parse_split(val_start, test_start),
                                                include_sentiment=include_sentiment, sentiment_delay=sentiment_delay, epochs=epochs, class_weight=class_weight,
-                                               ensemble=ensemble, mc_samples=mc_samples, threshold=threshold, fee_bps=fee_bps, slippage_bps=slippage_bps, seed=seed))
+                                               ensemble=ensemble, mc_samples=mc_samples, threshold=threshold, fee_bps=fee_bps, slippage_bps=slippage_bps, seed=seed,
+                                               decision_rule=decision_rule, precision_target=precision_target, risk_delta=risk_delta, ood_quantile=ood_quantile))
 
 # %% ../nbs/12a_experiment.ipynb #15597e96
 @call_parse

@@ -26,9 +26,9 @@ from .pipeline import pipeline_lock, skill_words
 # %% auto #0
 __all__ = ['FORECAST_NAMES', 'REPORT_FIGURES', 'REPORT_PARAMS', 'SUMMARY_COLUMNS', 'INDEX_STYLE', 'template_path',
            'template_parameters', 'evaluate_report', 'report_facts', 'comparison_table', 'plain_verdict', 'show_figure',
-           'ReportJob', 'plan_reports', 'data_sha256', 'fingerprint', 'is_unchanged', 'export_html', 'summary_row',
-           'run_report', 'read_runs', 'read_summary', 'index_html', 'write_index', 'report_task', 'run_reports',
-           'itff_reports']
+           'ood_summary', 'live_summary', 'ReportJob', 'plan_reports', 'data_sha256', 'fingerprint', 'is_unchanged',
+           'export_html', 'summary_row', 'run_report', 'read_runs', 'read_summary', 'index_html', 'write_index',
+           'report_task', 'run_reports', 'itff_reports']
 
 # %% ../nbs/15_reports.ipynb #85aa4b0a
 def template_path(name:str="evaluation.ipynb") -> Path:
@@ -110,6 +110,35 @@ def show_figure(folder, name:str):
     p = Path(folder)/f"{name}.png"
     if not p.exists(): raise ITFFError(f"{p}: figure missing; rerun the evaluation")
     return Image(filename=str(p))
+
+# %% ../nbs/15_reports.ipynb #54a35e14
+def _with_ci(v, ci, fmt:str) -> str:
+    return "—" if v is None or pd.isna(v) else f"{v:{fmt}}" + ("" if ci is None or any(pd.isna(c) for c in ci) else f" [{ci[0]:{fmt}}, {ci[1]:{fmt}}]")
+
+def ood_summary(metrics:dict, meta:dict|None=None) -> tuple[pd.DataFrame|None, str]:
+    "The out-of-distribution gate on the scored bars: a table of flagged vs in-distribution bars, and its verdict in words."
+    o = metrics.get("ood")
+    if not o: return None, "This bundle has no out-of-distribution gate (it was trained before ITFF had one): retrain it to get one."
+    rows = {name: {"bars": f"{n:,}", "Brier": _with_ci(o[f"brier_{k}"], o[f"brier_{k}_ci"], ".4f"), "ECE": _with_ci(o[f"ece_{k}"], o[f"ece_{k}_ci"], ".4f")}
+            for name, k, n in (("flagged (out of distribution)", "flagged", o["n_flagged"]), ("in distribution", "in_distribution", o["n"] - o["n_flagged"]))}
+    rule = ((meta or {}).get("ood") or {}).get("rule", "the threshold chosen on validation")
+    text = (f"{o['share_flagged']:.1%} of the {o['n']:,} scored bars were out of distribution ({rule}); the decisions abstained on them. "
+            f"{o['verdict'][0].upper()}{o['verdict'][1:]}.")
+    return pd.DataFrame(rows).T, text
+
+def live_summary(sha:str, path=None) -> tuple[pd.DataFrame|None, str]:
+    "itff-monitor's latest live scores of the bundle with sha256 `sha` (from `monitor_path()` or `path`), and a sentence with the alarm."
+    from itff.monitor import monitor_path
+    p = Path(path or monitor_path())
+    try: b = json.loads(p.read_text()).get("bundles", {}).get(sha)
+    except (OSError, ValueError): b = None
+    if not b or not b.get("n"): return None, f"No resolved live forecasts of this bundle yet (itff-monitor's results: {p})."
+    row = {"resolved forecasts": f"{b['n']:,} ({str(b['first_bar'])[:16]} … {str(b['last_bar'])[:16]})",
+           "Brier": _with_ci(b["brier"], b.get("brier_ci"), ".4f"), "BSS vs validation climatology": _with_ci(b["bss"], b.get("bss_ci"), "+.4f"),
+           "ECE": _with_ci(b["ece"], b.get("ece_ci"), ".4f"), "hit rate of decisions": _with_ci(b.get("hit_rate"), b.get("hit_rate_ci"), ".3f") + f" ({b.get('n_decisions', 0)} decisions)"}
+    text = ("**Calibration alarm**: " + "; ".join(b["alarm_reasons"]) + ". Retrain or stop acting on this bundle." if b["alarm"] else
+            "No calibration alarm: live calibration is within what validation showed" + (f" ({'; '.join(b['alarm_reasons'])})" if b.get("alarm_reasons") else "") + ".")
+    return pd.DataFrame({"live": row}), text
 
 # %% ../nbs/15_reports.ipynb #8818336e
 @dataclass

@@ -222,9 +222,9 @@ def test_tradingview_webhook(secured):
     j = httpx.post(url, json={"passphrase": SECRET, "ticker": "BINANCE:BTCUSDT", "interval": "60", "time": "2025-09-30T23:00:00Z",
                               "close": 114048.93, "target": "level_up", "strategy": "itff"})
     assert j.status_code == 200, j.text
-    assert j.json()["symbol"] == "BTCUSDT" and j.json()["target"] == "level_up" and j.json()["stale"] is False
+    assert j.json()["symbol"] == "BTCUSDT" and j.json()["target"] == "level_up" and j.json()["alert_stale"] is False
     t = httpx.post(url, content="passphrase=tv-secret\nticker=BTCUSDT\ninterval=1H\ntime=2026-01-05T10:00:00Z", headers={"content-type": "text/plain"})
-    assert t.status_code == 200 and t.json()["stale"] is True and t.json()["timeframe"] == "1h"
+    assert t.status_code == 200 and t.json()["alert_stale"] is True and t.json()["timeframe"] == "1h"
     assert httpx.post(url, json={"passphrase": "guess", "ticker": "BTCUSDT", "interval": "60"}).status_code == 401
     assert httpx.post(url, content="ticker=BTCUSDT interval=60").status_code == 401
     r = httpx.post(url, json={"passphrase": SECRET, "ticker": "BTCUSDT", "interval": "240"})
@@ -275,7 +275,7 @@ def test_shipped_templates_work_as_tradingview_fills_them(secured, name):
     ctype = "application/json" if name.endswith(".json") else "text/plain"
     r = httpx.post(secured.url + "/webhook/tradingview", content=filled, headers={"content-type": ctype}, timeout=30)
     assert r.status_code == 200, r.text
-    assert r.json()["target"] == ("level_up" if "level_up" in name else "direction") and r.json()["stale"] is False
+    assert r.json()["target"] == ("level_up" if "level_up" in name else "direction") and r.json()["alert_stale"] is False
 
 
 def test_skill_gate_labels_or_refuses(models, window, tmp_path):

@@ -1,5 +1,5 @@
 """The Voila dashboard for real: itff-dashboard on a loopback port, driven by Debian's chromium through Playwright."""
-import os, re, shutil, socket, subprocess, time
+import json, os, re, shutil, socket, subprocess, time
 import httpx
 import pandas as pd
 import pytest
@@ -37,7 +37,24 @@ def dash_home(tiny_home, tmp_path_factory):
     r = run_cli("itff-reports", "--symbols", "BTCUSDT,ETHUSDT", "--timeframes", "1h", "--labels", "direction", "--models", "lstm",
                 "--n-boot", "40", "--jobs", "2", cwd=home, env={"ITFF_HOME": str(home)})
     assert r.returncode == 0, r.stdout + r.stderr
+    served_forecasts(home, tiny_home/"btcusdt_candles.csv")
     return home
+
+
+def served_forecasts(home, candles):
+    "Log the BTC direction bundle's last 200 test forecasts as the service would, and resolve them with the real itff-monitor."
+    from itff.artifacts import bundle_sha
+    from itff.monitor import PredictionLog
+    folder = home/"models/training/BTCUSDT_1h_direction_lstm"
+    meta, preds = json.loads((folder/"meta.json").read_text()), pd.read_csv(home/"reports/BTCUSDT_1h_direction_lstm/predictions.csv").tail(200)
+    with PredictionLog(home/"predictions.db") as log:
+        for i, r in enumerate(preds.itertuples()):
+            log.append({"logged_at": r.time, "request_id": f"r{i}", "source": "api", "bundle_id": meta["id"], "bundle_sha": bundle_sha(folder),
+                        "symbol": "BTCUSDT", "timeframe": "1h", "target": "direction", "model_type": "lstm", "label": json.dumps(meta["label"]),
+                        "bar_time": r.time, "probability": r.p_model, "mc_std": r.mc_std, "mutual_info": r.mutual_info,
+                        "decision": int(r.p_model >= meta["threshold"]), "threshold": meta["threshold"]})
+    r = run_cli("itff-monitor", "--db", home/"predictions.db", "--source", candles, cwd=home, env={"ITFF_HOME": str(home)})
+    assert r.returncode == 0 and (home/"reports/monitor.json").exists(), r.stdout + r.stderr
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +111,10 @@ def test_dashboard_in_the_browser(server, browser, tmp_path, dash_home):
     assert page.locator(".itff-reports table tbody tr").count() == 2          # summary.csv: BTC and ETH direction
     prob = float(text(page, "probability"))
     assert 0 < prob < 1 and text(page, "decision") in ("act", "no signal")
+    assert text(page, "ood") in ("in distribution", "out of distribution")   # the gate's verdict on the live forecast
+    assert page.locator(".itff-monitor table tbody tr").count() == 5 and "200 (" in text(page, "monitor")   # itff-monitor's live scores
+    assert text(page, "alarm").startswith(("No calibration alarm", "Calibration alarm"))
+    assert page.eval_on_selector("img.itff-live_reliability", "e => e.complete && e.naturalWidth > 200")
     page.screenshot(path=str(tmp_path/"dashboard_start.png"), full_page=True)
 
     roc, table = page.get_attribute("img.itff-roc", "src"), text(page, "metrics")
