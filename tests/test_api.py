@@ -1,6 +1,6 @@
 """The prediction service on a real uvicorn server (loopback only): endpoints, errors, auth, rate limit, webhook,
 schemathesis against the live OpenAPI schema, and a bounded load test."""
-import json, os, re, shutil, socket, subprocess, sys, threading, time
+import json, os, re, shutil, socket, subprocess, sys, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import httpx
@@ -34,7 +34,8 @@ class Server:
     "uvicorn serving itff.api:app in a subprocess on a free loopback port."
     def __init__(self, models, workers:int=1, **env):
         self.port = free_port(); self.url = f"http://127.0.0.1:{self.port}"
-        full = {**os.environ, "ITFF_MODELS_DIR": str(models), "ITFF_API_TOKEN": "", "ITFF_WEBHOOK_SECRET": "", "ITFF_API_RATE_LIMIT": "", **env}
+        full = {**os.environ, "ITFF_MODELS_DIR": str(models), "ITFF_API_TOKEN": "", "ITFF_WEBHOOK_SECRET": "", "ITFF_API_RATE_LIMIT": "",
+                "ITFF_PREDICTION_DB": str(Path(tempfile.mkdtemp(prefix="itff_log_"))/"predictions.db"), **env}   # never the working folder
         self.proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "itff.api:app", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
                                       "--workers", str(workers)],
                                      env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
