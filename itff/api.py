@@ -147,6 +147,7 @@ class PredictRequest(BaseModel):
     timeframe: Timeframe = "1h"
     mc_samples: int = Field(30, ge=1, le=200, description="Monte-Carlo dropout samples")
     allow_ood: bool = Field(False, description="let the decision act on out-of-distribution inputs (default: abstain)")
+    bar_time: str | int | None = Field(None, description="with `sequence`: open time of the window's last bar (ISO or epoch ms), so the logged forecast can be resolved")
     sequence: list[list[Finite]] | None = Field(None, max_length=2000, description="window × features raw feature values, oldest first")
     candles: list[Any] | None = Field(None, max_length=10_000, description="recent OHLCV bars, oldest first: objects like `Candle`, or arrays "
                                       "[timestamp, open, high, low, close, volume] as `ccxt.fetch_ohlcv` returns them (timestamp in epoch ms or ISO)")
@@ -435,10 +436,17 @@ def candle_frame(candles:list[Candle]) -> pd.DataFrame:
     except (ValueError, OverflowError) as e: raise DataError(f"candles: a timestamp is out of range ({e})") from e
     return pd.DataFrame({"timestamp": ms, **{k: [getattr(c, k) for c in candles] for k in ("open", "high", "low", "close", "volume")}})
 
+def _request_time(t) -> pd.Timestamp:
+    "A request's `bar_time` (epoch ms or ISO; naive is UTC) as a UTC timestamp; 422 naming the field if it is not one."
+    try: return pd.Timestamp(int(t), unit="ms", tz="UTC") if isinstance(t, int) or str(t).isdigit() else to_utc(t)
+    except (ValueError, OverflowError, TypeError): raise field_error("bar_time", f"not a time: {t!r} (ISO-8601 or epoch milliseconds)", str(t)[:50]) from None
+
 def _predict(app, pred:Predictor, req, t0:float, rid:str) -> dict:
     "Run the predictor on a request's sequence or candles and build the response."
     fresh = fresh_or_refuse(pred, app.state.config)
-    if req.sequence is not None: out = pred.predict_window(np.asarray(req.sequence, dtype="float64"), req.mc_samples, req.allow_ood)
+    if req.sequence is not None:
+        out = pred.predict_window(np.asarray(req.sequence, dtype="float64"), req.mc_samples, req.allow_ood)
+        out["bar_time"] = None if req.bar_time is None else str(_request_time(req.bar_time))
     else: out = pred.predict_candles(candle_frame(req.candles), req.mc_samples, req.allow_ood)
     return answered(app, pred, out | fresh, t0, rid, source="api")
 

@@ -163,6 +163,7 @@ def live_html(r:dict, threshold:float|None=None) -> str:
             f'mutual information <b>{r["mutual_info"]:.4f}</b>, decision at the bundle\'s {r["threshold"]:.2f}: <b class="itff-decision">{act}</b>.{also}</p>'
             + trust_html(r))
 
+# %% ../nbs/17_dashboard.ipynb #37a3f754
 def trust_html(r:dict) -> str:
     "The forecast's out-of-distribution verdict and the bundle's age, as one HTML line."
     if r.get("in_distribution") is None: ood = "no out-of-distribution gate in this bundle (retrain to get one)"

@@ -42,7 +42,7 @@ def monitor_path(env=None) -> Path:
 # %% ../nbs/20_monitor.ipynb #b150b2f1
 COLUMNS = {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "logged_at": "TEXT NOT NULL", "request_id": "TEXT", "source": "TEXT",
            "bundle_id": "TEXT", "bundle_sha": "TEXT NOT NULL", "symbol": "TEXT", "timeframe": "TEXT", "target": "TEXT",
-           "model_type": "TEXT", "label": "TEXT", "bar_time": "TEXT NOT NULL", "horizon_bars": "INTEGER",
+           "model_type": "TEXT", "label": "TEXT", "bar_time": "TEXT", "horizon_bars": "INTEGER",   # bar_time NULL: a window sent without its time (never resolved)
            "probability": "REAL", "mc_std": "REAL", "mutual_info": "REAL", "ood_score": "REAL", "in_distribution": "INTEGER",
            "decision": "INTEGER", "threshold": "REAL", "outcome": "REAL", "resolved_at": "TEXT"}
 SCHEMA = (f"CREATE TABLE IF NOT EXISTS forecasts ({', '.join(f'{k} {v}' for k, v in COLUMNS.items())});\n"
@@ -71,7 +71,7 @@ def _complete_row(row:dict) -> dict:
     if not isinstance(row, dict) or not row.keys() <= WRITABLE:
         bad = sorted(set(row) - WRITABLE) if isinstance(row, dict) else type(row).__name__
         raise PredictionLogError(f"unknown prediction log column(s) {bad}; expected some of {[c for c in COLUMNS if c != 'id']}")
-    if row.get("bundle_sha") is None or row.get("bar_time") is None: raise PredictionLogError("a logged forecast needs bundle_sha and bar_time")
+    if row.get("bundle_sha") is None: raise PredictionLogError("a logged forecast needs its bundle_sha")
     extra = {} if "logged_at" in row else {"logged_at": datetime.now(timezone.utc)}
     if "horizon_bars" not in row and isinstance(row.get("label"), dict): extra["horizon_bars"] = row["label"].get("horizon")
     return {**extra, **row} if extra else row
@@ -206,14 +206,16 @@ def resolve(log:PredictionLog, # the prediction log
     "Record the outcome of every unresolved forecast whose horizon has passed; how many were resolved."
     todo = log.rows(resolved=False)
     now = to_utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
-    total = {}
+    total = {"no_bar_time": int(todo.bar_time.isna().sum())}     # a `sequence` request without its bar time: nothing to resolve against
+    todo = todo[todo.bar_time.notna()]
     for (symbol, tf, label), g in todo.groupby(["symbol", "timeframe", "label"], dropna=False, sort=True):
         try: c = _resolve_group(log, g, symbol, tf, label, source, data_dir, now)
         except ITFFError as e: c = {"error": f"{symbol} {tf}: {e}", "failed": len(g)}
         if "error" in c: say(c.pop("error"))
         for k, v in c.items(): total[k] = total.get(k, 0) + v
     words = {"pending": "not due yet", "not_in_candles": f"bar not in the {source} candles",
-             "future_incomplete": "future not (fully) in the candles yet", "no_candles": "no candles", "bad_label": "unreadable label", "failed": "failed"}
+             "future_incomplete": "future not (fully) in the candles yet", "no_candles": "no candles", "bad_label": "unreadable label", "failed": "failed",
+             "no_bar_time": "no bar time (windows sent without one)"}
     left = [f"{total[k]} {w}" for k, w in words.items() if total.get(k)]
     say(f"resolved {total.get('resolved', 0)} forecasts" + (f"; unresolved: {', '.join(left)}" if left else ""))
     return total.get("resolved", 0)

@@ -61,16 +61,6 @@ class Predictor:
     @property
     def candles_needed(self) -> int: return self.window + feature_warmup(self.timeframe)   # consecutive bars a forecast needs
 
-    def age(self, now=None) -> pd.Timedelta:
-        "Time since the last candle the bundle was trained, calibrated or decided on."
-        return (to_utc(now) if now is not None else pd.Timestamp.now(tz="UTC")) - self.trained_through
-
-    def freshness(self, max_age:pd.Timedelta|None, now=None) -> dict:
-        "Age in hours, the limit, and whether the bundle is older than `max_age` (None: never stale)."
-        age = self.age(now)
-        return {"trained_through": str(self.trained_through), "age_hours": round(age / pd.Timedelta(hours=1), 2),
-                "max_age_hours": None if max_age is None else round(max_age / pd.Timedelta(hours=1), 2), "stale": bool(max_age is not None and age > max_age)}
-
     @property
     def info(self) -> dict: return {**self.bundle.info(), "label": self.bundle.meta["label"]["definition"], "threshold": self.threshold}
 
@@ -147,6 +137,19 @@ def predict_candles(self, candles:pd.DataFrame, mc_samples:int|None=None, allow_
     warning = None if used >= recommended else (f"{used} consecutive bars used; {recommended} recommended (window + {recommended - self.window}) for features "
                                                 f"identical to training's; with fewer they agree within 1e-3 of a training std")
     return {**self.predict_window(x, mc_samples, allow_ood), "bar_time": str(last), "horizon_bars": self.horizon, "candles_used": used, "warning": warning}
+
+# %% ../nbs/13_predictor.ipynb #39eb38bb
+@patch_to(Predictor)
+def age(self, now=None) -> pd.Timedelta:
+    "Time since the last candle the bundle was trained, calibrated or decided on."
+    return (to_utc(now) if now is not None else pd.Timestamp.now(tz="UTC")) - self.trained_through
+
+@patch_to(Predictor)
+def freshness(self, max_age:pd.Timedelta|None, now=None) -> dict:
+    "Age in hours, the limit, and whether the bundle is older than `max_age` (None: never stale)."
+    age = self.age(now)
+    return {"trained_through": str(self.trained_through), "age_hours": round(age / pd.Timedelta(hours=1), 2),
+            "max_age_hours": None if max_age is None else round(max_age / pd.Timedelta(hours=1), 2), "stale": bool(max_age is not None and age > max_age)}
 
 # %% ../nbs/13_predictor.ipynb #976a4685
 @patch_to(Predictor)

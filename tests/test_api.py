@@ -38,21 +38,24 @@ class Server:
                 "ITFF_PREDICTION_DB": str(Path(tempfile.mkdtemp(prefix="itff_log_"))/"predictions.db"), **env}   # never the working folder
         self.proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "itff.api:app", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
                                       "--workers", str(workers)],
-                                     env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                     env=full, stdout=(log := tempfile.TemporaryFile("w+")), stderr=subprocess.STDOUT, text=True)
+        self.log = log   # a file, not a pipe: a chatty server never blocks on a full pipe
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
                 if httpx.get(self.url + "/ready", timeout=2).status_code == 200: return
             except httpx.HTTPError: pass
-            if self.proc.poll() is not None: raise RuntimeError(self.proc.stdout.read())
+            if self.proc.poll() is not None: raise RuntimeError(self.output())
             time.sleep(0.3)
         self.stop(); raise RuntimeError("server did not become ready")
+
+    def output(self) -> str: self.log.seek(0); return self.log.read()
 
     def stop(self):
         self.proc.terminate()
         try: self.proc.wait(10)
         except subprocess.TimeoutExpired: self.proc.kill()
-        return self.proc.stdout.read()
+        return self.output()
 
 
 @pytest.fixture(scope="module")
