@@ -19,8 +19,6 @@ from .core import *
 from .artifacts import HASHES, bundle_sha
 from .data import cli_errors, load_ohlcv
 from .labels import LabelSpec, make_label
-from .metrics import _bss, block_bootstrap_indices, bootstrap_ci, ece, probability_metrics, reliability_table
-from .plots import plot_reliability, save_figure
 
 # %% auto #0
 __all__ = ['COLUMNS', 'SCHEMA', 'WRITABLE', 'WAL_LIMIT_PAGES', 'prediction_db_path', 'monitor_path', 'PredictionLogError',
@@ -223,6 +221,7 @@ def resolve(log:PredictionLog, # the prediction log
 # %% ../nbs/20_monitor.ipynb #359a63f2
 def reference_scores(y, p, block:int=48, n_boot:int=300, seed:int=0, bins:int=10) -> dict:
     "Validation scores a live monitor compares with: n, base rate, Brier and ECE with block-bootstrap 95% intervals."
+    from itff.metrics import bootstrap_ci, ece   # evaluation-side: the service imports this module without it
     y, p = np.asarray(y, "float64"), np.asarray(p, "float64")
     return {"n": len(y), "base_rate": float(y.mean()), "brier": float(brier_score_loss(y, p)),
             "brier_ci": list(bootstrap_ci(brier_score_loss, y, p, block, n_boot, seed=seed)), "ece": ece(y, p, bins),
@@ -238,6 +237,7 @@ def last_resolved(rows:pd.DataFrame, last:int=500) -> pd.DataFrame:
 # %% ../nbs/20_monitor.ipynb #aef7b35b
 def design_effect(y, block:int=48, n_boot:int=300, seed:int=0) -> float:
     "Block-bootstrap variance of the mean of `y` over its variance for independent rows (at least 1)."
+    from itff.metrics import block_bootstrap_indices   # evaluation-side: the service imports this module without it
     y = np.asarray(y, "float64")
     if len(y) < 2 or y.var() == 0: return 1.0
     v = y[block_bootstrap_indices(len(y), block, n_boot, seed)].mean(axis=1).var()
@@ -270,6 +270,7 @@ def calibration_alarm(s:dict, reference:dict|None, min_n:int=100) -> dict:
 # %% ../nbs/20_monitor.ipynb #4d753f6a
 def _hit_rate(y, decision, block, n_boot, seed) -> dict:
     "Share of positive outcomes among forecasts acted on, with its block-bootstrap interval."
+    from itff.metrics import bootstrap_ci   # evaluation-side: the service imports this module without it
     d = np.nan_to_num(np.asarray(decision, "float64")) == 1
     if not d.any(): return {"hit_rate": float("nan"), "hit_rate_ci": [float("nan")] * 2, "n_decisions": 0}
     stat = lambda yy, dd: yy[dd == 1].mean() if (dd == 1).any() else np.nan
@@ -288,6 +289,7 @@ def live_scores(rows:pd.DataFrame, # logged forecasts of one bundle (`Prediction
                 reference:dict|None, # the bundle's validation scores (`meta["validation"]["scores"]`), or None
                 last:int=500, block:int=48, n_boot:int=300, seed:int=0, min_n:int=100, bins:int=10) -> dict:
     "Brier, BSS, ECE, hit rate with block-bootstrap CIs, reliability table and alarm over the last `last` resolved forecasts."
+    from itff.metrics import _bss, bootstrap_ci, ece, probability_metrics, reliability_table   # evaluation-side: the service imports this module without it
     r = last_resolved(rows, last)
     y, p, nan = r.outcome.to_numpy("float64"), r.probability.to_numpy("float64"), float("nan")
     base = (reference or {}).get("base_rate")
@@ -335,6 +337,7 @@ def _json_clean(o):
 
 def bundle_monitor(rows:pd.DataFrame, folder, last:int=500, plot_dir=None, min_n:int=100, **kw) -> dict:
     "Identity, live scores and alarm of one bundle's forecasts; a reliability PNG in `plot_dir`."
+    from itff.plots import plot_reliability, save_figure   # evaluation-side, as above
     reference, why = validation_reference(folder)
     head, sha = rows.iloc[-1], rows.bundle_sha.iloc[0]
     s = live_scores(rows, reference, last, min_n=min_n, **kw)

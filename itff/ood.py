@@ -14,7 +14,6 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import brier_score_loss, pairwise_distances
 from sklearn.neighbors import NearestNeighbors
 from .core import *
-from .metrics import block_bootstrap_indices, bootstrap_ci, ece
 
 # %% auto #0
 __all__ = ['window_summary', 'OODGate', 'fit_ood', 'shift_volatility', 'save_ood', 'load_ood', 'ood_effect']
@@ -107,6 +106,7 @@ def _brier_gap(y, p, flagged, ix) -> float:
 
 def ood_effect(y, p, in_distribution, block:int=48, n_boot:int=300, seed:int=0, min_flagged:int=30) -> dict:
     "Share flagged; Brier and ECE of flagged vs in-distribution bars with block-bootstrap CIs; the Brier difference and a verdict."
+    from itff.metrics import block_bootstrap_indices, bootstrap_ci, ece   # evaluation-side: serving loads this module's gate without it
     y, p, flagged = np.asarray(y, "float64"), np.asarray(p, "float64"), ~np.asarray(in_distribution, bool)
     out = {"n": int(len(y)), "n_flagged": int(flagged.sum()), "share_flagged": float(flagged.mean()) if len(y) else float("nan")}
     for name, m in (("flagged", flagged), ("in_distribution", ~flagged)):
