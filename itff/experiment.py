@@ -172,14 +172,14 @@ def headline_table(metrics:dict) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 # %% ../nbs/12a_experiment.ipynb #1fa96322
-def risk_controlled_threshold(y, p, target:float=0.55, delta:float=0.1, min_signals:int=10, grid=None) -> dict:
+def risk_controlled_threshold(y, p, target:float=0.55, delta:float=0.1, min_signals:int=50, grid=None) -> dict:
     "The lowest threshold whose precision is at least `target` with probability 1 − `delta`: exact binomial tests in a fixed sequence from the highest threshold down (Learn-then-Test)."
     y, p = np.asarray(y, bool), np.asarray(p, "float64")
     grid = np.round(np.arange(0.99, 0.0, -0.01), 2) if grid is None else np.sort(np.asarray(grid))[::-1]
     best = None
     for t in grid:
         act = p >= t; n, k = int(act.sum()), int(y[act].sum())
-        if n < min_signals: continue                        # too few signals to test this one: not part of the sequence
+        if n < min_signals: continue                        # the sequence starts where there are enough signals to test (set by p alone)
         p_value = float(binom.sf(k - 1, n, target))         # P(≥ k hits in n | precision = target)
         if p_value > delta: break                           # the sequence stops at the first threshold it cannot certify
         best = {"threshold": float(t), "signals": n, "precision": k / n, "p_value": p_value}

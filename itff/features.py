@@ -89,11 +89,12 @@ def engineer_features(ohlcv:pd.DataFrame, # validated candles (see `itff.data`)
     c, logc = ohlcv["close"], np.log(ohlcv["close"])
     r1, lv = logc.diff(), np.log1p(ohlcv["volume"])
     days = day_windows(timeframe or infer_timeframe(ohlcv.index))
-    f = {f"ret_{k}": logc.diff(k) for k in RETURN_LAGS} | {f"vol_{n}": r1.rolling(n).std() for n in VOL_WINDOWS}
-    f |= {name: logc.diff(n) if name.startswith("ret") else r1.rolling(n).std() if name.startswith("vol_")
-          else (lv - lv.rolling(n).mean()) / lv.rolling(n).std() for name, n in days.items()}
+    kind = lambda prefix: {k: n for k, n in days.items() if k.startswith(prefix)}
+    f = {f"ret_{k}": logc.diff(k) for k in RETURN_LAGS} | {k: logc.diff(n) for k, n in kind("ret_").items()}
+    f |= {f"vol_{n}": r1.rolling(n).std() for n in VOL_WINDOWS} | {k: r1.rolling(n).std() for k, n in kind("vol_").items()}
     f |= {"range_hl": np.log(ohlcv["high"] / ohlcv["low"]), "body": np.log(c / ohlcv["open"]),
           "rsi_14": rsi(c), "bb_pos_20": bollinger_position(c), "atr_14": wilder(true_range(ohlcv), 14) / c}
+    f |= {k: (lv - lv.rolling(n).mean()) / lv.rolling(n).std() for k, n in kind("volume_z_").items()}
     out = pd.concat([pd.DataFrame(f), macd(c), calendar_features(ohlcv.index)], axis=1)
     if sentiment is not None: out = out.join(sentiment.reindex(ohlcv.index).fillna(0.0))
     return out.astype("float64").rename_axis("timestamp")
