@@ -1,7 +1,7 @@
 """Trust in live use, end to end on loopback: the held-out bundled candles replayed bar by bar through a real uvicorn
 server, `itff-monitor` resolving the logged forecasts, a volatility-shifted feed tripping the out-of-distribution gate
 and the calibration alarm, and a killed server losing no acknowledged log row."""
-import json, sqlite3, threading
+import json, os, signal, sqlite3, subprocess, sys, threading
 import httpx
 import numpy as np
 import pandas as pd
@@ -10,6 +10,7 @@ from conftest import run_cli
 from test_api import Server
 from itff.data import load_ohlcv
 from itff.experiment import ExperimentConfig, evaluate_bundle, read_predictions, run_experiment
+from itff.monitor import PredictionLog
 from itff.ood import shift_volatility
 
 REPLAY, HISTORY, MC = 300, 400, 10   # bars replayed, candles sent with each request, MC samples
@@ -102,3 +103,37 @@ def test_killed_service_loses_no_acknowledged_row(bundle, tmp_path):
     assert len(acked) >= 25
     with sqlite3.connect(db) as c: logged = {r[0] for r in c.execute("select request_id from forecasts")}
     assert set(acked) <= logged, set(acked) - logged
+
+
+WRITER = """
+import sys
+from itff.monitor import PredictionLog
+log, n, tag = PredictionLog(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+for i in range(n):
+    print(log.append({"bundle_sha": "w", "bar_time": "2025-06-01", "request_id": f"{tag}-{i}", "probability": 0.5}), flush=True)
+"""
+
+
+def writer(tmp_path, db, n, tag):
+    "A process appending `n` rows to the log at `db`, printing each id once `append` has returned (acknowledged)."
+    (tmp_path/"writer.py").write_text(WRITER)
+    return subprocess.Popen([sys.executable, str(tmp_path/"writer.py"), str(db), str(n), tag], stdout=subprocess.PIPE, text=True)
+
+
+def test_log_takes_several_writer_processes(tmp_path):
+    procs = [writer(tmp_path, tmp_path/"multi.db", 400, tag) for tag in ("a", "b")]      # as two uvicorn workers would
+    outs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    with PredictionLog(tmp_path/"multi.db") as m: r = m.rows()
+    assert len(r) == 800 and r.id.is_unique and sorted(map(int, outs[0] + outs[1])) == sorted(r.id)
+    assert r.request_id.str[0].value_counts().to_dict() == {"a": 400, "b": 400}
+
+
+def test_log_killed_writer_loses_no_acknowledged_row(tmp_path):
+    p = writer(tmp_path, tmp_path/"killed.db", 10**7, "k")
+    acked = [int(p.stdout.readline()) for _ in range(300)]
+    os.kill(p.pid, signal.SIGKILL)
+    acked += [int(x) for x in p.stdout.read().split()]                                   # ids printed before the kill were acknowledged too
+    assert p.wait(timeout=30) == -signal.SIGKILL
+    with PredictionLog(tmp_path/"killed.db") as k: ids = set(k.rows().id)
+    assert set(acked) <= ids
