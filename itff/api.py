@@ -137,6 +137,7 @@ def candle_row(row) -> Candle:
     if isinstance(row, (list, tuple)) and len(row) == 6: return Candle(**dict(zip(("timestamp", "open", "high", "low", "close", "volume"), row)))
     raise ValueError(f"expected an object or an array [timestamp, open, high, low, close, volume], got {str(row)[:60]}")
 
+# %% ../nbs/16_api.ipynb #c6367f0c
 class PredictRequest(BaseModel):
     "A forecast request: exactly one of `sequence` or `candles`."
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
@@ -459,6 +460,7 @@ def answered(app, pred:Predictor, out:dict, t0:float, rid:str, source:str="api",
     log_forecast(app, pred, res, source)
     return res
 
+# %% ../nbs/16_api.ipynb #0a25385b
 def log_forecast(app, pred:Predictor, res:dict, source:str):
     "Append a served forecast to the prediction log; a failure is logged and counted, never raised."
     log, m = app.state.prediction_log, app.state.metrics
