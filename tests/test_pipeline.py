@@ -45,7 +45,8 @@ def test_predictor_matches_mc_samples_and_calibration(trained):
     ref = mc_samples(pred.bundle.models[0], pred.bundle.scaler.transform(x)[None], 8, seed=pred.seed, chunk=1)[:, 0]
     assert r["mc_mean"] == pytest.approx(float(ref.mean()), abs=1e-7)
     assert r["probability"] == pytest.approx(float(pred.bundle.calibrator(np.array([ref.mean()]))[0]), abs=1e-7)
-    assert r["threshold"] == 0.45 and r["decision"] == (r["probability"] >= 0.45)
+    assert r["threshold"] == 0.45 and r["abstained_ood"] == (r["in_distribution"] is False)      # random raw features: likely out of distribution
+    assert r["decision"] == (r["probability"] >= 0.45 and not r["uncertain"] and not r["abstained_ood"])
     assert r["model"]["sha256"] == pred.bundle.sha and r["model"]["id"] == ID
     with pytest.raises(DataError, match=r"expected shape \(16, 21\)"): pred.predict_window(x[:, :20])
 
