@@ -32,12 +32,12 @@ from .predictor import Predictor
 from .monitor import PredictionLog, monitor_path, prediction_db_path
 
 # %% auto #0
-__all__ = ['Finite', 'Target', 'ModelType', 'Timeframe', 'api_key', 'LIVE_GAUGES', 'app', 'ApiConfig', 'field_error',
-           'ModelRegistry', 'fresh_or_refuse', 'Candle', 'candle_row', 'PredictRequest', 'ModelInfo', 'Prediction',
-           'ApiMetrics', 'request_id', 'ObservabilityMiddleware', 'require_token', 'open_prediction_log', 'live_gauges',
-           'LiveCollector', 'create_app', 'validation_detail', 'BundleStatus', 'ModelCard', 'model_card', 'Health',
-           'candle_frame', 'answered', 'log_forecast', 'TradingViewAlert', 'WebhookResult', 'parse_alert', 'tv_symbol',
-           'tv_timeframe', 'CandleCache', 'itff_serve']
+__all__ = ['Finite', 'Target', 'ModelType', 'Timeframe', 'api_key', 'LIVE_GAUGES', 'app', 'ApiConfig', 'model_max_age',
+           'field_error', 'ModelRegistry', 'fresh_or_refuse', 'Candle', 'candle_row', 'PredictRequest', 'ModelInfo',
+           'Prediction', 'ApiMetrics', 'request_id', 'ObservabilityMiddleware', 'require_token', 'open_prediction_log',
+           'live_gauges', 'LiveCollector', 'create_app', 'validation_detail', 'BundleStatus', 'ModelCard', 'model_card',
+           'Health', 'candle_frame', 'answered', 'log_forecast', 'TradingViewAlert', 'WebhookResult', 'parse_alert',
+           'tv_symbol', 'tv_timeframe', 'CandleCache', 'itff_serve']
 
 # %% ../nbs/16_api.ipynb #14c00fbe
 @dataclass(frozen=True)
@@ -62,12 +62,12 @@ class ApiConfig:
         return cls(get_settings(env).models_dir, env.get("ITFF_API_TOKEN") or None, env.get("ITFF_WEBHOOK_SECRET") or None,
                    env.get("ITFF_API_RATE_LIMIT") or None, int(env.get("ITFF_API_MAX_BODY") or 1_000_000),
                    env.get("ITFF_CANDLES_SOURCE") or "bundled", env.get("ITFF_API_RATE_LIMIT_STORAGE") or "memory://",
-                   _flag(env, "ITFF_API_REFUSE_NO_SKILL"), _max_age(env.get("ITFF_MODEL_MAX_AGE")), _flag(env, "ITFF_REFUSE_STALE"),
+                   _flag(env, "ITFF_API_REFUSE_NO_SKILL"), model_max_age(env.get("ITFF_MODEL_MAX_AGE")), _flag(env, "ITFF_REFUSE_STALE"),
                    None if (env.get("ITFF_PREDICTION_DB") or "").lower() == "off" else prediction_db_path(env), monitor_path(env))
 
 def _flag(env, key) -> bool: return (env.get(key) or "").lower() in ("1", "true", "yes")
 
-def _max_age(text:str|None) -> pd.Timedelta|None:
+def model_max_age(text:str|None) -> pd.Timedelta|None:
     "ITFF_MODEL_MAX_AGE as a time span ('14d', '36h'); unset or empty: bundles never go stale."
     if not text: return None
     try: age = pd.Timedelta(text)

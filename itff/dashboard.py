@@ -121,13 +121,13 @@ _PREDICTORS, _CANDLES = {}, {}   # loaded predictors by bundle; candle caches by
 def live_forecast(view:View, source:str|None=None, bars:int=600) -> dict:
     "Calibrated probability, MC std, mutual information and decision for the bar after the latest candle from `source`."
     from itff.predictor import Predictor
-    from itff.api import CandleCache
+    from itff.api import CandleCache, model_max_age
     source = source or os.environ.get("ITFF_CANDLES_SOURCE") or "bundled"
     key = (str(view.bundle), (view.bundle/"hashes.json").stat().st_mtime_ns)
     if key not in _PREDICTORS: _PREDICTORS[key] = Predictor.load(path=view.bundle)
     candles = _CANDLES.setdefault(source, CandleCache(source)).get(view.meta["symbol"], view.meta["timeframe"], bars)
-    pred, max_age = _PREDICTORS[key], os.environ.get("ITFF_MODEL_MAX_AGE")
-    return {**pred.predict_candles(candles), **pred.freshness(pd.Timedelta(max_age) if max_age else None), "source": source}
+    pred = _PREDICTORS[key]
+    return {**pred.predict_candles(candles), **pred.freshness(model_max_age(os.environ.get("ITFF_MODEL_MAX_AGE"))), "source": source}
 
 # %% ../nbs/17_dashboard.ipynb #7408eaeb
 EMPTY_STATE = """<div class="itff-empty" style="max-width:900px"><h3>No trained models yet</h3><p>Nothing under <code>{models}</code>. Train the demo models

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch_to
 from fastcore.script import call_parse
 from .core import *
 from .backtest import Costs, backtest, plot_backtest, trade_exits
@@ -35,9 +36,10 @@ __all__ = ['load_inputs', 'experiment_dataset', 'sentiment_coverage', 'part_slic
            'fit_references', 'reference_probs', 'side_of', 'forward_returns', 'trade_returns', 'bootstrap_block',
            'verdict', 'evaluate', 'headline_table', 'risk_controlled_threshold', 'choose_threshold',
            'choose_max_uncertainty', 'validation_skill', 'predictions_frame', 'read_predictions', 'write_report',
-           'experiment_id', 'ExperimentConfig', 'stage_logger', 'bundle_meta', 'calibrate_on_validation',
-           'choose_decisions', 'record_validation', 'save_experiment', 'Fitted', 'fit_and_score', 'run_experiment',
-           'check_out_of_sample', 'with_warmup', 'evaluate_bundle', 'evaluate_saved', 'itff_train', 'itff_evaluate']
+           'experiment_id', 'ExperimentConfig', 'check_config', 'stage_logger', 'bundle_meta',
+           'calibrate_on_validation', 'choose_decisions', 'record_validation', 'save_experiment', 'Fitted',
+           'fit_and_score', 'run_experiment', 'check_out_of_sample', 'with_warmup', 'evaluate_bundle', 'evaluate_saved',
+           'itff_train', 'itff_evaluate']
 
 # %% ../nbs/12a_experiment.ipynb #7280cf1c
 def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentiment:bool=False, start=None, days:float=60, sentiment_delay="0s"):
@@ -304,32 +306,37 @@ class ExperimentConfig:
     slippage_bps:float = 5           # slippage per side
     n_boot:int = 300                 # bootstrap resamples for intervals and p-values
 
-    def __post_init__(self):
-        if self.model_type not in MODEL_TYPES: raise ITFFError(f"unknown model type {self.model_type!r}; expected one of {list(MODEL_TYPES)}")
-        label_spec(self.label, self.timeframe, self.horizon, self.theta); class_weights(np.array([0.0, 1.0]), self.class_weight)   # fail early
-        self.split = tuple(self.split)
-        for k in ("window", "epochs", "ensemble", "mc_samples", "n_boot"):
-            if int(getattr(self, k)) < 1: raise ITFFError(f"{k} must be at least 1, got {getattr(self, k)}")
-        if self.threshold is not None and not 0 < self.threshold <= 1: raise ITFFError(f"threshold must be in (0, 1], got {self.threshold}")
-        if self.decision_rule not in ("return", "precision"): raise ITFFError(f"decision_rule must be 'return' or 'precision', got {self.decision_rule!r}")
-        for k in ("precision_target", "risk_delta"):
-            if not 0 < getattr(self, k) < 1: raise ITFFError(f"{k} must be in (0, 1), got {getattr(self, k)}")
-        if not 0.5 < self.ood_quantile <= 1: raise ITFFError(f"ood_quantile must be in (0.5, 1], got {self.ood_quantile}")
-        try: pd.Timedelta(self.sentiment_delay)
-        except ValueError: raise ITFFError(f"sentiment_delay {self.sentiment_delay!r} is not a time span like '15min'") from None
+    def __post_init__(self): self.split = tuple(self.split); check_config(self)   # bad values fail before any work
 
-    @property
-    def spec(self) -> LabelSpec: return label_spec(self.label, self.timeframe, self.horizon, self.theta)
-    @property
-    def id(self) -> str: return experiment_id(self.symbol, self.timeframe, self.label, self.model_type)
-    def to_dict(self) -> dict: return {**asdict(self), "split": list(self.split)}
+# %% ../nbs/12a_experiment.ipynb #e90f6774
+def check_config(cfg:ExperimentConfig):
+    "An `ITFFError` naming the first setting of `cfg` that cannot work."
+    if cfg.model_type not in MODEL_TYPES: raise ITFFError(f"unknown model type {cfg.model_type!r}; expected one of {list(MODEL_TYPES)}")
+    label_spec(cfg.label, cfg.timeframe, cfg.horizon, cfg.theta); class_weights(np.array([0.0, 1.0]), cfg.class_weight)
+    for k in ("window", "epochs", "ensemble", "mc_samples", "n_boot"):
+        if int(getattr(cfg, k)) < 1: raise ITFFError(f"{k} must be at least 1, got {getattr(cfg, k)}")
+    if cfg.threshold is not None and not 0 < cfg.threshold <= 1: raise ITFFError(f"threshold must be in (0, 1], got {cfg.threshold}")
+    if cfg.decision_rule not in ("return", "precision"): raise ITFFError(f"decision_rule must be 'return' or 'precision', got {cfg.decision_rule!r}")
+    for k in ("precision_target", "risk_delta"):
+        if not 0 < getattr(cfg, k) < 1: raise ITFFError(f"{k} must be in (0, 1), got {getattr(cfg, k)}")
+    if not 0.5 < cfg.ood_quantile <= 1: raise ITFFError(f"ood_quantile must be in (0.5, 1], got {cfg.ood_quantile}")
+    try: pd.Timedelta(cfg.sentiment_delay)
+    except ValueError: raise ITFFError(f"sentiment_delay {cfg.sentiment_delay!r} is not a time span like '15min'") from None
 
-    @classmethod
-    def from_dict(cls, d:dict) -> "ExperimentConfig":
-        "A config from `to_dict`'s output; unknown keys are an error."
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown: raise ITFFError(f"unknown experiment settings {sorted(unknown)}")
-        return cls(**d)
+# %% ../nbs/12a_experiment.ipynb #90cffdcd
+@patch_to(ExperimentConfig, as_prop=True)
+def spec(self) -> LabelSpec: return label_spec(self.label, self.timeframe, self.horizon, self.theta)
+@patch_to(ExperimentConfig, as_prop=True)
+def id(self) -> str: return experiment_id(self.symbol, self.timeframe, self.label, self.model_type)
+@patch_to(ExperimentConfig)
+def to_dict(self) -> dict: return {**asdict(self), "split": list(self.split)}
+
+@patch_to(ExperimentConfig, cls_method=True)
+def from_dict(cls, d:dict) -> "ExperimentConfig":
+    "A config from `to_dict`'s output; unknown keys are an error."
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown: raise ITFFError(f"unknown experiment settings {sorted(unknown)}")
+    return cls(**d)
 
 # %% ../nbs/12a_experiment.ipynb #ab557fc0
 def stage_logger(log=print, prefix:str=""):

@@ -23,8 +23,8 @@ from .labels import LabelSpec, make_label
 # %% auto #0
 __all__ = ['COLUMNS', 'SCHEMA', 'WRITABLE', 'WAL_LIMIT_PAGES', 'prediction_db_path', 'monitor_path', 'PredictionLogError',
            'PredictionLog', 'resolve', 'reference_scores', 'last_resolved', 'design_effect', 'ece_noise_floor',
-           'calibration_alarm', 'live_scores', 'find_bundles', 'validation_reference', 'bundle_monitor', 'run_monitor',
-           'monitor_line', 'itff_monitor']
+           'calibration_alarm', 'live_scores', 'bundles_by_sha', 'validation_reference', 'bundle_monitor',
+           'run_monitor', 'monitor_line', 'itff_monitor']
 
 # %% ../nbs/20_monitor.ipynb #f497515f
 def prediction_db_path(env=None) -> Path:
@@ -312,7 +312,7 @@ def live_scores(rows:pd.DataFrame, # logged forecasts of one bundle (`Prediction
     return s | calibration_alarm(s, reference, min_n)
 
 # %% ../nbs/20_monitor.ipynb #3b745e25
-def find_bundles(models_dir=None) -> dict[str, Path]:
+def bundles_by_sha(models_dir=None) -> dict[str, Path]:
     "Bundle folders under `models_dir/training` (default: the settings'), by their sha."
     root = Path(models_dir or get_settings().models_dir)/"training"
     return {bundle_sha(f.parent): f.parent for f in sorted(root.glob(f"*/{HASHES}")) if not f.parent.name.startswith(".")}
@@ -361,7 +361,7 @@ def run_monitor(db=None, # the prediction log (path or `PredictionLog`; default 
     else: plog = PredictionLog(db)
     try:
         resolved = resolve(plog, source, data_dir, now, say=log)
-        rows, bundles = plog.rows(), find_bundles(models_dir)
+        rows, bundles = plog.rows(), bundles_by_sha(models_dir)
     finally:
         if plog is not db: plog.close()
     res = {"generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "db": str(plog.path), "source": source,

@@ -138,6 +138,20 @@ def _labels(train_direction:bool, train_level:bool, labels:str|None) -> tuple:
 
 def _split(s:str|None) -> list[str]: return [x.strip() for x in (s or "").split(",") if x.strip()]
 
+def _here(cfg, labels, models, days):
+    "The pipeline in this process; prints the summary (and the bundles without skill), exits 1 on an unexpected failure."
+    try: summary = run_pipeline(cfg, labels, models, days)
+    except ITFFError: raise
+    except Exception as e:
+        print(f"error: pipeline failed: {type(e).__name__}: {e}", file=sys.stderr)
+        if os.environ.get("ITFF_DEBUG"): traceback.print_exc(file=sys.stderr)
+        sys.exit(1)
+    print("\n" + summary.drop(columns=["bundle"]).to_string(index=False))
+    for _, r in summary[summary.skill.str.startswith("NO")].iterrows():
+        print(f"⚠ {r.label} {r.model}: validation showed no skill over climatology; the service and reports label its forecasts no_skill")
+    print(f"\nbundles in {get_settings().models_dir/'training'}, reports in {get_settings().reports_dir}")
+    return summary
+
 def _on_cluster(cfg, symbols, timeframes, labels, models, days, scheduler, workers):
     "The pipeline as Dask tasks; prints the summary and the failures, exits with the number that failed."
     from itff.cluster import dask_client
@@ -184,18 +198,7 @@ def itff_pipeline(
         if not labs: return data_only(cfg, days)
         if symbols or timeframes or scheduler or workers or os.environ.get("ITFF_DASK_SCHEDULER"):
             return _on_cluster(cfg, _split(symbols) or [symbol], _split(timeframes) or [timeframe], labs, models, days, scheduler, workers)
-        try:
-            summary = run_pipeline(cfg, labs, models, days)
-        except ITFFError: raise
-        except Exception as e:
-            print(f"error: pipeline failed: {type(e).__name__}: {e}", file=sys.stderr)
-            if os.environ.get("ITFF_DEBUG"): traceback.print_exc(file=sys.stderr)
-            sys.exit(1)
-        print("\n" + summary.drop(columns=["bundle"]).to_string(index=False))
-        for _, r in summary[summary.skill.str.startswith("NO")].iterrows():
-            print(f"⚠ {r.label} {r.model}: validation showed no skill over climatology; the service and reports label its forecasts no_skill")
-        print(f"\nbundles in {get_settings().models_dir/'training'}, reports in {get_settings().reports_dir}")
-        return summary
+        return _here(cfg, labs, models, days)
 
 # %% ../nbs/14_pipeline.ipynb #a40a5bc9
 @call_parse

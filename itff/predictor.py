@@ -78,12 +78,24 @@ def _check_window(x, window:int, n_features:int) -> np.ndarray:
 @patch_to(Predictor)
 def samples(self, window, mc_samples:int|None=None) -> np.ndarray:
     "Pooled MC probabilities (n × members,) for one unscaled (window, F) array."
+    return self._mc(self._scaled(window), self._checked_n(mc_samples))
+
+@patch_to(Predictor)
+def _checked_n(self, mc_samples) -> int:
     n = self._n(mc_samples)
     if not 1 <= n <= 1000: raise DataError(f"mc_samples must be between 1 and 1000, got {n}")
-    x = self.bundle.scaler.transform(_check_window(window, self.window, len(self.features)))
+    return n
+
+@patch_to(Predictor)
+def _scaled(self, window) -> np.ndarray: return self.bundle.scaler.transform(_check_window(window, self.window, len(self.features)))
+
+@patch_to(Predictor)
+def _mc(self, x:np.ndarray, n:int) -> np.ndarray:
+    "Pooled MC probabilities of one scaled window."
     batch = np.broadcast_to(x, (n, *x.shape))
     return np.concatenate([np.asarray(f(tv, ntv, batch)) for f, tv, ntv in zip(self._fns, self._tv, self._ntv)])
 
+# %% ../nbs/13_predictor.ipynb #222b1759
 @patch_to(Predictor)
 def _decide(self, p:float, std:float, in_distribution:bool|None=None, allow_ood:bool=False) -> dict:
     "Act when p ≥ threshold, the MC std is within the bundle's cut-off and the input is in distribution (unless `allow_ood`); say what vetoed it."
@@ -94,14 +106,19 @@ def _decide(self, p:float, std:float, in_distribution:bool|None=None, allow_ood:
 @patch_to(Predictor)
 def ood_check(self, window) -> dict:
     "The out-of-distribution score of one unscaled (window, F) array and whether it is within the gate's threshold (None without a gate)."
+    return self._ood_verdict(self._scaled(window))
+
+@patch_to(Predictor)
+def _ood_verdict(self, x:np.ndarray) -> dict:
     if self.ood is None: return {"ood_score": None, "in_distribution": None}
-    s, ok = self.ood(self.bundle.scaler.transform(_check_window(window, self.window, len(self.features)))[None])
+    s, ok = self.ood(x[None])
     return {"ood_score": float(s[0]), "in_distribution": bool(ok[0])}
 
 @patch_to(Predictor)
 def predict_window(self, window, mc_samples:int|None=None, allow_ood:bool=False) -> dict:
     "Calibrated probability, MC mean/std, entropy, mutual information, out-of-distribution score and decision for one (window, F) array."
-    s, ood = mc_summary(self.samples(window, mc_samples)[:, None]), self.ood_check(window)
+    n, x = self._checked_n(mc_samples), self._scaled(window)   # scaled once, for the MC passes and the gate
+    s, ood = mc_summary(self._mc(x, n)[:, None]), self._ood_verdict(x)
     p = float(self.bundle.calibrator(s["mean"])[0])
     return {"probability": p, "mc_mean": float(s["mean"][0]), "mc_std": float(s["std"][0]), "entropy": float(s["entropy"][0]),
             "expected_entropy": float(s["expected_entropy"][0]), "mutual_info": float(s["mutual_info"][0]),
@@ -157,10 +174,11 @@ def predict_windows(self, X, mc_samples:int|None=None, chunk:int=256) -> pd.Data
     "Per-row calibrated probability and MC summary for unscaled windows (N, window, F)."
     X = np.asarray(X, "float64")
     if X.ndim != 3 or X.shape[1:] != (self.window, len(self.features)): raise DataError(f"windows: expected shape (N, {self.window}, {len(self.features)}), got {X.shape}")
-    s = mc_summary(ensemble_samples(self.bundle.models, self.bundle.scaler.transform(X), self._n(mc_samples), seed=self.seed, chunk=chunk))
+    Xs = self.bundle.scaler.transform(X)
+    s = mc_summary(ensemble_samples(self.bundle.models, Xs, self._n(mc_samples), seed=self.seed, chunk=chunk))
     out = pd.DataFrame({"probability": self.bundle.calibrator(s["mean"]), "mc_mean": s["mean"], "mc_std": s["std"],
                         "entropy": s["entropy"], "mutual_info": s["mutual_info"]})
     uncertain = out.mc_std > self.max_uncertainty if self.max_uncertainty is not None else False
-    if self.ood is not None: out["ood_score"], out["in_distribution"] = self.ood(self.bundle.scaler.transform(X))
+    if self.ood is not None: out["ood_score"], out["in_distribution"] = self.ood(Xs)
     ok = out["in_distribution"] if self.ood is not None else True
     return out.assign(decision=(out.probability >= self.threshold) & ~uncertain & ok, uncertain=uncertain)
