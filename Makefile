@@ -21,7 +21,7 @@ demo: install
 
 # Evaluation reports (papermill) of the demo bundles: reports/*.html, reports/index.html, reports/summary.csv.
 reports: install
-	$(BIN)/itff-reports --symbols BTCUSDT --timeframes 1h --labels direction,level_up --models lstm,transformer --jobs 2
+	$(BIN)/itff-reports --symbols BTCUSDT --timeframes 1h --labels direction,level_up --models lstm,transformer --workers 2
 
 # The Voila dashboard on http://127.0.0.1:8050 (basic auth when ITFF_DASH_USERNAME and ITFF_DASH_PASSWORD are set).
 dashboard: install
@@ -53,6 +53,7 @@ nbtest: install
 
 lint: install
 	$(BIN)/ruff check itff tests benchmarks
+	$(BIN)/actionlint
 
 pytest: install
 	$(BIN)/python -m pytest tests
@@ -64,8 +65,8 @@ bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/windows.py
 	$(BIN)/python benchmarks/predictor_latency.py
-	$(BIN)/python benchmarks/api_latency.py --model-type lstm
-	$(BIN)/python benchmarks/api_latency.py --model-type transformer
+	$(BIN)/python benchmarks/api_latency.py --model lstm
+	$(BIN)/python benchmarks/api_latency.py --model transformer
 	$(BIN)/python benchmarks/cluster_speedup.py
 	$(BIN)/python benchmarks/prediction_log.py
 

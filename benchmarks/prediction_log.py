@@ -9,14 +9,15 @@ checkpoints keep the WAL small and no append ever checkpoints). Two references a
 - naive sqlite: the same INSERT on a connection with SQLite's defaults (rollback journal, synchronous=FULL, an fsync
   per commit), which is what a first implementation would do.
 Results (mean, p50, p99, p99.9, max in µs) go to benchmarks/results/prediction_log.json.
-Run: .venv/bin/python benchmarks/prediction_log.py [--appends 2000]
+Run: .venv/bin/python benchmarks/prediction_log.py [--appends 2000] [--smoke]
 """
-import argparse, os, sqlite3, tempfile, time
+import os, sqlite3, tempfile, time
 from pathlib import Path
 import numpy as np
-from common import RESULTS, save_results
+from common import out_path, parser, save_results
 from itff.labels import label_spec
-from itff.monitor import SCHEMA, PredictionLog, _sql_value
+try: from itff.predlog import SCHEMA, PredictionLog, _sql_value                     # their home after the module split …
+except ImportError: from itff.monitor import SCHEMA, PredictionLog, _sql_value    # … and before it: drop this line once itff.predlog exists
 
 ROW = dict(request_id="bench", source="api", bundle_id="BTCUSDT_1h_direction_lstm", bundle_sha="ab" * 32, symbol="BTCUSDT",
            timeframe="1h", target="direction", model_type="lstm", label=label_spec("direction", "1h").to_dict(),
@@ -59,13 +60,13 @@ def naive_sqlite(path, n):
     return times
 
 
-def main(appends=2000, naive_appends=100, out=RESULTS/"prediction_log.json"):
+def main(appends=2000, naive_appends=100, busy_appends=300, out=None):
     with tempfile.TemporaryDirectory() as d:
         store = []
         baseline = timed(lambda i: store.append({**ROW, "request_id": f"m-{i}"}), appends)
         wal, mode, wal_bytes = log_appends(Path(d)/"burst.db", appends)
         paced, _, paced_wal_bytes = log_appends(Path(d)/"paced1.db", appends // 2, pause=0.001)
-        busy, _, busy_wal_bytes = log_appends(Path(d)/"paced10.db", 300, pause=0.01)
+        busy, _, busy_wal_bytes = log_appends(Path(d)/"paced10.db", busy_appends, pause=0.01)
         naive = naive_sqlite(Path(d)/"naive.db", naive_appends)
         fs = os.statvfs(d)
     res = {"prediction_log_append": stats_us(wal), "prediction_log_append_paced_1ms": stats_us(paced),
@@ -78,12 +79,13 @@ def main(appends=2000, naive_appends=100, out=RESULTS/"prediction_log.json"):
                      "paced_10ms_wal_bytes_at_end": busy_wal_bytes,
                      "checkpoint": "background thread every 200 appends (PASSIVE); inline at 4000 WAL pages", "temp_dir": tempfile.gettempdir(),
                      "fs_block_size": fs.f_bsize, "cpus": os.cpu_count(), "target_p99_us": 1000}}
-    return save_results(res, out)
+    return save_results(res, out or out_path("prediction_log"))
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--appends", type=int, default=2000)
     ap.add_argument("--naive-appends", type=int, default=100)
     a = ap.parse_args()
-    main(a.appends, a.naive_appends)
+    sizes = (200, 10, 30) if a.smoke else (a.appends, a.naive_appends, 300)
+    main(*sizes, out=out_path("prediction_log", a.smoke, a.out))

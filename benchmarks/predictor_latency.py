@@ -1,24 +1,20 @@
 """Benchmark: single-request latency of `Predictor.predict_window` (30 MC samples, one jitted pass) against naive loops.
 
-For each model type (real size: window 48, 21 features) a bundle is written and loaded, then one request is timed
-repeatedly with three implementations in the same process:
-- fast: Predictor.predict_window (scaling, one jitted MC pass of all samples, calibration);
+For each model type a real bundle (window 48, 21 features; `common.make_bundle`: `run_experiment`, one epoch on
+synthetic candles) is written and loaded, then one request is timed repeatedly with three implementations in the same process:
+- fast: Predictor.predict_window (scaling, one jitted MC pass of all samples, OOD gate, calibration, decision);
 - naive predict loop: 30 calls of `model.predict` (what a first API version does; note it does not even sample dropout);
 - naive eager MC: 30 eager calls of `model(x, training=True)`.
 Results (p50/p99 in ms, speedups) go to benchmarks/results/predictor_latency.json.
-Run: .venv/bin/python benchmarks/predictor_latency.py [--requests 500]
+Run: .venv/bin/python benchmarks/predictor_latency.py [--requests 500] [--models lstm,transformer] [--smoke]
 """
-import argparse, os, platform, tempfile, time
-from pathlib import Path
+import os, tempfile, time
 import numpy as np
-from common import RESULTS, save_results
-from itff.artifacts import write_bundle
-from itff.calibrate import Calibrator
-from itff.datasets import Scaler
-from itff.models import build_model
+from common import make_bundle, out_path, parser, save_results
 from itff.predictor import Predictor
 
-WINDOW, N_FEATURES, MC = 48, 21, 30
+WINDOW, MC = 48, 30
+SMOKE = dict(window=16, bars=1500, mc_samples=5, units=8)   # a tiny LSTM bundle: seconds to make
 
 
 def percentiles(times):
@@ -33,44 +29,45 @@ def timed(fn, n):
     return out
 
 
-def bench(model_type, requests, naive_requests, folder):
-    model = build_model(model_type, WINDOW, N_FEATURES, seed=0)
-    scaler = Scaler([f"f{i}" for i in range(N_FEATURES)], np.zeros(N_FEATURES), np.ones(N_FEATURES), 1)
-    path = write_bundle(Path(folder)/model_type, [model], scaler, Calibrator("temperature", {"T": 1.2}),
-                        {"id": model_type, "window": WINDOW, "timeframe": "1h", "horizon": 4, "threshold": 0.5,
-                         "label": {"definition": "benchmark"}, "train": {"mc_samples": MC, "seed": 0}}, {})
-    pred = Predictor.load(path=path)
-    x = np.random.default_rng(0).normal(size=(WINDOW, N_FEATURES))
-    m = pred.bundle.models[0]
+def naive_paths(pred, x):
+    "The two naive implementations of one request: `model.predict` once per MC sample, and eager MC-dropout calls."
+    m, scaler, cal, n = pred.bundle.models[0], pred.bundle.scaler, pred.bundle.calibrator, pred.mc_samples
     def predict_loop():
-        xs = pred.bundle.scaler.transform(x)[None]
-        p = np.array([m.predict(xs, verbose=0)[0, 0] for _ in range(MC)])
-        return pred.bundle.calibrator(np.array([p.mean()]))
+        xs = scaler.transform(x)[None]
+        return cal(np.array([np.mean([m.predict(xs, verbose=0)[0, 0] for _ in range(n)])]))
     def eager_mc():
-        xs = pred.bundle.scaler.transform(x)[None]
-        p = np.array([float(np.asarray(m(xs, training=True))[0, 0]) for _ in range(MC)])
-        return pred.bundle.calibrator(np.array([p.mean()]))
-    for f in (lambda: pred.predict_window(x), predict_loop, eager_mc): f()   # warm every path
-    fast = percentiles(timed(lambda: pred.predict_window(x), requests))
-    loop = percentiles(timed(predict_loop, naive_requests))
-    eager = percentiles(timed(eager_mc, naive_requests))
-    return {"fast": fast, "naive_predict_loop": loop, "naive_eager_mc": eager,
-            "speedup_p50_vs_predict_loop": round(loop["p50_ms"] / fast["p50_ms"], 1),
-            "speedup_p50_vs_eager_mc": round(eager["p50_ms"] / fast["p50_ms"], 1),
-            "params": int(m.count_params())}
+        xs = scaler.transform(x)[None]
+        return cal(np.array([np.mean([float(np.asarray(m(xs, training=True))[0, 0]) for _ in range(n)])]))
+    return predict_loop, eager_mc
 
 
-def main(requests=500, naive_requests=20, out=RESULTS/"predictor_latency.json"):
+def bench(model_type, requests, naive_requests, folder, **bundle_kw):
+    pred = Predictor.load(path=make_bundle(folder, model_type, **{"window": WINDOW, "mc_samples": MC, **bundle_kw}))
+    x = np.random.default_rng(0).normal(size=(pred.window, len(pred.features)))
+    fast = lambda: pred.predict_window(x)
+    predict_loop, eager_mc = naive_paths(pred, x)
+    for f in (fast, predict_loop, eager_mc): f()   # warm every path
+    fast_t, loop, eager = (percentiles(timed(f, n)) for f, n in ((fast, requests), (predict_loop, naive_requests), (eager_mc, naive_requests)))
+    return {"fast": fast_t, "naive_predict_loop": loop, "naive_eager_mc": eager,
+            "speedup_p50_vs_predict_loop": round(loop["p50_ms"] / fast_t["p50_ms"], 1),
+            "speedup_p50_vs_eager_mc": round(eager["p50_ms"] / fast_t["p50_ms"], 1),
+            "params": int(pred.bundle.models[0].count_params()), "window": pred.window, "features": len(pred.features), "mc_samples": pred.mc_samples}
+
+
+def main(requests=500, naive_requests=20, models=("lstm", "transformer"), out=None, **bundle_kw):
     with tempfile.TemporaryDirectory() as d:
-        res = {mt: bench(mt, requests, naive_requests, d) for mt in ("lstm", "transformer")}
-    res["setup"] = {"mc_samples": MC, "window": WINDOW, "features": N_FEATURES, "cpus": os.cpu_count(),
-                    "python": platform.python_version(), "targets": {"p50_ms": 2.0, "speedup": 5.0}}
-    return save_results(res, out)
+        res = {mt: bench(mt, requests, naive_requests, f"{d}/{mt}", **bundle_kw) for mt in models}
+    res["setup"] = {"mc_samples": bundle_kw.get("mc_samples", MC), "window": bundle_kw.get("window", WINDOW), "cpus": os.cpu_count(),
+                    "bundle": "run_experiment, 1 epoch on synthetic 1h candles", "targets": {"p50_ms": 2.0, "speedup": 5.0}}
+    return save_results(res, out or out_path("predictor_latency"))
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--requests", type=int, default=500)
     ap.add_argument("--naive-requests", type=int, default=20)
+    ap.add_argument("--models", default="lstm,transformer", help="comma-separated model types (--smoke: lstm)")
     a = ap.parse_args()
-    main(a.requests, a.naive_requests)
+    out = out_path("predictor_latency", a.smoke, a.out)
+    if a.smoke: main(20, 2, ("lstm",), out, **SMOKE)
+    else: main(a.requests, a.naive_requests, tuple(a.models.split(",")), out)

@@ -1,14 +1,14 @@
 """Benchmark: `make_windows` (one strided copy) against a per-window Python loop, on the real BTCUSDT 1h features.
 
 Both run in the same process on the same data; the result is the ratio, written as JSON.
-Run: .venv/bin/python benchmarks/windows.py [--window 48] [--repeat 5]
+Run: .venv/bin/python benchmarks/windows.py [--window 48] [--repeat 5] [--smoke]
 """
-import argparse, time, tracemalloc
+import time, tracemalloc
 import numpy as np
-from common import RESULTS, save_results
+from common import out_path, parser, save_results
 from itff.data import load_ohlcv
 from itff.datasets import make_windows
-from itff.features import FEATURE_WARMUP, engineer_features
+from itff.features import engineer_features, feature_warmup
 
 
 def naive_windows(values, ends, window):
@@ -25,10 +25,11 @@ def best_time(fn, repeat):
     return min(times), peak / 2**20
 
 
-def main(window=48, repeat=5, out=RESULTS/"windows.json"):
-    feats = engineer_features(load_ohlcv("BTCUSDT", "1h"))
+def main(window=48, repeat=5, bars=None, out=None):
+    "Time both on the last `bars` candles (default: all of them)."
+    feats = engineer_features(load_ohlcv("BTCUSDT", "1h").iloc[-(bars or 0):])
     values = np.nan_to_num(feats.to_numpy("float32"))
-    ends = np.arange(FEATURE_WARMUP + window, len(values))
+    ends = np.arange(feature_warmup("1h") + window, len(values))
     assert np.array_equal(make_windows(values, ends, window), naive_windows(values, ends, window))
     fast, fast_mem = best_time(lambda: make_windows(values, ends, window), repeat)
     slow, slow_mem = best_time(lambda: naive_windows(values, ends, window), repeat)
@@ -36,12 +37,12 @@ def main(window=48, repeat=5, out=RESULTS/"windows.json"):
            "make_windows_s": round(fast, 4), "naive_loop_s": round(slow, 4), "speedup": round(slow / fast, 2),
            "make_windows_peak_mib": round(fast_mem, 1), "naive_loop_peak_mib": round(slow_mem, 1),
            "memory_ratio": round(slow_mem / fast_mem, 2)}
-    return save_results(res, out)
+    return save_results(res, out or out_path("windows"))
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--window", type=int, default=48)
     ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args()
-    main(a.window, a.repeat)
+    main(a.window, 1 if a.smoke else a.repeat, 2000 if a.smoke else None, out_path("windows", a.smoke, a.out))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 # Keras reads KERAS_BACKEND once, at its first import: set it before anything can import Keras.
 os.environ.setdefault("KERAS_BACKEND", "jax")
-import hashlib, importlib.resources, json, random, re, tempfile
+import hashlib, sys, importlib.resources, json, random, re, tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,8 @@ import pandas as pd
 # %% auto #0
 __all__ = ['SYMBOLS', 'TIMEFRAMES', 'QUOTES', 'PKG_DATA', 'ITFFError', 'DataError', 'Settings', 'get_settings',
            'normalize_symbol', 'split_symbol', 'ccxt_symbol', 'timeframe_delta', 'to_utc', 'seed_everything',
-           'atomic_write', 'write_json', 'sha256_file', 'sha256_frame', 'package_data']
+           'atomic_write', 'write_json', 'sha256_file', 'sha256_frame', 'package_data', 'cli_errors', 'model_max_age',
+           'decide']
 
 # %% ../nbs/00_core.ipynb #fcf4bdf6
 class ITFFError(Exception):
@@ -138,3 +139,35 @@ def package_data(name:str) -> Path:
     p = PKG_DATA/name
     if not p.exists(): raise ITFFError(f"bundled file {name!r} not found in {PKG_DATA}; reinstall itff")
     return p
+
+# %% ../nbs/00_core.ipynb #39378c3b
+@contextmanager
+def cli_errors():
+    "Turn ITFF's input errors into one line on stderr and exit status 2."
+    try: yield
+    except ITFFError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+# %% ../nbs/00_core.ipynb #d736dc6f
+def model_max_age(text:str|None) -> pd.Timedelta|None:
+    "ITFF_MODEL_MAX_AGE as a time span ('14d', '36h'); unset or empty: bundles never go stale."
+    if not text: return None
+    try: age = pd.Timedelta(text)
+    except ValueError: raise ITFFError(f"ITFF_MODEL_MAX_AGE={text!r} is not a time span like '14d' or '36h'") from None
+    if age <= pd.Timedelta(0): raise ITFFError(f"ITFF_MODEL_MAX_AGE must be positive, got {text!r}")
+    return age
+
+# %% ../nbs/00_core.ipynb #31355c19
+def decide(p, # calibrated probabilities
+           std, # their MC-dropout std
+           threshold:float, # act at p ≥ threshold
+           max_uncertainty:float|None=None, # abstain above this std (None: no cut-off)
+           in_distribution=None, # per row: False abstains (None: no gate)
+           allow_ood:bool=False, # act on out-of-distribution rows anyway
+          ) -> dict[str, np.ndarray]:
+    "The one decision rule: `decision`, and the vetoes `uncertain` and `abstained_ood`, per row."
+    p, std = np.atleast_1d(np.asarray(p, "float64")), np.atleast_1d(np.asarray(std, "float64"))
+    uncertain = std > max_uncertainty if max_uncertainty is not None else np.zeros(p.shape, bool)
+    ood = np.zeros(p.shape, bool) if in_distribution is None or allow_ood else ~np.atleast_1d(np.asarray(in_distribution, bool))
+    return {"decision": (p >= threshold) & ~uncertain & ~ood, "uncertain": uncertain, "abstained_ood": ood}

@@ -6,7 +6,7 @@ Docs: https://itff.github.io/itff/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #bb99f575
 from __future__ import annotations
-import difflib, re, sys, time
+import difflib, re, sys, threading, time
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -20,7 +20,7 @@ from .core import *
 __all__ = ['OHLCV', 'BUNDLED', 'CANDLE_FORMATS', 'YF_MAX_DAYS', 'validate_ohlcv', 'find_gaps', 'gap_summary', 'read_ohlcv_file',
            'bundled_path', 'detect_candle_format', 'read_candle_table', 'make_exchange', 'ccxt_market', 'fetch_ccxt',
            'ReplayExchange', 'yf_interval', 'yf_ticker', 'fetch_yfinance', 'cache_path', 'write_parquet',
-           'update_cache', 'resample_ohlcv', 'bundled_ohlcv', 'load_ohlcv', 'cli_errors', 'itff_fetch_data']
+           'update_cache', 'resample_ohlcv', 'bundled_ohlcv', 'load_ohlcv', 'itff_fetch_data', 'CandleCache']
 
 # %% ../nbs/01_data.ipynb #83474a40
 OHLCV = ["open", "high", "low", "close", "volume"]
@@ -421,15 +421,6 @@ def load_ohlcv(symbol:str="BTCUSDT", timeframe:str="1h",
     if df.empty: raise DataError(f"{source}: no {symbol} {timeframe} bars between {start} and {end}")
     return df
 
-# %% ../nbs/01_data.ipynb #e928d1f0
-@contextmanager
-def cli_errors():
-    "Turn ITFF's input errors into one line on stderr and exit status 2."
-    try: yield
-    except ITFFError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-
 # %% ../nbs/01_data.ipynb #666c0803
 @call_parse
 def itff_fetch_data(
@@ -450,3 +441,17 @@ def itff_fetch_data(
         print(f"{normalize_symbol(symbol)} {timeframe} ({source}): {gap_summary(df.index, timeframe)}")
         print(f"cached in {path}")
         return path
+
+# %% ../nbs/01_data.ipynb #39d39ec0
+class CandleCache:
+    "Recent candles per symbol and timeframe, refreshed from `source` at most every `ttl` seconds."
+    def __init__(self, source:str="bundled", ttl:float=30.0): self.source, self.ttl, self._c, self._lock = source, ttl, {}, threading.Lock()
+
+    def get(self, symbol:str, timeframe:str, bars:int=600) -> pd.DataFrame:
+        "The last `bars` candles, from the cache while fresh."
+        with self._lock:
+            hit = self._c.get((symbol, timeframe))
+            if hit and (self.source == "bundled" or time.time() - hit[0] < self.ttl): return hit[1]
+            df = load_ohlcv(symbol, timeframe, self.source, days=max(2.0, bars * timeframe_delta(timeframe) / pd.Timedelta(days=1) + 1)).iloc[-bars:]
+            self._c[(symbol, timeframe)] = (time.time(), df)
+            return df

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
 from .core import *
-from .data import cli_errors, load_ohlcv, read_ohlcv_file, write_parquet
+from .data import load_ohlcv, read_ohlcv_file, write_parquet
 
 # %% auto #0
 __all__ = ['RETURN_LAGS', 'VOL_WINDOWS', 'DAY_LOOKBACKS', 'FEATURE_WARMUP', 'wilder', 'rsi', 'true_range', 'macd',

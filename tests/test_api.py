@@ -6,7 +6,8 @@ from pathlib import Path
 import httpx
 import pytest
 from itff.data import load_ohlcv
-from itff.experiment import ExperimentConfig, run_experiment
+from itff.config import ExperimentConfig
+from itff.experiment import run_experiment
 from itff.features import engineer_features
 from itff.predictor import Predictor
 

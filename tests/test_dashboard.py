@@ -44,7 +44,7 @@ def dash_home(tiny_home, tmp_path_factory):
 def served_forecasts(home, candles):
     "Log the BTC direction bundle's last 200 test forecasts as the service would, and resolve them with the real itff-monitor."
     from itff.artifacts import bundle_sha
-    from itff.monitor import PredictionLog
+    from itff.predlog import PredictionLog
     folder = home/"models/training/BTCUSDT_1h_direction_lstm"
     meta, preds = json.loads((folder/"meta.json").read_text()), pd.read_csv(home/"reports/BTCUSDT_1h_direction_lstm/predictions.csv").tail(200)
     with PredictionLog(home/"predictions.db") as log:

@@ -9,8 +9,11 @@ import pytest
 from conftest import run_cli
 from test_api import Server
 from itff.data import load_ohlcv
-from itff.experiment import ExperimentConfig, evaluate_bundle, read_predictions, run_experiment
-from itff.monitor import PredictionLog
+from itff.config import ExperimentConfig
+from itff.rescore import evaluate_bundle
+from itff.evaluation import read_predictions
+from itff.experiment import run_experiment
+from itff.predlog import PredictionLog
 from itff.ood import shift_volatility
 
 REPLAY, HISTORY, MC = 300, 400, 10   # bars replayed, candles sent with each request, MC samples
@@ -107,7 +110,7 @@ def test_killed_service_loses_no_acknowledged_row(bundle, tmp_path):
 
 WRITER = """
 import sys
-from itff.monitor import PredictionLog
+from itff.predlog import PredictionLog
 log, n, tag = PredictionLog(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 for i in range(n):
     print(log.append({"bundle_sha": "w", "bar_time": "2025-06-01", "request_id": f"{tag}-{i}", "probability": 0.5}), flush=True)

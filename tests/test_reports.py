@@ -4,7 +4,7 @@ import nbformat
 import pandas as pd
 import pytest
 from conftest import run_cli
-from itff.experiment import evaluate_bundle
+from itff.rescore import evaluate_bundle
 from itff.reports import template_path
 
 GOOD = "BTCUSDT_1h_direction_lstm"
