@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps demo reports dashboard lab test sync-check nbtest lint pytest bench clean
+.PHONY: install system-deps demo reports dashboard lab test sync-check nbtest lint pytest bench bench-smoke clean
 
 install: $(STAMP)
 
@@ -58,7 +58,7 @@ lint: install
 pytest: install
 	$(BIN)/python -m pytest tests
 
-test: system-deps sync-check nbtest lint pytest
+test: system-deps sync-check nbtest lint pytest bench-smoke
 
 # Speed and memory benchmarks (ratios measured in one run; JSON in benchmarks/results/). The API one drives wrk.
 bench: install
@@ -69,6 +69,15 @@ bench: install
 	$(BIN)/python benchmarks/api_latency.py --model transformer
 	$(BIN)/python benchmarks/cluster_speedup.py
 	$(BIN)/python benchmarks/prediction_log.py
+
+# Every benchmark in its --smoke mode (tiny sizes, seconds each, JSON in a temp folder), so that a benchmark that stops
+# working fails `make test`. The API one drives wrk when it is installed, else httpx.
+bench-smoke: install
+	$(BIN)/python benchmarks/windows.py --smoke
+	$(BIN)/python benchmarks/prediction_log.py --smoke
+	$(BIN)/python benchmarks/predictor_latency.py --smoke
+	$(BIN)/python benchmarks/api_latency.py --smoke
+	$(BIN)/python benchmarks/cluster_speedup.py --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache _docs

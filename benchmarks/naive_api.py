@@ -9,7 +9,7 @@ from itff.artifacts import load_bundle
 bundle = load_bundle(os.environ["ITFF_NAIVE_BUNDLE"])
 model, scaler, calibrator = bundle.models[0], bundle.scaler, bundle.calibrator
 app = FastAPI()
-lock = threading.Lock()   # Keras's predict is not thread-safe (it donates the model's buffers); sync handlers run in threads
+lock = threading.Lock()   # Keras's predict is not thread-safe (it donates the model's buffers); sync handlers: threads
 
 
 class Req(BaseModel):
@@ -20,4 +20,5 @@ class Req(BaseModel):
 def predict(req: Req):
     x = scaler.transform(np.asarray(req.sequence))[None]
     with lock: p = np.array([model.predict(x, verbose=0)[0, 0] for _ in range(req.mc_samples)])
-    return {"probability": float(calibrator(np.array([p.mean()]))[0]), "mc_mean": float(p.mean()), "mc_std": float(p.std())}
+    return {"probability": float(calibrator(np.array([p.mean()]))[0]), "mc_mean": float(p.mean()),
+            "mc_std": float(p.std())}

@@ -8,7 +8,8 @@ checkpoints keep the WAL small and no append ever checkpoints). Two references a
 - baseline: appending the same row dict to an in-memory list (the least any logging can cost);
 - naive sqlite: the same INSERT on a connection with SQLite's defaults (rollback journal, synchronous=FULL, an fsync
   per commit), which is what a first implementation would do.
-Results (mean, p50, p99, p99.9, max in µs) go to benchmarks/results/prediction_log.json.
+Results (mean, p50, p99, p99.9, max in µs) go to benchmarks/results/prediction_log.json. --smoke: 200 appends (30 paced
+at ~100/s), 10 naive ones.
 Run: .venv/bin/python benchmarks/prediction_log.py [--appends 2000] [--smoke]
 """
 import os, sqlite3, tempfile, time
@@ -16,11 +17,12 @@ from pathlib import Path
 import numpy as np
 from common import out_path, parser, save_results
 from itff.labels import label_spec
-try: from itff.predlog import SCHEMA, PredictionLog, _sql_value                     # their home after the module split …
-except ImportError: from itff.monitor import SCHEMA, PredictionLog, _sql_value    # … and before it: drop this line once itff.predlog exists
+try: from itff.predlog import SCHEMA, PredictionLog, _sql_value                    # their home after the module split …
+except ImportError: from itff.monitor import SCHEMA, PredictionLog, _sql_value   # … and before (drop once exported)
 
-ROW = dict(request_id="bench", source="api", bundle_id="BTCUSDT_1h_direction_lstm", bundle_sha="ab" * 32, symbol="BTCUSDT",
-           timeframe="1h", target="direction", model_type="lstm", label=label_spec("direction", "1h").to_dict(),
+ROW = dict(request_id="bench", source="api", bundle_id="BTCUSDT_1h_direction_lstm", bundle_sha="ab" * 32,
+           symbol="BTCUSDT", timeframe="1h", target="direction", model_type="lstm",
+           label=label_spec("direction", "1h").to_dict(),
            bar_time="2025-06-01 00:00", probability=0.61, mc_std=0.04, mutual_info=0.002, ood_score=1.3,
            in_distribution=True, decision=True, threshold=0.55)
 
@@ -55,7 +57,8 @@ def naive_sqlite(path, n):
     keys = ["logged_at", *ROW]
     sql = f"INSERT INTO forecasts ({', '.join(keys)}) VALUES ({', '.join('?' * len(keys))})"
     row = {"logged_at": "2025-06-01T00:00:00+00:00", **ROW}
-    times = timed(lambda i: conn.execute(sql, [_sql_value(k, v) for k, v in {**row, "request_id": f"n-{i}"}.items()]), n)
+    insert = lambda i: conn.execute(sql, [_sql_value(k, v) for k, v in {**row, "request_id": f"n-{i}"}.items()])
+    times = timed(insert, n)
     conn.close()
     return times
 
@@ -75,9 +78,10 @@ def main(appends=2000, naive_appends=100, busy_appends=300, out=None):
            "naive_sqlite_append": stats_us(naive),
            "overhead_p50_us": round(float(np.percentile(wal, 50) - np.percentile(baseline, 50)) * 1e6, 1),
            "speedup_p50_vs_naive_sqlite": round(float(np.percentile(naive, 50) / np.percentile(wal, 50)), 1),
-           "setup": {"journal_mode": mode, "synchronous": "NORMAL", "wal_bytes_at_end": wal_bytes, "paced_1ms_wal_bytes_at_end": paced_wal_bytes,
-                     "paced_10ms_wal_bytes_at_end": busy_wal_bytes,
-                     "checkpoint": "background thread every 200 appends (PASSIVE); inline at 4000 WAL pages", "temp_dir": tempfile.gettempdir(),
+           "setup": {"journal_mode": mode, "synchronous": "NORMAL", "wal_bytes_at_end": wal_bytes,
+                     "paced_1ms_wal_bytes_at_end": paced_wal_bytes, "paced_10ms_wal_bytes_at_end": busy_wal_bytes,
+                     "checkpoint": "background thread every 200 appends (PASSIVE); inline at 4000 WAL pages",
+                     "temp_dir": tempfile.gettempdir(),
                      "fs_block_size": fs.f_bsize, "cpus": os.cpu_count(), "target_p99_us": 1000}}
     return save_results(res, out or out_path("prediction_log"))
 

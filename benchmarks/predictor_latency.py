@@ -1,11 +1,13 @@
 """Benchmark: single-request latency of `Predictor.predict_window` (30 MC samples, one jitted pass) against naive loops.
 
 For each model type a real bundle (window 48, 21 features; `common.make_bundle`: `run_experiment`, one epoch on
-synthetic candles) is written and loaded, then one request is timed repeatedly with three implementations in the same process:
+synthetic candles) is written and loaded, then one request is timed repeatedly with three implementations in the same
+process:
 - fast: Predictor.predict_window (scaling, one jitted MC pass of all samples, OOD gate, calibration, decision);
 - naive predict loop: 30 calls of `model.predict` (what a first API version does; note it does not even sample dropout);
 - naive eager MC: 30 eager calls of `model(x, training=True)`.
-Results (p50/p99 in ms, speedups) go to benchmarks/results/predictor_latency.json.
+Results (p50/p99 in ms, speedups) go to benchmarks/results/predictor_latency.json. --smoke: a tiny LSTM bundle (window
+16, 5 MC samples), 20 requests, 2 naive ones.
 Run: .venv/bin/python benchmarks/predictor_latency.py [--requests 500] [--models lstm,transformer] [--smoke]
 """
 import os, tempfile, time
@@ -19,7 +21,8 @@ SMOKE = dict(window=16, bars=1500, mc_samples=5, units=8)   # a tiny LSTM bundle
 
 def percentiles(times):
     t = np.asarray(times) * 1e3
-    return {"p50_ms": round(float(np.percentile(t, 50)), 3), "p99_ms": round(float(np.percentile(t, 99)), 3), "n": len(t)}
+    q = lambda x: round(float(np.percentile(t, x)), 3)
+    return {"p50_ms": q(50), "p99_ms": q(99), "n": len(t)}
 
 
 def timed(fn, n):
@@ -42,23 +45,26 @@ def naive_paths(pred, x):
 
 
 def bench(model_type, requests, naive_requests, folder, **bundle_kw):
+    "Latencies of the three implementations on a fresh bundle of `model_type` (`bundle_kw` for `make_bundle`)."
     pred = Predictor.load(path=make_bundle(folder, model_type, **{"window": WINDOW, "mc_samples": MC, **bundle_kw}))
     x = np.random.default_rng(0).normal(size=(pred.window, len(pred.features)))
     fast = lambda: pred.predict_window(x)
     predict_loop, eager_mc = naive_paths(pred, x)
     for f in (fast, predict_loop, eager_mc): f()   # warm every path
-    fast_t, loop, eager = (percentiles(timed(f, n)) for f, n in ((fast, requests), (predict_loop, naive_requests), (eager_mc, naive_requests)))
+    fast_t = percentiles(timed(fast, requests))
+    loop, eager = (percentiles(timed(f, naive_requests)) for f in (predict_loop, eager_mc))
     return {"fast": fast_t, "naive_predict_loop": loop, "naive_eager_mc": eager,
             "speedup_p50_vs_predict_loop": round(loop["p50_ms"] / fast_t["p50_ms"], 1),
             "speedup_p50_vs_eager_mc": round(eager["p50_ms"] / fast_t["p50_ms"], 1),
-            "params": int(pred.bundle.models[0].count_params()), "window": pred.window, "features": len(pred.features), "mc_samples": pred.mc_samples}
+            "params": int(pred.bundle.models[0].count_params()), "features": len(pred.features)}
 
 
 def main(requests=500, naive_requests=20, models=("lstm", "transformer"), out=None, **bundle_kw):
     with tempfile.TemporaryDirectory() as d:
         res = {mt: bench(mt, requests, naive_requests, f"{d}/{mt}", **bundle_kw) for mt in models}
-    res["setup"] = {"mc_samples": bundle_kw.get("mc_samples", MC), "window": bundle_kw.get("window", WINDOW), "cpus": os.cpu_count(),
-                    "bundle": "run_experiment, 1 epoch on synthetic 1h candles", "targets": {"p50_ms": 2.0, "speedup": 5.0}}
+    res["setup"] = {"mc_samples": bundle_kw.get("mc_samples", MC), "window": bundle_kw.get("window", WINDOW),
+                    "cpus": os.cpu_count(), "bundle": "run_experiment, 1 epoch on synthetic 1h candles",
+                    "targets": {"p50_ms": 2.0, "speedup": 5.0}}
     return save_results(res, out or out_path("predictor_latency"))
 
 

@@ -1,6 +1,7 @@
 """Benchmark: `make_windows` (one strided copy) against a per-window Python loop, on the real BTCUSDT 1h features.
 
-Both run in the same process on the same data; the result is the ratio, written as JSON.
+Both run in the same process on the same data; the result is the ratio, written as JSON. --smoke: the last 2,000
+candles, one repeat.
 Run: .venv/bin/python benchmarks/windows.py [--window 48] [--repeat 5] [--smoke]
 """
 import time, tracemalloc
@@ -33,7 +34,8 @@ def main(window=48, repeat=5, bars=None, out=None):
     assert np.array_equal(make_windows(values, ends, window), naive_windows(values, ends, window))
     fast, fast_mem = best_time(lambda: make_windows(values, ends, window), repeat)
     slow, slow_mem = best_time(lambda: naive_windows(values, ends, window), repeat)
-    res = {"benchmark": "make_windows vs per-window loop", "windows": len(ends), "window": window, "features": values.shape[1],
+    res = {"benchmark": "make_windows vs per-window loop", "windows": len(ends), "window": window,
+           "features": values.shape[1],
            "make_windows_s": round(fast, 4), "naive_loop_s": round(slow, 4), "speedup": round(slow / fast, 2),
            "make_windows_peak_mib": round(fast_mem, 1), "naive_loop_peak_mib": round(slow_mem, 1),
            "memory_ratio": round(slow_mem / fast_mem, 2)}

@@ -26,8 +26,8 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.middleware import SlowAPIASGIMiddleware
 from slowapi.util import get_remote_address
 from .core import *
-from .artifacts import HASHES, load_bundle
-from .data import CandleCache, load_ohlcv
+from .artifacts import HASHES, load_bundle, stored_config
+from .data import CandleCache
 from .predictor import Predictor
 from .predlog import PredictionLog, monitor_path, prediction_db_path
 
@@ -48,44 +48,55 @@ class ApiConfig:
     webhook_secret:str|None  # ITFF_WEBHOOK_SECRET: required webhook passphrase when set
     rate_limit:str|None      # ITFF_API_RATE_LIMIT, slowapi syntax such as '60/minute'
     max_body:int             # ITFF_API_MAX_BODY: largest accepted request body, bytes
-    candles_source:str       # ITFF_CANDLES_SOURCE: where the webhook gets recent candles (bundled, ccxt, yfinance, a file)
+    # ITFF_CANDLES_SOURCE: where the webhook gets recent candles (bundled, ccxt, yfinance, a file)
+    candles_source:str
     rate_limit_storage:str = "memory://"  # ITFF_API_RATE_LIMIT_STORAGE: shared counter store, e.g. redis://host:6379
     refuse_no_skill:bool = False  # ITFF_API_REFUSE_NO_SKILL=1: refuse bundles whose validation showed no skill
     max_model_age:pd.Timedelta|None = None  # ITFF_MODEL_MAX_AGE, e.g. '14d': bundles trained longer ago are `stale`
     refuse_stale:bool = False     # ITFF_REFUSE_STALE=1: answer 503 instead of serving a stale bundle
-    prediction_db:Path|None = None  # ITFF_PREDICTION_DB: SQLite log of every served forecast ('off' disables; default $ITFF_HOME/predictions.db)
+    # ITFF_PREDICTION_DB: SQLite log of every served forecast ('off' disables; default $ITFF_HOME/predictions.db)
+    prediction_db:Path|None = None
     monitor_file:Path|None = None   # ITFF_MONITOR_FILE: itff-monitor's JSON, exported as gauges on /metrics
 
     @classmethod
     def from_env(cls, env=None) -> "ApiConfig":
         env = os.environ if env is None else env
-        return cls(get_settings(env).models_dir, env.get("ITFF_API_TOKEN") or None, env.get("ITFF_WEBHOOK_SECRET") or None,
+        return cls(get_settings(env).models_dir, env.get("ITFF_API_TOKEN") or None,
+                   env.get("ITFF_WEBHOOK_SECRET") or None,
                    env.get("ITFF_API_RATE_LIMIT") or None, int(env.get("ITFF_API_MAX_BODY") or 1_000_000),
                    env.get("ITFF_CANDLES_SOURCE") or "bundled", env.get("ITFF_API_RATE_LIMIT_STORAGE") or "memory://",
-                   _flag(env, "ITFF_API_REFUSE_NO_SKILL"), model_max_age(env.get("ITFF_MODEL_MAX_AGE")), _flag(env, "ITFF_REFUSE_STALE"),
-                   None if (env.get("ITFF_PREDICTION_DB") or "").lower() == "off" else prediction_db_path(env), monitor_path(env))
+                   _flag(env, "ITFF_API_REFUSE_NO_SKILL"), model_max_age(env.get("ITFF_MODEL_MAX_AGE")),
+                   _flag(env, "ITFF_REFUSE_STALE"),
+                   None if (env.get("ITFF_PREDICTION_DB") or "").lower() == "off" else prediction_db_path(env),
+                   monitor_path(env))
 
 def _flag(env, key) -> bool: return (env.get(key) or "").lower() in ("1", "true", "yes")
 
 # %% ../nbs/27_api.ipynb #10b35275
-def field_error(field:str, msg:str, value=None) -> RequestValidationError:
+def field_error(field:str, # the request body's field, e.g. symbol
+                msg:str, # what is wrong with it
+                value=None, # the offending input, echoed in the error
+               ) -> RequestValidationError:
     "A 422 error naming `body.field`, in FastAPI's own error format."
     return RequestValidationError([{"type": "value_error", "loc": ("body", field), "msg": msg, "input": value}])
 
+# %% ../nbs/27_api.ipynb #6ec48ccc
 class ModelRegistry:
     "Predictors loaded from bundle folders, and the bundles that failed to load."
     def __init__(self): self.predictors, self.failed, self.loading = {}, {}, False
 
     def load_all(self, models_dir, on_failure=lambda name, err: None, refuse_no_skill:bool=False):
-        "Load every bundle under `models_dir/training` (refusing those without validation skill if asked); returns self."
+        "Load every bundle under `models_dir/training` (refusing those without validation skill if asked); return self."
         self.loading = True
         try:
             for d in sorted(Path(models_dir, "training").glob("*/")):
                 if not (d/HASHES).exists() and not (d/"meta.json").exists(): continue
                 try:
                     p = Predictor(load_bundle(d)); m = p.bundle.meta
-                    if refuse_no_skill and p.skill == "no_skill": raise ITFFError("validation showed no skill over climatology (ITFF_API_REFUSE_NO_SKILL)")
-                    self.predictors[(m["symbol"], m["timeframe"], m["label"]["name"], m["model_type"])] = p
+                    if refuse_no_skill and p.skill == "no_skill":
+                        raise ITFFError("validation showed no skill over climatology (ITFF_API_REFUSE_NO_SKILL)")
+                    self.predictors[(stored_config(m)["symbol"], m["timeframe"], m["label"]["name"],
+                                     stored_config(m)["model_type"])] = p
                 except Exception as e:  # any failure refuses this bundle only
                     self.failed[d.name] = f"{type(e).__name__}: {e}"; on_failure(d.name, e)
         finally: self.loading = False
@@ -96,54 +107,75 @@ class ModelRegistry:
         keys, want = list(self.predictors), (normalize_symbol(symbol), timeframe, target, model_type)
         for i, field in enumerate(("symbol", "timeframe", "target", "model_type")):
             ok = [k for k in keys if k[:i + 1] == want[:i + 1]]
-            if not ok: raise field_error(field, f"no loaded model for {field} {want[i]!r}; loaded: {sorted({k[i] for k in keys if k[:i] == want[:i]})}", want[i])
+            if not ok: raise field_error(field, f"no loaded model for {field} {want[i]!r}; "
+                                                f"loaded: {sorted({k[i] for k in keys if k[:i] == want[:i]})}", want[i])
         return self.predictors[want]
 
     def describe(self, max_age=None) -> list[dict]:
-        return [{**p.bundle.info(), "symbol": k[0], "timeframe": k[1], "target": k[2], "model_type": k[3], **p.freshness(max_age)}
-                for k, p in sorted(self.predictors.items())]
+        return [{**p.bundle.info(), "symbol": k[0], "timeframe": k[1], "target": k[2], "model_type": k[3],
+                 **p.freshness(max_age)} for k, p in sorted(self.predictors.items())]
 
-def fresh_or_refuse(pred:Predictor, cfg:ApiConfig) -> dict:
+# %% ../nbs/27_api.ipynb #0536785b
+def fresh_or_refuse(pred:Predictor, # the predictor about to serve
+                    cfg:ApiConfig, # the service's settings (max_model_age, refuse_stale)
+                   ) -> dict:
     "The bundle's freshness; a 503 naming it and its age when it is stale and the service refuses stale bundles."
     f = pred.freshness(cfg.max_model_age)
     if f["stale"] and cfg.refuse_stale:
-        raise HTTPException(503, f"bundle {pred.bundle.id} is stale: trained through {f['trained_through']}, {f['age_hours'] / 24:.1f} days old, "
-                                 f"over ITFF_MODEL_MAX_AGE ({f['max_age_hours'] / 24:g} days); retrain it (itff-pipeline)")
+        raise HTTPException(503, f"bundle {pred.bundle.id} is stale: trained through {f['trained_through']}, "
+                                 f"{f['age_hours'] / 24:.1f} days old, over ITFF_MODEL_MAX_AGE "
+                                 f"({f['max_age_hours'] / 24:g} days); retrain it (itff-pipeline)")
     return f
 
 # %% ../nbs/27_api.ipynb #068d8c28
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-Target = Literal["direction", "level_up", "level_down", "triple_barrier"]
-ModelType = Literal["lstm", "transformer"]
-Timeframe = Annotated[str, Field(pattern=r"^[0-9]{1,2}[mhd]$", description="bar size of a loaded model, e.g. 1h, 4h, 15m")]
 
+# %% ../nbs/27_api.ipynb #f8f937be
+Target = Literal["direction", "level_up", "level_down", "triple_barrier"]
+
+# %% ../nbs/27_api.ipynb #08e6f8f2
+ModelType = Literal["lstm", "transformer"]
+
+# %% ../nbs/27_api.ipynb #5738abd4
+Timeframe = Annotated[str, Field(pattern=r"^[0-9]{1,2}[mhd]$",
+                                 description="bar size of a loaded model, e.g. 1h, 4h, 15m")]
+
+# %% ../nbs/27_api.ipynb #cdf94e94
 class Candle(BaseModel):
     "One OHLCV bar; `timestamp` is the bar's open time (ISO-8601 or epoch milliseconds)."
     model_config = ConfigDict(extra="forbid")
     timestamp: datetime | int
     open: Finite; high: Finite; low: Finite; close: Finite; volume: Finite
 
+# %% ../nbs/27_api.ipynb #c6e03722
 def candle_row(row) -> Candle:
     "A `Candle` from an object or a ccxt-style array [timestamp, open, high, low, close, volume]."
     if isinstance(row, dict): return Candle(**row)
-    if isinstance(row, (list, tuple)) and len(row) == 6: return Candle(**dict(zip(("timestamp", "open", "high", "low", "close", "volume"), row)))
+    if isinstance(row, (list, tuple)) and len(row) == 6:
+        return Candle(**dict(zip(("timestamp", "open", "high", "low", "close", "volume"), row)))
     raise ValueError(f"expected an object or an array [timestamp, open, high, low, close, volume], got {str(row)[:60]}")
 
 # %% ../nbs/27_api.ipynb #c6367f0c
 class PredictRequest(BaseModel):
     "A forecast request: exactly one of `sequence` or `candles`."
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"symbol": "BTCUSDT", "target": "direction", "model_type": "lstm", "mc_samples": 30, "sequence": [[0.0] * 21] * 48}]})
-    symbol: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9/_:.\-]+$", description="pair, e.g. BTCUSDT or BTC/USDT")
+        {"symbol": "BTCUSDT", "target": "direction", "model_type": "lstm", "mc_samples": 30,
+         "sequence": [[0.0] * 21] * 48}]})
+    symbol: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9/_:.\-]+$",
+                        description="pair, e.g. BTCUSDT or BTC/USDT")
     target: Target = Field("direction", description="label the model forecasts")
     model_type: ModelType = "lstm"
     timeframe: Timeframe = "1h"
     mc_samples: int = Field(30, ge=1, le=200, description="Monte-Carlo dropout samples")
     allow_ood: bool = Field(False, description="let the decision act on out-of-distribution inputs (default: abstain)")
-    bar_time: str | int | None = Field(None, description="with `sequence`: open time of the window's last bar (ISO or epoch ms), so the logged forecast can be resolved")
-    sequence: list[list[Finite]] | None = Field(None, max_length=2000, description="window × features raw feature values, oldest first")
-    candles: list[Any] | None = Field(None, max_length=10_000, description="recent OHLCV bars, oldest first: objects like `Candle`, or arrays "
-                                      "[timestamp, open, high, low, close, volume] as `ccxt.fetch_ohlcv` returns them (timestamp in epoch ms or ISO)")
+    bar_time: str | int | None = Field(None, description="with `sequence`: open time of the window's last bar "
+                                                         "(ISO or epoch ms), so the logged forecast can be resolved")
+    sequence: list[list[Finite]] | None = Field(None, max_length=2000,
+                                                description="window × features raw feature values, oldest first")
+    candles: list[Any] | None = Field(None, max_length=10_000,
+                                      description="recent OHLCV bars, oldest first: objects like `Candle`, or arrays "
+                                      "[timestamp, open, high, low, close, volume] as `ccxt.fetch_ohlcv` returns them "
+                                      "(timestamp in epoch ms or ISO)")
 
     @field_validator("candles")
     @classmethod
@@ -153,33 +185,41 @@ class PredictRequest(BaseModel):
         out, bad = [], []
         for i, r in enumerate(rows):
             try: out.append(candle_row(r))
-            except (ValidationError, ValueError, TypeError) as e: bad.append((i, e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)))
+            except (ValidationError, ValueError, TypeError) as e:
+                bad.append((i, e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)))
         if bad: raise ValueError(f"row {bad[0][0] + 1}: {bad[0][1]}; {len(bad)} of {len(rows)} rows are malformed")
         return out
 
     @model_validator(mode="after")
     def _one_input(self):
-        if (self.sequence is None) == (self.candles is None): raise ValueError("give exactly one of 'sequence' (window × features) or 'candles'")
+        if (self.sequence is None) == (self.candles is None):
+            raise ValueError("give exactly one of 'sequence' (window × features) or 'candles'")
         return self
 
 # %% ../nbs/27_api.ipynb #7cf8ce58
 class ModelInfo(BaseModel):
     id: str; sha256: str; created_at: str | None = None; itff_version: str | None = None
 
+# %% ../nbs/27_api.ipynb #ac0c2d08
 class Prediction(BaseModel):
     "A calibrated forecast with its uncertainty."
     symbol: str; timeframe: str; target: str; model_type: str
     probability: float = Field(description="calibrated probability of the label")
     mc_mean: float = Field(description="raw mean of the MC samples, before calibration")
     mc_std: float; entropy: float; expected_entropy: float; mutual_info: float
-    decision: bool = Field(description="act: probability ≥ threshold and MC std ≤ max_uncertainty (both chosen on validation)")
-    threshold: float; max_uncertainty: float | None = Field(None, description="MC-std cut-off chosen on validation (None: none)")
+    decision: bool = Field(description="act: probability ≥ threshold and MC std ≤ max_uncertainty "
+                                       "(both chosen on validation)")
+    threshold: float
+    max_uncertainty: float | None = Field(None, description="MC-std cut-off chosen on validation (None: none)")
     uncertain: bool = Field(False, description="the MC std exceeded max_uncertainty, so the decision abstained")
-    skill: Literal["ok", "no_skill", "unknown"] = Field("unknown", description="did validation show skill over climatology? no_skill: treat as uninformative")
+    skill: Literal["ok", "no_skill", "unknown"] = Field(
+        "unknown", description="did validation show skill over climatology? no_skill: treat as uninformative")
     mc_samples: int; model: ModelInfo; bar_time: str | None = None; latency_ms: float; request_id: str
-    candles_used: int | None = Field(None, description="consecutive bars the features were built from (candles requests)")
+    candles_used: int | None = Field(None,
+                                     description="consecutive bars the features were built from (candles requests)")
     warning: str | None = Field(None, description="set when fewer candles than recommended were sent")
-    ood_score: float | None = Field(None, description="dissimilarity to the training windows (FreqAI's DI; None for bundles without a gate)")
+    ood_score: float | None = Field(
+        None, description="dissimilarity to the training windows (FreqAI's DI; None for bundles without a gate)")
     in_distribution: bool | None = Field(None, description="ood_score within the threshold chosen on validation")
     abstained_ood: bool = Field(False, description="the input was out of distribution, so the decision abstained")
     trained_through: str = Field(description="the last candle the bundle was trained, calibrated or decided on")
@@ -191,15 +231,19 @@ class ApiMetrics:
     "The service's Prometheus metrics."
     def __init__(self):
         self.registry = r = CollectorRegistry()
-        self.requests = Counter("itff_http_requests_total", "HTTP requests by route, method and status", ["route", "method", "status"], registry=r)
+        self.requests = Counter("itff_http_requests_total", "HTTP requests by route, method and status",
+                                ["route", "method", "status"], registry=r)
         self.latency = Histogram("itff_http_request_seconds", "Request latency by route", ["route"], registry=r,
-                                 buckets=(.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1, 2.5))
-        self.predictions = Counter("itff_predictions_total", "Predictions by symbol, target and model", ["symbol", "target", "model"], registry=r)
+                                 buckets=(.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1,
+                                          2.5))
+        self.predictions = Counter("itff_predictions_total", "Predictions by symbol, target and model",
+                                   ["symbol", "target", "model"], registry=r)
         self.load_failures = Counter("itff_model_load_failures_total", "Bundles that failed to load", registry=r)
         self.loaded = Gauge("itff_bundles_loaded", "Bundles loaded and serving", registry=r)
-        self.log_failures = Counter("itff_prediction_log_failures_total", "Served forecasts the prediction log failed to record", registry=r)
-        self.log_seconds = Histogram("itff_prediction_log_seconds", "Time to append one forecast to the prediction log", registry=r,
-                                     buckets=(.00002, .00005, .0001, .0002, .0005, .001, .005, .05))
+        self.log_failures = Counter("itff_prediction_log_failures_total",
+                                    "Served forecasts the prediction log failed to record", registry=r)
+        self.log_seconds = Histogram("itff_prediction_log_seconds", "Time to append one forecast to the prediction log",
+                                     registry=r, buckets=(.00002, .00005, .0001, .0002, .0005, .001, .005, .05))
         self.live = None   # the collector of itff-monitor's results and the bundles' ages (set by `create_app`)
 
     def exposition(self) -> bytes:
@@ -227,10 +271,12 @@ def request_id(scope) -> str:
 # %% ../nbs/27_api.ipynb #53e7da8c
 class ObservabilityMiddleware:
     "Request ids, the body-size cap and request metrics, for every HTTP request."
-    def __init__(self, app, metrics:ApiMetrics, max_body:int): self.app, self.metrics, self.max_body = app, metrics, max_body
+    def __init__(self, app, metrics:ApiMetrics, max_body:int):
+        self.app, self.metrics, self.max_body = app, metrics, max_body
 
     async def _too_large(self, send, rid:str):
-        await _send_json(send, 413, {"detail": [{"type": "value_error", "loc": ["body"], "msg": f"request body exceeds the cap of {self.max_body} bytes",
+        await _send_json(send, 413, {"detail": [{"type": "value_error", "loc": ["body"],
+                                                 "msg": f"request body exceeds the cap of {self.max_body} bytes",
                                                  "input": None}], "request_id": rid}, rid)
 
     async def __call__(self, scope, receive, send):
@@ -255,7 +301,7 @@ class ObservabilityMiddleware:
                 status[0] = 413; await self._too_large(send, rid)
             else: await self.app(scope, receive_, send_)
         except Exception:  # a bug: log it with the request id, answer without any trace
-            if capped[0]: return                                  # the app complained about the cut-off body: already answered
+            if capped[0]: return          # the app complained about the cut-off body: already answered
             logging.getLogger("itff.api").exception("request %s failed", rid)
             if started[0]: raise
             status[0] = 500
@@ -268,7 +314,10 @@ class ObservabilityMiddleware:
 # %% ../nbs/27_api.ipynb #5b357a42
 api_key = APIKeyHeader(name="X-API-Token", auto_error=False, description="required when the server sets ITFF_API_TOKEN")
 
-def require_token(request:Request, token:str|None=Depends(api_key)):
+# %% ../nbs/27_api.ipynb #fba87d7a
+def require_token(request:Request, # the incoming request (its app holds the configured token)
+                  token:str|None=Depends(api_key), # the request's X-API-Token header
+                 ):
     "401 unless the server has no token or `X-API-Token` matches it (constant-time compare)."
     want = request.app.state.config.token
     if want and not (token and hmac.compare_digest(token.encode(), want.encode())):
@@ -276,7 +325,8 @@ def require_token(request:Request, token:str|None=Depends(api_key)):
 
 def _ready(request:Request) -> ModelRegistry:
     reg = request.app.state.registry
-    if reg.loading or not request.app.state.loaded.is_set(): raise HTTPException(503, "models are still loading; retry shortly", headers={"Retry-After": "1"})
+    if reg.loading or not request.app.state.loaded.is_set():
+        raise HTTPException(503, "models are still loading; retry shortly", headers={"Retry-After": "1"})
     return reg
 
 # %% ../nbs/27_api.ipynb #22d3f643
@@ -286,7 +336,7 @@ class _UnopenedLog:
     def append(self, row): raise ITFFError(f"{self.path}: the prediction log could not be opened ({self.error})")
 
 def open_prediction_log(path):
-    "The prediction log at `path` (None: logging off); a failure to open it is logged and every later append counted as failed."
+    "The prediction log at `path` (None: logging off); a failure to open it is logged, and every later append fails."
     if path is None: return None
     try: return PredictionLog(path)
     except Exception as e:
@@ -294,31 +344,40 @@ def open_prediction_log(path):
         return _UnopenedLog(path, f"{type(e).__name__}: {e}")
 
 # %% ../nbs/27_api.ipynb #98f8f670
-LIVE_GAUGES = {"n": "resolved forecasts scored", "brier": "Brier score", "bss": "Brier skill score vs the fair climatology",
-               "ece": "expected calibration error", "hit_rate": "hit rate of decisions", "alarm": "1 when calibration degraded beyond validation"}
+LIVE_GAUGES = {"n": "resolved forecasts scored", "brier": "Brier score",
+               "bss": "Brier skill score vs the fair climatology", "ece": "expected calibration error",
+               "hit_rate": "hit rate of decisions",
+               "alarm": "1 when calibration degraded beyond validation"}
 
+# %% ../nbs/27_api.ipynb #fd12e396
 def live_gauges(path) -> list:
-    "itff-monitor's latest scores per bundle as Prometheus gauge families (none when its JSON is missing or unreadable)."
+    "itff-monitor's latest scores per bundle as Prometheus gauge families (none if its JSON is missing or unreadable)."
     from prometheus_client.core import GaugeMetricFamily
     try: data = json.loads(Path(path).read_text())
     except (OSError, ValueError, TypeError): return []
-    fams = {k: GaugeMetricFamily(f"itff_live_{k}", f"Live {d} over the last resolved forecasts (itff-monitor)", labels=["bundle", "sha256"]) for k, d in LIVE_GAUGES.items()}
+    fams = {k: GaugeMetricFamily(f"itff_live_{k}", f"Live {d} over the last resolved forecasts (itff-monitor)",
+                                 labels=["bundle", "sha256"]) for k, d in LIVE_GAUGES.items()}
     for sha, b in (data.get("bundles") or {}).items():
         for k, fam in fams.items():
             v = b.get(k)
-            if isinstance(v, (bool, int, float)) and v == v: fam.add_metric([str(b.get("bundle_id", sha[:12])), sha], float(v))
+            if isinstance(v, (bool, int, float)) and v == v:
+                fam.add_metric([str(b.get("bundle_id", sha[:12])), sha], float(v))
     return list(fams.values())
 
+# %% ../nbs/27_api.ipynb #e52baa50
 class LiveCollector:
     "Gauges computed at scrape time: each loaded bundle's age and staleness, and itff-monitor's live scores."
     def __init__(self, app): self.app = app
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
         cfg, reg = self.app.state.config, self.app.state.registry
-        age = GaugeMetricFamily("itff_bundle_age_hours", "Hours since the last candle the bundle was trained on", labels=["bundle"])
-        stale = GaugeMetricFamily("itff_bundle_stale", "1 when the bundle is older than ITFF_MODEL_MAX_AGE", labels=["bundle"])
+        age = GaugeMetricFamily("itff_bundle_age_hours", "Hours since the last candle the bundle was trained on",
+                                labels=["bundle"])
+        stale = GaugeMetricFamily("itff_bundle_stale", "1 when the bundle is older than ITFF_MODEL_MAX_AGE",
+                                  labels=["bundle"])
         for p in list(reg.predictors.values()):
-            f = p.freshness(cfg.max_model_age); age.add_metric([p.bundle.id], f["age_hours"]); stale.add_metric([p.bundle.id], float(f["stale"]))
+            f = p.freshness(cfg.max_model_age)
+            age.add_metric([p.bundle.id], f["age_hours"]); stale.add_metric([p.bundle.id], float(f["stale"]))
         yield from [age, stale, *(live_gauges(cfg.monitor_file) if cfg.monitor_file else [])]
 
 # %% ../nbs/27_api.ipynb #7df35b59
@@ -328,8 +387,8 @@ def _start_loading(app):
     def run():
         try:
             reg = ModelRegistry(); reg.loading = True; app.state.registry = reg
-            reg.load_all(cfg.models_dir, on_failure=lambda name, e: (m.load_failures.inc(), logging.getLogger("itff.api").error("bundle %s refused: %s", name, e)),
-                         refuse_no_skill=cfg.refuse_no_skill)
+            reg.load_all(cfg.models_dir, refuse_no_skill=cfg.refuse_no_skill, on_failure=lambda name, e: (
+                m.load_failures.inc(), logging.getLogger("itff.api").error("bundle %s refused: %s", name, e)))
             m.loaded.set(len(reg.predictors))
         finally: app.state.loaded.set()
     threading.Thread(target=run, name="itff-load-bundles", daemon=True).start()
@@ -340,13 +399,15 @@ def create_app(config:ApiConfig|None=None) -> FastAPI:
     config = config or ApiConfig.from_env()
     @asynccontextmanager
     async def lifespan(app):
-        app.state.prediction_log = open_prediction_log(config.prediction_db)   # in the worker process, after uvicorn started it
+        # in the worker process, after uvicorn started it
+        app.state.prediction_log = open_prediction_log(config.prediction_db)
         _start_loading(app)
         yield
         if hasattr(app.state.prediction_log, "close"): app.state.prediction_log.close()
     app = FastAPI(title="ITFF prediction service", version=__import__("itff").__version__, lifespan=lifespan,
                   description="Calibrated probabilities with uncertainty for BTC/USDT and ETH/USDT intraday moves.")
-    app.state.config, app.state.metrics, app.state.registry, app.state.loaded = config, ApiMetrics(), ModelRegistry(), threading.Event()
+    app.state.config, app.state.metrics = config, ApiMetrics()
+    app.state.registry, app.state.loaded = ModelRegistry(), threading.Event()
     app.state.started, app.state.candles = time.time(), CandleCache(config.candles_source)
     app.state.prediction_log = None
     app.state.metrics.live = LiveCollector(app)
@@ -368,8 +429,8 @@ def _safe_input(x):
 
 def validation_detail(errors) -> list[dict]:
     "FastAPI's 422 `detail` list, safe to serialise (no NaN, no huge or non-JSON inputs)."
-    return [{"type": e.get("type", "value_error"), "loc": list(e.get("loc", ("body",))), "msg": str(e.get("msg", "invalid")),
-             "input": _safe_input(e.get("input"))} for e in errors]
+    return [{"type": e.get("type", "value_error"), "loc": list(e.get("loc", ("body",))),
+             "msg": str(e.get("msg", "invalid")), "input": _safe_input(e.get("input"))} for e in errors]
 
 def _add_handlers(app, limiter):
     @app.exception_handler(RequestValidationError)
@@ -378,14 +439,17 @@ def _add_handlers(app, limiter):
 
     @app.exception_handler(RateLimitExceeded)
     async def _rate_limited(request:Request, exc:RateLimitExceeded):
-        resp = JSONResponse({"detail": f"rate limit exceeded: {exc.detail}", "request_id": request.state.request_id}, status_code=429)
+        resp = JSONResponse({"detail": f"rate limit exceeded: {exc.detail}", "request_id": request.state.request_id},
+                            status_code=429)
         return limiter._inject_headers(resp, request.state.view_rate_limit)
 
     @app.exception_handler(ITFFError)
     async def _bad_input(request:Request, exc:ITFFError):
-        src = str(exc).split(":", 1)[0]   # the predictor's errors start with what was wrong: 'sequence: …', 'candles: …'
+        # the predictor's errors start with what was wrong: 'sequence: …', 'candles: …'
+        src = str(exc).split(":", 1)[0]
         loc = ["body", src] if src in ("sequence", "candles", "mc_samples") else ["body"]
-        return JSONResponse({"detail": [{"type": "value_error", "loc": loc, "msg": str(exc), "input": None}]}, status_code=422)
+        return JSONResponse({"detail": [{"type": "value_error", "loc": loc, "msg": str(exc), "input": None}]},
+                            status_code=422)
 
 # %% ../nbs/27_api.ipynb #104b74b2
 class BundleStatus(BaseModel):
@@ -393,31 +457,40 @@ class BundleStatus(BaseModel):
     symbol: str; timeframe: str; target: str; model_type: str
     trained_through: str; age_hours: float; max_age_hours: float | None = None; stale: bool
 
+# %% ../nbs/27_api.ipynb #7ace822e
 class ModelCard(BaseModel):
     "What a client needs to call one loaded model: build `sequence` as `window` rows of `features`, in this order."
     symbol: str; timeframe: str; target: str; model_type: str
     id: str; sha256: str; created_at: str | None = None
     window: int = Field(description="rows of a `sequence`: bars, oldest first")
-    features: list[str] = Field(description="columns of a `sequence`, in this order (raw values; the service scales them)")
+    features: list[str] = Field(
+        description="columns of a `sequence`, in this order (raw values; the service scales them)")
     candles_needed: int = Field(description="consecutive bars a `candles` request needs (window + feature warm-up)")
     label: str = Field(description="what the probability is of"); horizon_bars: int
     threshold: float; max_uncertainty: float | None = None; calibrator: str
     skill: Literal["ok", "no_skill", "unknown"]
     test: dict = Field(description="the bundle's test summary: period, n, AUC, Brier, BSS, ECE")
-    ood: dict | None = Field(None, description="the out-of-distribution gate: method, rule, threshold (None: the bundle has none)")
+    ood: dict | None = Field(None, description="the out-of-distribution gate: method, rule, threshold "
+                                               "(None: the bundle has none)")
     trained_through: str; age_hours: float; max_age_hours: float | None = None; stale: bool
 
-def model_card(pred:Predictor, max_age=None) -> dict:
+# %% ../nbs/27_api.ipynb #0679c7ac
+def model_card(pred:Predictor, # a loaded predictor
+               max_age=None, # bundles trained longer ago are `stale` (None: never)
+              ) -> dict:
     "The `ModelCard` of a loaded predictor."
     m, s = pred.bundle.meta, pred.bundle.metrics
     sc, t = s.get("scores", {}).get("model", {}), s.get("test", {})
-    return {"symbol": m["symbol"], "timeframe": m["timeframe"], "target": m["label"]["name"], "model_type": m["model_type"], **pred.bundle.info(),
+    return {"symbol": stored_config(m)["symbol"], "timeframe": m["timeframe"], "target": m["label"]["name"],
+            "model_type": stored_config(m)["model_type"], **pred.bundle.info(),
             "window": pred.window, "features": pred.features, "candles_needed": pred.candles_needed,
-            "label": m["label"]["definition"], "horizon_bars": pred.horizon, "threshold": pred.threshold, "max_uncertainty": pred.max_uncertainty,
-            "calibrator": pred.bundle.calibrator.kind, "skill": pred.skill,
-            "test": {"first": t.get("first"), "last": t.get("last"), "n": t.get("n"), **{k: sc.get(k) for k in ("roc_auc", "brier", "bss", "ece")}},
+            "label": m["label"]["definition"], "horizon_bars": pred.horizon, "threshold": pred.threshold,
+            "max_uncertainty": pred.max_uncertainty, "calibrator": pred.bundle.calibrator.kind, "skill": pred.skill,
+            "test": {"first": t.get("first"), "last": t.get("last"), "n": t.get("n"),
+                     **{k: sc.get(k) for k in ("roc_auc", "brier", "bss", "ece")}},
             "ood": m.get("ood"), **pred.freshness(max_age)}
 
+# %% ../nbs/27_api.ipynb #bb2f93ef
 class Health(BaseModel):
     status: Literal["ok"]; ready: bool; uptime_s: float
     bundles: list[BundleStatus]; failed: dict[str, str] = Field(description="bundle folder → why it was refused")
@@ -425,14 +498,18 @@ class Health(BaseModel):
 # %% ../nbs/27_api.ipynb #8d4a699e
 def candle_frame(candles:list[Candle]) -> pd.DataFrame:
     "Request candles as a raw OHLCV frame (timestamps as epoch ms; naive times are UTC) for `validate_ohlcv`."
-    try: ms = [c.timestamp if isinstance(c.timestamp, int) else int(to_utc(c.timestamp).value // 10**6) for c in candles]
+    try: ms = [c.timestamp if isinstance(c.timestamp, int) else int(to_utc(c.timestamp).value // 10**6)
+               for c in candles]
     except (ValueError, OverflowError) as e: raise DataError(f"candles: a timestamp is out of range ({e})") from e
-    return pd.DataFrame({"timestamp": ms, **{k: [getattr(c, k) for c in candles] for k in ("open", "high", "low", "close", "volume")}})
+    return pd.DataFrame({"timestamp": ms,
+                         **{k: [getattr(c, k) for c in candles] for k in ("open", "high", "low", "close", "volume")}})
 
+# %% ../nbs/27_api.ipynb #f89bef0a
 def _request_time(t) -> pd.Timestamp:
     "A request's `bar_time` (epoch ms or ISO; naive is UTC) as a UTC timestamp; 422 naming the field if it is not one."
     try: return pd.Timestamp(int(t), unit="ms", tz="UTC") if isinstance(t, int) or str(t).isdigit() else to_utc(t)
-    except (ValueError, OverflowError, TypeError): raise field_error("bar_time", f"not a time: {t!r} (ISO-8601 or epoch milliseconds)", str(t)[:50]) from None
+    except (ValueError, OverflowError, TypeError):
+        raise field_error("bar_time", f"not a time: {t!r} (ISO-8601 or epoch milliseconds)", str(t)[:50]) from None
 
 def _predict(app, pred:Predictor, req, t0:float, rid:str) -> dict:
     "Run the predictor on a request's sequence or candles and build the response."
@@ -443,30 +520,47 @@ def _predict(app, pred:Predictor, req, t0:float, rid:str) -> dict:
     else: out = pred.predict_candles(candle_frame(req.candles), req.mc_samples, req.allow_ood)
     return answered(app, pred, out | fresh, t0, rid, source="api")
 
-def answered(app, pred:Predictor, out:dict, t0:float, rid:str, source:str="api", **extra) -> dict:
-    "Count a prediction, log it, and complete its response with the model's identity, freshness, latency and request id."
+def answered(app, # the FastAPI app (metrics, prediction log)
+             pred:Predictor, # the predictor that served
+             out:dict, # its forecast, with the bundle's freshness
+             t0:float, # `time.perf_counter()` when the request arrived
+             rid:str, # the request id
+             source:str="api", # what served it, for the log: api or webhook
+             **extra, # more response fields, e.g. the webhook's alert fields
+            ) -> dict:
+    "Count a prediction, log it, and complete its response: the model's identity, freshness, latency and request id."
     m = pred.bundle.meta
-    app.state.metrics.predictions.labels(m["symbol"], m["label"]["name"], m["model_type"]).inc()
-    res = {**out, "symbol": m["symbol"], "timeframe": m["timeframe"], "target": m["label"]["name"], "model_type": m["model_type"],
+    app.state.metrics.predictions.labels(stored_config(m)["symbol"], m["label"]["name"],
+                                         stored_config(m)["model_type"]).inc()
+    res = {**out, "symbol": stored_config(m)["symbol"], "timeframe": m["timeframe"], "target": m["label"]["name"],
+           "model_type": stored_config(m)["model_type"],
            **extra, "latency_ms": round((time.perf_counter() - t0) * 1e3, 3), "request_id": rid}
     log_forecast(app, pred, res, source)
     return res
 
 # %% ../nbs/27_api.ipynb #0a25385b
-def log_forecast(app, pred:Predictor, res:dict, source:str):
+def log_forecast(app, # the FastAPI app (prediction log, metrics)
+                 pred:Predictor, # the predictor that served
+                 res:dict, # the response as sent
+                 source:str, # what served it: api or webhook
+                ):
     "Append a served forecast to the prediction log; a failure is logged and counted, never raised."
     log, m = app.state.prediction_log, app.state.metrics
     if log is None: return
     t = time.perf_counter()
     try:
-        log.append({"logged_at": pd.Timestamp.now(tz="UTC").isoformat(), "request_id": res["request_id"], "source": source,
-                    "bundle_id": pred.bundle.id, "bundle_sha": pred.bundle.sha, "symbol": res["symbol"], "timeframe": res["timeframe"],
-                    "target": res["target"], "model_type": res["model_type"], "label": json.dumps(pred.bundle.meta["label"]),
-                    "bar_time": res.get("bar_time"), "horizon_bars": pred.horizon, "probability": res["probability"], "mc_std": res["mc_std"],
-                    "mutual_info": res["mutual_info"], "ood_score": res.get("ood_score"), "in_distribution": res.get("in_distribution"),
+        log.append({"logged_at": pd.Timestamp.now(tz="UTC").isoformat(), "request_id": res["request_id"],
+                    "source": source, "bundle_id": pred.bundle.id, "bundle_sha": pred.bundle.sha,
+                    "symbol": res["symbol"], "timeframe": res["timeframe"], "target": res["target"],
+                    "model_type": res["model_type"], "label": json.dumps(pred.bundle.meta["label"]),
+                    "bar_time": res.get("bar_time"), "horizon_bars": pred.horizon, "probability": res["probability"],
+                    "mc_std": res["mc_std"], "mutual_info": res["mutual_info"], "ood_score": res.get("ood_score"),
+                    "in_distribution": res.get("in_distribution"),
                     "decision": int(res["decision"]), "threshold": res["threshold"]})
     except Exception as e:
-        m.log_failures.inc(); logging.getLogger("itff.api").error("prediction log: could not record request %s: %s: %s", res["request_id"], type(e).__name__, e)
+        m.log_failures.inc()
+        logging.getLogger("itff.api").error("prediction log: could not record request %s: %s: %s", res["request_id"],
+                                            type(e).__name__, e)
     finally: m.log_seconds.observe(time.perf_counter() - t)
 
 # %% ../nbs/27_api.ipynb #00fddf79
@@ -476,7 +570,8 @@ def _add_routes(app, limiter):
     async def health(request:Request):
         "Liveness, the loaded bundles (id, sha256, created-at) and the refused ones with the reason."
         reg = request.app.state.registry
-        return {"status": "ok", "ready": request.app.state.loaded.is_set() and not reg.loading, "uptime_s": round(time.time() - request.app.state.started, 3),
+        return {"status": "ok", "ready": request.app.state.loaded.is_set() and not reg.loading,
+                "uptime_s": round(time.time() - request.app.state.started, 3),
                 "bundles": reg.describe(request.app.state.config.max_model_age), "failed": dict(reg.failed)}
 
     @app.get("/ready", tags=["service"], responses={503: {"description": "bundles are still loading"}})
@@ -486,23 +581,29 @@ def _add_routes(app, limiter):
         reg = _ready(request)
         return {"ready": True, "bundles": len(reg.predictors), "failed": len(reg.failed)}
 
-    @app.get("/metrics", tags=["service"], response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+    @app.get("/metrics", tags=["service"], response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
     @limiter.exempt
     async def metrics(request:Request):
         "Prometheus exposition: requests by route/status, latency histograms, predictions, model-load failures."
         return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/models", response_model=list[ModelCard], tags=["forecast"], dependencies=[Depends(require_token)],
-             responses={401: {"description": "missing or wrong X-API-Token"}, 503: {"description": "bundles are still loading"}})
+             responses={401: {"description": "missing or wrong X-API-Token"},
+                        503: {"description": "bundles are still loading"}})
     async def models(request:Request):
-        "Every loaded model with what a client needs to call it: window, features in order, label, threshold, calibrator, test summary."
-        return [model_card(p, request.app.state.config.max_model_age) for _, p in sorted(_ready(request).predictors.items())]
+        ("Every loaded model with what a client needs to call it: window, features in order, label, threshold, "
+         "calibrator, test summary.")
+        return [model_card(p, request.app.state.config.max_model_age)
+                for _, p in sorted(_ready(request).predictors.items())]
 
     @app.post("/predict", response_model=Prediction, tags=["forecast"], dependencies=[Depends(require_token)],
-              responses={401: {"description": "missing or wrong X-API-Token"}, 429: {"description": "rate limit exceeded"},
+              responses={401: {"description": "missing or wrong X-API-Token"},
+                         429: {"description": "rate limit exceeded"},
                          503: {"description": "bundles are still loading"}})
     async def predict(request:Request, req:PredictRequest):
-        "Calibrated probability, MC mean/std, entropy, mutual information and decision for a sequence or recent candles."
+        ("Calibrated probability, MC mean/std, entropy, mutual information and decision "
+         "for a sequence or recent candles.")
         t0 = time.perf_counter()
         pred = _ready(request).get(req.symbol, req.timeframe, req.target, req.model_type)
         return _predict(request.app, pred, req, t0, request.state.request_id)
@@ -518,11 +619,15 @@ class TradingViewAlert(BaseModel):
     time: str | None = None; close: float | None = None
     target: Target = "direction"; model_type: ModelType = "lstm"; mc_samples: int = Field(30, ge=1, le=200)
 
+# %% ../nbs/27_api.ipynb #8c820edc
 class WebhookResult(Prediction):
     ticker: str; alert_time: str | None = None
     alert_stale: bool = Field(description="the alert's bar is newer than the service's latest candle")
 
-def parse_alert(raw:bytes, content_type:str="") -> dict:
+# %% ../nbs/27_api.ipynb #c742fc74
+def parse_alert(raw:bytes, # the request body
+                content_type:str="", # its Content-Type header (the body's form is told by its first character)
+               ) -> dict:
     "An alert body as a dict: JSON, or `key=value` pairs separated by newlines, commas, semicolons or spaces."
     text = raw.decode("utf-8", errors="replace").strip()
     if text.startswith("{"):
@@ -534,35 +639,44 @@ def parse_alert(raw:bytes, content_type:str="") -> dict:
     if not pairs: raise field_error("body", "alert is neither JSON nor key=value text")
     return {k.strip().lower(): v.strip() for k, v in pairs}
 
+# %% ../nbs/27_api.ipynb #37ffe11a
 def tv_symbol(ticker:str) -> str:
     "TradingView ticker → ITFF symbol: BINANCE:BTCUSDT → BTCUSDT (a perpetual's .P suffix dropped)."
     t = ticker.split(":")[-1]
     return normalize_symbol(t[:-2] if t.upper().endswith(".P") else t)
 
+# %% ../nbs/27_api.ipynb #9cf526fd
 def _alert_time(text:str) -> pd.Timestamp:
     "The alert's {{time}} as UTC; a 422 naming `time` if it is not a time."
     try: return to_utc(text)
-    except (ValueError, TypeError, OverflowError): raise field_error("time", f"cannot parse {text!r} as a time", text) from None
+    except (ValueError, TypeError, OverflowError):
+        raise field_error("time", f"cannot parse {text!r} as a time", text) from None
 
 def tv_timeframe(interval:str) -> str:
     "TradingView interval → ITFF timeframe: 60 / 1H / 1h → 1h, 30 / 30m → 30m."
     tf = {"60": "1h", "1h": "1h", "30": "30m", "30m": "30m"}.get(interval.strip().lower())
-    if tf is None: raise field_error("interval", f"unsupported interval {interval!r}; ITFF serves 60 (1h) and 30 (30m)", interval)
+    if tf is None:
+        raise field_error("interval", f"unsupported interval {interval!r}; ITFF serves 60 (1h) and 30 (30m)", interval)
     return tf
 
 # %% ../nbs/27_api.ipynb #e647bfaa
 def _add_webhook(app):
     @app.post("/webhook/tradingview", response_model=WebhookResult, tags=["forecast"],
-              responses={401: {"description": "missing or wrong passphrase"}, 429: {"description": "rate limit exceeded"}},
+              responses={401: {"description": "missing or wrong passphrase"},
+                         429: {"description": "rate limit exceeded"}},
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": TradingViewAlert.model_json_schema()},
-                  "text/plain": {"schema": {"type": "string", "example": "passphrase=... ticker={{ticker}} interval={{interval}} time={{time}} close={{close}}"}}}}})
+                  "text/plain": {"schema": {"type": "string", "example": "passphrase=... ticker={{ticker}} "
+                                            "interval={{interval}} time={{time}} close={{close}}"}}}}})
     async def tradingview(request:Request):
-        "A TradingView alert (JSON or key=value text): forecast for its ticker and interval from the service's latest candles."
+        ("A TradingView alert (JSON or key=value text): forecast for its ticker and interval "
+         "from the service's latest candles.")
         t0 = time.perf_counter()
         data = parse_alert(await request.body(), request.headers.get("content-type", ""))
         try: alert = TradingViewAlert.model_validate(data)
-        except ValidationError as e: raise RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in e.errors(include_url=False)]) from None
+        except ValidationError as e:
+            raise RequestValidationError([{**err, "loc": ("body", *err["loc"])}
+                                          for err in e.errors(include_url=False)]) from None
         want = request.app.state.config.webhook_secret
         if want and not (alert.passphrase and hmac.compare_digest(alert.passphrase.encode(), want.encode())):
             raise HTTPException(401, "missing or wrong passphrase")
@@ -573,14 +687,17 @@ def _add_webhook(app):
         fresh = fresh_or_refuse(pred, request.app.state.config)
         out = pred.predict_candles(candles, alert.mc_samples) | fresh
         stale = bool(alert.time and _alert_time(alert.time) > pd.Timestamp(out["bar_time"]) + timeframe_delta(tf))
-        res = answered(request.app, pred, out, t0, request.state.request_id, "webhook", ticker=alert.ticker, alert_time=alert.time, alert_stale=stale)
-        logging.getLogger("itff.api").info("tradingview %s %s %s: p=%.3f decision=%s bar=%s alert_stale=%s", alert.ticker, tf, alert.target,
+        res = answered(request.app, pred, out, t0, request.state.request_id, "webhook", ticker=alert.ticker,
+                       alert_time=alert.time, alert_stale=stale)
+        logging.getLogger("itff.api").info("tradingview %s %s %s: p=%.3f decision=%s bar=%s alert_stale=%s",
+                                           alert.ticker, tf, alert.target,
                                            res["probability"], res["decision"], res["bar_time"], stale)
         return res
 
 # %% ../nbs/27_api.ipynb #d05cae15
 app = create_app()
 
+# %% ../nbs/27_api.ipynb #f4296b84
 @call_parse
 def itff_serve(
     host:str="127.0.0.1", # interface to bind (0.0.0.0 for all)

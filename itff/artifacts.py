@@ -28,30 +28,42 @@ __all__ = ['HASHES', 'BundleError', 'library_versions', 'git_commit', 'model_fil
 class BundleError(ITFFError):
     "A model bundle is missing, incomplete, or fails its checksums."
 
+# %% ../nbs/14_artifacts.ipynb #a7b4e858
 def library_versions() -> dict:
     "Versions of the libraries a bundle's behaviour depends on."
     import jax, keras, numpy, pandas, sklearn
     from itff import __version__
-    return {"itff": __version__, "python": platform.python_version(), "keras": keras.__version__, "jax": jax.__version__,
-            "numpy": numpy.__version__, "pandas": pandas.__version__, "scikit-learn": sklearn.__version__}
+    return {"itff": __version__, "python": platform.python_version(), "keras": keras.__version__,
+            "jax": jax.__version__, "numpy": numpy.__version__, "pandas": pandas.__version__,
+            "scikit-learn": sklearn.__version__}
 
+# %% ../nbs/14_artifacts.ipynb #7ef0ad1c
 def git_commit(path=None) -> str|None:
     "The git commit of the working tree at `path` (default: this package), or None outside a repository."
     try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path or Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path or Path(__file__).parent, capture_output=True,
+                           text=True, timeout=5)
         return r.stdout.strip() if r.returncode == 0 else None
     except (OSError, subprocess.SubprocessError, NameError): return None
 
 # %% ../nbs/14_artifacts.ipynb #3b4772e4
 HASHES = "hashes.json"
 
+# %% ../nbs/14_artifacts.ipynb #05bd6476
 def model_files(n_members:int) -> list[str]:
     "Model file names of a bundle with `n_members` ensemble members."
     return ["model.keras"] if n_members == 1 else [f"model_{i}.keras" for i in range(n_members)]
 
-def bundle_path(symbol:str, timeframe:str, label:str, model_type:str, models_dir=None) -> Path:
+# %% ../nbs/14_artifacts.ipynb #e7b4a77b
+def bundle_path(symbol:str, # trading pair, e.g. BTCUSDT
+                timeframe:str, # candle timeframe, e.g. 1h
+                label:str, # label name, e.g. direction
+                model_type:str, # model architecture, e.g. lstm
+                models_dir=None, # models root (default: the settings' models_dir)
+               ) -> Path:
     "Folder of the bundle `{symbol}_{timeframe}_{label}_{model}` under `models_dir/training`."
-    return Path(models_dir or get_settings().models_dir)/"training"/f"{normalize_symbol(symbol)}_{timeframe}_{label}_{model_type}"
+    name = f"{normalize_symbol(symbol)}_{timeframe}_{label}_{model_type}"
+    return Path(models_dir or get_settings().models_dir)/"training"/name
 
 def _hash_folder(folder:Path) -> dict:
     "sha256 of every file in `folder` except hashes.json."
@@ -65,7 +77,14 @@ def _swap_into_place(tmp:Path, folder:Path):
     if old: shutil.rmtree(old, ignore_errors=True)
 
 # %% ../nbs/14_artifacts.ipynb #327f17a6
-def write_bundle(folder, models:list, scaler:Scaler, calibrator:Calibrator, meta:dict, metrics:dict, ood:OODGate|None=None) -> Path:
+def write_bundle(folder, # bundle folder to create or replace
+                 models:list, # trained Keras models (one per ensemble member)
+                 scaler:Scaler, # feature scaler fitted on the training part
+                 calibrator:Calibrator, # probability calibrator
+                 meta:dict, # bundle metadata (id, window, features, ...)
+                 metrics:dict, # evaluation metrics to store beside it
+                 ood:OODGate|None=None, # out-of-distribution gate, if any
+                ) -> Path:
     "Write a complete bundle to `folder` atomically; returns the folder."
     from itff.models import save_model
     folder = Path(folder); folder.parent.mkdir(parents=True, exist_ok=True)
@@ -91,17 +110,21 @@ def bundle_sha(folder) -> str:
     "The bundle's identity: sha256 of its hashes.json."
     return sha256_file(Path(folder)/HASHES)
 
+# %% ../nbs/14_artifacts.ipynb #5c031886
 def verify_bundle(folder) -> dict:
     "The bundle's file hashes, after checking every one; `BundleError` naming the first problem."
     folder = Path(folder)
     if not folder.is_dir(): raise BundleError(f"{folder}: no such bundle")
     try: listed = json.loads((folder/HASHES).read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError) as e: raise BundleError(f"{folder}: missing or unreadable {HASHES} ({e})") from e
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise BundleError(f"{folder}: missing or unreadable {HASHES} ({e})") from e
     for name, want in listed.items():
         p = folder/name
         if not p.is_file(): raise BundleError(f"{folder}: file {name} is missing")
         got = sha256_file(p)
-        if got != want: raise BundleError(f"{folder}: {name} fails its sha256 check (expected {want[:12]}…, got {got[:12]}…): the bundle was modified or corrupted")
+        if got != want:
+            raise BundleError(f"{folder}: {name} fails its sha256 check (expected {want[:12]}…, got {got[:12]}…): "
+                              "the bundle was modified or corrupted")
     try: meta = json.loads((folder/"meta.json").read_text())
     except (OSError, ValueError) as e: raise BundleError(f"{folder}: meta.json unreadable ({e})") from e
     for f in meta.get("model_files", []) + ["scaler.json", "calibrator.json", "meta.json", "metrics.json"]:
@@ -119,8 +142,10 @@ class Bundle:
     def id(self) -> str: return self.meta.get("id", self.path.name)
     def info(self) -> dict:
         "Identity of the bundle for responses and logs."
-        return {"id": self.id, "sha256": self.sha, "created_at": self.meta.get("created_at"), "itff_version": self.meta.get("versions", {}).get("itff")}
+        return {"id": self.id, "sha256": self.sha, "created_at": self.meta.get("created_at"),
+                "itff_version": self.meta.get("versions", {}).get("itff")}
 
+# %% ../nbs/14_artifacts.ipynb #39f98fab
 def load_bundle(folder) -> Bundle:
     "Verify every checksum of the bundle at `folder`, then load it."
     from itff.models import load_model
@@ -140,16 +165,17 @@ _OLD_TOP = ("symbol", "model_type", "source", "include_sentiment")
 _OLD_TRAIN = ("ensemble", "epochs", "batch_size", "lr", "patience", "class_weight", "seed", "mc_samples", "model_kw")
 
 def stored_config(meta:dict) -> dict:
-    "A bundle's experiment settings, named as `ExperimentConfig` names them: its `config`, or what an older bundle kept."
+    "A bundle's experiment settings, named as `ExperimentConfig` names them: its `config`, or what an old bundle kept."
     if "config" in meta: return dict(meta["config"])
     lab, train = meta["label"], meta.get("train", {})
     return {**{k: meta[k] for k in _OLD_TOP if k in meta}, **{k: train[k] for k in _OLD_TRAIN if k in train},
             "timeframe": meta["timeframe"], "label": lab["name"], "horizon": lab["horizon"], "theta": lab["theta"],
-            "window": meta["window"], "split": [meta["val_start"], meta["test_start"]], "embargo": meta.get("embargo_bars")}
+            "window": meta["window"], "split": [meta["val_start"], meta["test_start"]],
+            "embargo": meta.get("embargo_bars")}
 
 # %% ../nbs/14_artifacts.ipynb #152cc2d5
 def stored_decision(meta:dict) -> dict:
-    "What a bundle decides with: its `decision` (threshold, uncertainty cut-off, rules), or an older bundle's top-level copies."
+    "What a bundle decides with: its `decision` (threshold, uncertainty cut-off, rules), or an older bundle's copies."
     d = dict(meta.get("decision") or {})
     for k, default in (("threshold", 0.5), ("max_uncertainty", None)): d.setdefault(k, meta.get(k, default))
     return d
@@ -160,21 +186,28 @@ def config(self) -> dict:
     "The bundle's experiment settings (`stored_config`)."
     return stored_config(self.meta)
 
+# %% ../nbs/14_artifacts.ipynb #54405d53
 @patch_to(Bundle, as_prop=True)
 def decision(self) -> dict:
     "What the bundle decides with (`stored_decision`)."
     return stored_decision(self.meta)
 
 # %% ../nbs/14_artifacts.ipynb #8db45302
-def artifact_hashes(root, folders=("models",)) -> dict[str, str]:
+def artifact_hashes(root, # project root
+                    folders=("models",), # folders under `root` to hash
+                   ) -> dict[str, str]:
     "sha256 of every file under `root/folder` for each folder, keyed by relative path."
     root, out = Path(root), {}
     for sub in folders:
         for p in sorted((root/sub).rglob("*")):
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts): out[p.relative_to(root).as_posix()] = sha256_file(p)
+            rel = p.relative_to(root)
+            if p.is_file() and not any(part.startswith(".") for part in rel.parts): out[rel.as_posix()] = sha256_file(p)
     return out
 
-def update_manifest(manifest_path, hashes:dict) -> int:
+# %% ../nbs/14_artifacts.ipynb #6cfa3418
+def update_manifest(manifest_path, # the artifacts manifest to update in place
+                    hashes:dict, # sha256 by relative destination path
+                   ) -> int:
     "Fill the sha256 of manifest entries whose destination is in `hashes`; returns how many changed."
     m = read_manifest(manifest_path)
     n = 0
@@ -189,7 +222,8 @@ def update_manifest(manifest_path, hashes:dict) -> int:
 def itff_hash_artifacts(
     root:str=".", # project root holding models/
     output:str="deploy/artifact_hashes.json", # where to write the hashes (relative to root)
-    manifest:str=None, # also fill sha256 values in this manifest (relative to root, e.g. deploy/artifacts.manifest.json)
+    # also fill sha256 values in this manifest (relative to root, e.g. deploy/artifacts.manifest.json)
+    manifest:str=None,
 ):
     "Write sha256 hashes of every model artifact; optionally fill them into the artifacts manifest."
     with cli_errors():
@@ -204,23 +238,38 @@ def read_manifest(path) -> dict:
     "The manifest at `path`, checked; `DataError` naming the entry at fault."
     try: m = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e: raise DataError(f"{path}: cannot read manifest ({e})") from e
-    if not isinstance(m, dict) or not isinstance(m.get("artifacts"), list): raise DataError(f"{path}: expected an object with an 'artifacts' list")
+    if not isinstance(m, dict) or not isinstance(m.get("artifacts"), list):
+        raise DataError(f"{path}: expected an object with an 'artifacts' list")
     for i, e in enumerate(m["artifacts"]):
-        if not isinstance(e, dict) or not e.get("source") or not e.get("destination"): raise DataError(f"{path}: artifact {i + 1} needs 'source' and 'destination'")
+        if not isinstance(e, dict) or not e.get("source") or not e.get("destination"):
+            raise DataError(f"{path}: artifact {i + 1} needs 'source' and 'destination'")
         dest = Path(e["destination"])
-        if dest.is_absolute() or ".." in dest.parts: raise DataError(f"{path}: artifact {i + 1} destination {e['destination']!r} must stay inside the root")
-        if e.get("sha256") is not None and (len(str(e["sha256"])) != 64 or any(c not in "0123456789abcdef" for c in str(e["sha256"]).lower())):
+        if dest.is_absolute() or ".." in dest.parts:
+            raise DataError(f"{path}: artifact {i + 1} destination {e['destination']!r} must stay inside the root")
+        sha = e.get("sha256")
+        if sha is not None and (len(str(sha)) != 64 or any(c not in "0123456789abcdef" for c in str(sha).lower())):
             raise DataError(f"{path}: artifact {i + 1} sha256 is not 64 hex digits")
     return m
 
-def source_url(source:str, base_url:str|None) -> str:
+# %% ../nbs/14_artifacts.ipynb #b7324ebf
+def source_url(source:str, # a manifest entry's source: relative path or full URL
+               base_url:str|None, # prefix for relative sources
+              ) -> str:
     "Full URL of a manifest source."
     if urllib.parse.urlparse(source).scheme in ("http", "https", "file"): return source
-    if not base_url: raise ITFFError(f"{source!r} is relative but no base URL was given (--base-url, ITFF_ARTIFACT_BASE_URL or the manifest's base_url)")
+    if not base_url:
+        raise ITFFError(f"{source!r} is relative but no base URL was given "
+                        "(--base-url, ITFF_ARTIFACT_BASE_URL or the manifest's base_url)")
     return base_url.rstrip("/") + "/" + source.lstrip("/")
 
 # %% ../nbs/14_artifacts.ipynb #8fe3a749
-def download(url:str, dest, sha256:str|None=None, retries:int=2, timeout:float=30, progress:bool=True) -> Path:
+def download(url:str, # http(s):// or file:// URL
+             dest, # destination file
+             sha256:str|None=None, # expected sha256 (not checked when None)
+             retries:int=2, # retries after a connection error
+             timeout:float=30, # socket timeout in seconds
+             progress:bool=True, # show a progress bar
+            ) -> Path:
     "Download `url` to `dest` atomically, verifying size and sha256."
     import hashlib
     dest = Path(dest)
@@ -229,19 +278,27 @@ def download(url:str, dest, sha256:str|None=None, retries:int=2, timeout:float=3
             h, n = hashlib.sha256(), 0
             with urllib.request.urlopen(url, timeout=timeout) as r, atomic_write(dest) as f:
                 size = r.headers.get("Content-Length")
-                with tqdm(total=int(size) if size else None, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                with tqdm(total=int(size) if size else None, unit="B", unit_scale=True, desc=dest.name,
+                          disable=not progress) as bar:
                     while chunk := r.read(1 << 16):
                         f.write(chunk); h.update(chunk); n += len(chunk); bar.update(len(chunk))
-                if size is not None and n != int(size): raise ConnectionError(f"connection closed after {n} of {size} bytes")
+                if size is not None and n != int(size):
+                    raise ConnectionError(f"connection closed after {n} of {size} bytes")
                 if sha256 and h.hexdigest() != sha256.lower():
-                    raise BundleError(f"{url}: sha256 mismatch (expected {sha256[:12]}…, got {h.hexdigest()[:12]}…); not written")
+                    raise BundleError(f"{url}: sha256 mismatch (expected {sha256[:12]}…, got {h.hexdigest()[:12]}…); "
+                                      "not written")
             return dest
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError) as e:
             if isinstance(e, urllib.error.HTTPError) and e.code < 500 or attempt == retries:
                 raise ITFFError(f"{url}: download failed ({type(e).__name__}: {e}); nothing written") from e
 
 # %% ../nbs/14_artifacts.ipynb #da19dfe0
-def sync_artifacts(manifest, root=".", base_url:str|None=None, overwrite:bool=False, progress:bool=True) -> dict[str, list]:
+def sync_artifacts(manifest, # path of the artifacts manifest
+                   root=".", # where destinations are written
+                   base_url:str|None=None, # prefix for relative sources (default: env, then the manifest's)
+                   overwrite:bool=False, # download even when the destination exists
+                   progress:bool=True, # show progress bars
+                  ) -> dict[str, list]:
     "Download every manifest entry into `root`; returns the destinations downloaded, skipped and failed."
     m = read_manifest(manifest)
     base = base_url or os.environ.get("ITFF_ARTIFACT_BASE_URL") or m.get("base_url")
@@ -249,10 +306,13 @@ def sync_artifacts(manifest, root=".", base_url:str|None=None, overwrite:bool=Fa
     for e in m["artifacts"]:
         dest = Path(root)/e["destination"]
         if dest.exists() and not overwrite: res["skipped"].append(e["destination"]); continue
-        try: download(source_url(e["source"], base), dest, e.get("sha256"), progress=progress); res["downloaded"].append(e["destination"])
+        try:
+            download(source_url(e["source"], base), dest, e.get("sha256"), progress=progress)
+            res["downloaded"].append(e["destination"])
         except ITFFError as err: res["failed"].append(f"{e['destination']}: {err}")
     return res
 
+# %% ../nbs/14_artifacts.ipynb #1fdeca82
 @call_parse
 def itff_sync_artifacts(
     manifest:str="deploy/artifacts.manifest.json", # manifest of artifacts
@@ -263,7 +323,8 @@ def itff_sync_artifacts(
     "Download model artifacts listed in a manifest, verifying each sha256; never leaves a partial file."
     with cli_errors():
         res = sync_artifacts(manifest, root, base_url, overwrite)
-        print(f"{len(res['downloaded'])} downloaded, {len(res['skipped'])} skipped (exist; --overwrite to replace), {len(res['failed'])} failed")
+        print(f"{len(res['downloaded'])} downloaded, {len(res['skipped'])} skipped (exist; --overwrite to replace), "
+              f"{len(res['failed'])} failed")
         for f in res["failed"]: print(f"failed: {f}", file=sys.stderr)
         if res["failed"]: sys.exit(1)
         return res

@@ -1,4 +1,4 @@
-"""Trading the signals as one would: fills at the next bar's open, exits at the level or after h bars, one cost model for the sweep and the backtest.
+"""Trading signals as one would: next-open fills, exits at the level or after h bars, one cost model.
 
 Docs: https://itff.github.io/itff/backtest.html.md"""
 
@@ -20,6 +20,7 @@ __all__ = ['EXIT_RULES', 'bars_per_year', 'Costs', 'trade_exits', 'side_of', 'fo
 # %% ../nbs/10_backtest.ipynb #3549dd65
 def bars_per_year(timeframe:str) -> float: return pd.Timedelta(days=365) / timeframe_delta(timeframe)
 
+# %% ../nbs/10_backtest.ipynb #fa344a14
 @dataclass
 class Costs:
     "The one cost model of the sweep, the threshold choice and the backtest: fee and slippage, each per side, in bps."
@@ -29,17 +30,27 @@ class Costs:
     def per_side(self) -> float: return (self.fee_bps + self.slippage_bps) / 1e4
     @property
     def round_trip(self) -> float: return 2 * self.per_side
-    def to_dict(self) -> dict: return {"fee_bps": self.fee_bps, "slippage_bps": self.slippage_bps, "round_trip_bps": 2 * (self.fee_bps + self.slippage_bps)}
+    def to_dict(self) -> dict:
+        return {"fee_bps": self.fee_bps, "slippage_bps": self.slippage_bps,
+                "round_trip_bps": 2 * (self.fee_bps + self.slippage_bps)}
 
 # %% ../nbs/10_backtest.ipynb #ab3a24f9
 EXIT_RULES = ("auto", "barrier", "horizon")
 
-def trade_exits(ohlcv:pd.DataFrame, times, spec:LabelSpec, exit:str="auto", end=None) -> pd.DataFrame:
-    "The trade each signal at `times` opens: entry at the next bar's open; exit at the level touch (level labels) or at bar t+h's close, or at `end`."
+# %% ../nbs/10_backtest.ipynb #a6845f5e
+def trade_exits(ohlcv:pd.DataFrame, # candles (open, high, low, close)
+                times, # signal bars
+                spec:LabelSpec, # the label: its horizon and level
+                exit:str="auto", # 'auto', 'barrier' or 'horizon'
+                end=None, # last bar a trade may use (default: the last candle)
+               ) -> pd.DataFrame:
+    ("The trade each signal at `times` opens: entry at the next bar's open; exit at the level touch (level labels) or "
+     "at bar t+h's close, or at `end`.")
     if exit not in EXIT_RULES: raise ITFFError(f"unknown exit rule {exit!r}; expected one of {list(EXIT_RULES)}")
     bars = ohlcv.loc[:to_utc(end)] if end is not None else ohlcv
     pos = bars.index.get_indexer(pd.DatetimeIndex(times))
-    if (pos < 0).any() or (pos >= len(bars) - 1).any(): raise DataError("trade_exits: signal times must be bars with a next bar in the candles")
+    if (pos < 0).any() or (pos >= len(bars) - 1).any():
+        raise DataError("trade_exits: signal times must be bars with a next bar in the candles")
     o, hi, lo, c = (bars[k].to_numpy() for k in ("open", "high", "low", "close"))
     last = len(bars) - 1
     x = np.minimum(pos + spec.horizon, last); price = c[x]
@@ -50,12 +61,13 @@ def trade_exits(ohlcv:pd.DataFrame, times, spec:LabelSpec, exit:str="auto", end=
         for k in range(1, spec.horizon + 1):
             i = np.minimum(pos + k, last)
             hit = ~done & (pos + k <= last) & ((hi[i] >= level) if direction > 0 else (lo[i] <= level))
-            fill = np.maximum(level, o[i]) if direction > 0 else np.minimum(level, o[i])   # a gap through the level fills at the open
+            # a gap through the level fills at the open
+            fill = np.maximum(level, o[i]) if direction > 0 else np.minimum(level, o[i])
             x, price, how = np.where(hit, i, x), np.where(hit, fill, price), np.where(hit, "barrier", how)
             done |= hit
     entry = o[pos + 1]
-    return pd.DataFrame({"signal_time": bars.index[pos], "entry_time": bars.index[pos + 1], "entry": entry, "exit_time": bars.index[x],
-                         "exit": price, "how": how, "gross": price / entry - 1})
+    return pd.DataFrame({"signal_time": bars.index[pos], "entry_time": bars.index[pos + 1], "entry": entry,
+                         "exit_time": bars.index[x], "exit": price, "how": how, "gross": price / entry - 1})
 
 # %% ../nbs/10_backtest.ipynb #09a41525
 def side_of(spec:LabelSpec) -> int:
@@ -76,7 +88,8 @@ def trade_returns(ohlcv:pd.DataFrame, # candles
                   times, # signal bars
                   spec:LabelSpec, # the label: its horizon and level set the exit
                  ) -> np.ndarray:
-    "Gross price return of the trade a signal at each of `times` would open (`trade_exits`: next open in, level or t+h out)."
+    ("Gross price return of the trade a signal at each of `times` would open (`trade_exits`: next open in, level or "
+     "t+h out).")
     return trade_exits(ohlcv, times, spec)["gross"].to_numpy()
 
 # %% ../nbs/10_backtest.ipynb #103a3a5b
@@ -87,58 +100,86 @@ def one_at_a_time(trades:pd.DataFrame) -> pd.DataFrame:
         if busy_until is None or entry > busy_until: keep.append(i); busy_until = exit_
     return trades.iloc[keep]
 
+# %% ../nbs/10_backtest.ipynb #bd38ea06
 def backtest(ohlcv:pd.DataFrame, # candles (the fills use open, high, low, close)
-             times, p, uncertainty=None, # signal bars, their calibrated probability and MC uncertainty
-             threshold:float=0.5, max_uncertainty:float|None=None, spec:LabelSpec|None=None,
-             costs:Costs|None=None, side:int=1, exit:str="auto", end=None,
+             times, # signal bars
+             p, # their calibrated probability
+             uncertainty=None, # signal bars, their calibrated probability and MC uncertainty
+             threshold:float=0.5, # act when p ≥ threshold
+             max_uncertainty:float|None=None, # abstain above this uncertainty (None: never)
+             spec:LabelSpec|None=None, # the label (default: direction, 4 bars, 1h)
+             costs:Costs|None=None, # fees and slippage (default `Costs()`)
+             side:int=1, # +1 long, -1 short
+             exit:str="auto", # 'auto', 'barrier' or 'horizon'
+             end=None, # last bar a trade may use
              allowed=None, # boolean per signal bar: False abstains (e.g. out of distribution)
             ) -> dict:
     "Trades, equity curve and statistics of acting on signals, beside buy-and-hold over the same bars."
     spec, costs, times = spec or LabelSpec("direction", 4, 0.01, "1h"), costs or Costs(), pd.DatetimeIndex(times)
     std = np.zeros(len(times)) if uncertainty is None else uncertainty
     act = decide(p, std, threshold, max_uncertainty, allowed)["decision"]          # the one decision rule (itff.core)
-    end = to_utc(end) if end is not None else min(times.max() + spec.horizon * timeframe_delta(spec.timeframe), ohlcv.index[-1])
+    end = (to_utc(end) if end is not None
+           else min(times.max() + spec.horizon * timeframe_delta(spec.timeframe), ohlcv.index[-1]))
     trades = one_at_a_time(trade_exits(ohlcv, times[act], spec, exit, end))
     trades = trades.assign(net=side * trades.gross - costs.round_trip)
     grid = ohlcv.loc[times.min():end]
-    step = pd.Series(0.0, index=grid.index).add(trades.groupby("exit_time").net.sum(), fill_value=0.0)   # booked at the exit bar
+    # booked at the exit bar
+    step = pd.Series(0.0, index=grid.index).add(trades.groupby("exit_time").net.sum(), fill_value=0.0)
     held = pd.Series(0.0, index=grid.index)
     for a, b in zip(trades.entry_time, trades.exit_time): held.loc[a:b] = 1.0
     bh = grid.close / grid.open.iloc[min(1, len(grid) - 1)] - 1 - costs.per_side      # buy at the next bar's open
     bh.iloc[-1] -= costs.per_side
     eq = pd.DataFrame({"position": held, "strategy": (1 + step).cumprod(), "buy_hold": 1 + bh})
-    return {"equity": eq, "trades": trades, "stats": backtest_stats(trades, step, eq, spec.timeframe) | {"threshold": threshold,
-            "max_uncertainty": max_uncertainty, "horizon": spec.horizon, **costs.to_dict(), "side": side, "exit": exit, "fills": fill_rule(spec, exit)}}
+    stats = backtest_stats(trades, step, eq, spec.timeframe) | {
+        "threshold": threshold, "max_uncertainty": max_uncertainty, "horizon": spec.horizon, **costs.to_dict(),
+        "side": side, "exit": exit, "fills": fill_rule(spec, exit)}
+    return {"equity": eq, "trades": trades, "stats": stats}
 
 # %% ../nbs/10_backtest.ipynb #7d43e28c
-def fill_rule(spec:LabelSpec, exit:str="auto") -> str:
+def fill_rule(spec:LabelSpec, # the label
+              exit:str="auto", # 'auto', 'barrier' or 'horizon'
+             ) -> str:
     "The fill and exit rule in words."
     barrier = spec.name in ("level_up", "level_down") and exit in ("auto", "barrier")
-    return ("entry at the next bar's open; exit " + (f"at the level ({'+' if spec.name == 'level_up' else '-'}{spec.theta:.2%}) when touched, else " if barrier else "")
+    sign = '+' if spec.name == 'level_up' else '-'
+    level = f"at the level ({sign}{spec.theta:.2%}) when touched, else " if barrier else ""
+    return ("entry at the next bar's open; exit " + level
             + f"at the close of bar t+{spec.horizon}; one position at a time; an open trade exits at the last close")
 
+# %% ../nbs/10_backtest.ipynb #4d2336ca
 def _max_drawdown(equity:pd.Series) -> float: return float((equity / equity.cummax() - 1).min())
 
-def backtest_stats(trades:pd.DataFrame, step:pd.Series, eq:pd.DataFrame, timeframe:str) -> dict:
-    "Total return, Sharpe, max drawdown, trades, exposure, win rate, exits by reason; buy-and-hold's return, Sharpe and drawdown."
+def backtest_stats(trades:pd.DataFrame, # trades taken, with `net` and `how`
+                   step:pd.Series, # net return booked per bar
+                   eq:pd.DataFrame, # equity frame: position, strategy, buy_hold
+                   timeframe:str, # bar size, for annualising
+                  ) -> dict:
+    ("Total return, Sharpe, max drawdown, trades, exposure, win rate, exits by reason; buy-and-hold's return, Sharpe "
+     "and drawdown.")
     ann = np.sqrt(bars_per_year(timeframe))
     sharpe = lambda x: float(x.mean() / x.std() * ann) if x.std() > 0 else 0.0
-    return {"total_return": float(eq.strategy.iloc[-1] - 1), "sharpe": sharpe(step), "max_drawdown": _max_drawdown(eq.strategy),
-            "trades": int(len(trades)), "exposure": float(eq.position.mean()),
+    return {"total_return": float(eq.strategy.iloc[-1] - 1), "sharpe": sharpe(step),
+            "max_drawdown": _max_drawdown(eq.strategy), "trades": int(len(trades)),
+            "exposure": float(eq.position.mean()),
             "win_rate": float((trades.net > 0).mean()) if len(trades) else float("nan"),
             "mean_trade_net_return": float(trades.net.mean()) if len(trades) else float("nan"),
             "exits": {k: int(v) for k, v in trades.how.value_counts().items()},
-            "buy_hold_return": float(eq.buy_hold.iloc[-1] - 1), "buy_hold_sharpe": sharpe(eq.buy_hold.pct_change().fillna(0.0)),
+            "buy_hold_return": float(eq.buy_hold.iloc[-1] - 1),
+            "buy_hold_sharpe": sharpe(eq.buy_hold.pct_change().fillna(0.0)),
             "buy_hold_max_drawdown": _max_drawdown(eq.buy_hold)}
 
 # %% ../nbs/10_backtest.ipynb #822bf882
-def plot_backtest(bt:dict, title:str="Backtest on the test bars") -> Figure:
+def plot_backtest(bt:dict, # the result of `backtest`
+                  title:str="Backtest on the test bars", # figure title
+                 ) -> Figure:
     "Equity of the strategy and of buy-and-hold, with the strategy's drawdown below."
     eq, s = bt["equity"], bt["stats"]
     fig = Figure(figsize=(7.5, 5))
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    top.plot(eq.index, eq.strategy, label=f"strategy ({s['total_return']:+.1%}, Sharpe {s['sharpe']:.2f}, {s['trades']} trades)")
-    top.plot(eq.index, eq.buy_hold, label=f"buy & hold ({s['buy_hold_return']:+.1%}, Sharpe {s['buy_hold_sharpe']:.2f})", alpha=0.7)
+    top.plot(eq.index, eq.strategy,
+             label=f"strategy ({s['total_return']:+.1%}, Sharpe {s['sharpe']:.2f}, {s['trades']} trades)")
+    top.plot(eq.index, eq.buy_hold,
+             label=f"buy & hold ({s['buy_hold_return']:+.1%}, Sharpe {s['buy_hold_sharpe']:.2f})", alpha=0.7)
     top.set_title(title); top.set_ylabel("equity"); top.legend(fontsize=8); top.grid(alpha=0.3)
     bottom.fill_between(eq.index, eq.strategy / eq.strategy.cummax() - 1, 0, color="tab:red", alpha=0.4)
     bottom.set_ylabel("drawdown"); bottom.grid(alpha=0.3)

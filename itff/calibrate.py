@@ -22,8 +22,11 @@ __all__ = ['EPS', 'METHODS', 'Calibrator', 'fit_calibrator', 'purged_folds', 'ou
 
 # %% ../nbs/09_calibrate.ipynb #7dd42fe8
 EPS = 1e-6
+
+# %% ../nbs/09_calibrate.ipynb #9424930c
 METHODS = ("identity", "temperature", "platt", "isotonic")
 
+# %% ../nbs/09_calibrate.ipynb #3c9a6a6c
 def _logit(p) -> np.ndarray:
     p = np.clip(np.asarray(p, "float64"), EPS, 1 - EPS)
     return np.log(p) - np.log1p(-p)
@@ -47,14 +50,18 @@ class Calibrator:
         return np.clip(out, EPS, 1 - EPS)
 
 # %% ../nbs/09_calibrate.ipynb #3b2cd59a
-def fit_calibrator(kind:str, p, y) -> Calibrator:
+def fit_calibrator(kind:str, # 'identity', 'temperature', 'platt' or 'isotonic'
+                   p, # raw probabilities
+                   y, # 0/1 labels
+                  ) -> Calibrator:
     "Fit a calibrator of `kind` on raw probabilities `p` and labels `y`."
     p, y = np.asarray(p, "float64"), np.asarray(y, "float64")
     if len(np.unique(y)) < 2: raise ITFFError("calibration needs both classes in the validation labels")
     if kind == "identity": return Calibrator()
     if kind == "temperature":
         z = _logit(p)
-        r = minimize_scalar(lambda lt: log_loss(y, _sigmoid(z / np.exp(lt)), labels=[0, 1]), bounds=(-3, 3), method="bounded")
+        r = minimize_scalar(lambda lt: log_loss(y, _sigmoid(z / np.exp(lt)), labels=[0, 1]), bounds=(-3, 3),
+                            method="bounded")
         return Calibrator("temperature", {"T": float(np.exp(r.x))})
     if kind == "platt":
         lr = LogisticRegression(C=1e4, max_iter=1000).fit(_logit(p)[:, None], y)
@@ -65,20 +72,37 @@ def fit_calibrator(kind:str, p, y) -> Calibrator:
     raise ITFFError(f"unknown calibration method {kind!r}; expected one of {list(METHODS)}")
 
 # %% ../nbs/09_calibrate.ipynb #438cfcea
-def purged_folds(n:int, folds:int=5, purge:int=0):
-    "(fit rows, held-out rows) for `folds` contiguous blocks of `n` rows, leaving `purge` rows each side of the held-out block out of the fit."
+def purged_folds(n:int, # rows
+                 folds:int=5, # contiguous blocks
+                 purge:int=0, # rows left out each side of the held-out block
+                ):
+    ("(fit rows, held-out rows) for `folds` contiguous blocks of `n` rows, leaving `purge` rows each side of the "
+     "held-out block out of the fit.")
     rows = np.arange(n)
     for b in np.array_split(rows, folds):
         if len(b): yield rows[(rows < b[0] - purge) | (rows > b[-1] + purge)], b
 
-def out_of_fold(kind:str, p, y, folds:int=5, purge:int=0) -> np.ndarray:
-    "Each block calibrated by a `kind` calibrator fitted on the other (purged) blocks: calibrated forecasts that never saw their outcome."
+# %% ../nbs/09_calibrate.ipynb #eb3b08d6
+def out_of_fold(kind:str, # calibration method
+                p, # raw probabilities
+                y, # 0/1 labels
+                folds:int=5, # contiguous blocks
+                purge:int=0, # rows left out each side of the held-out block
+               ) -> np.ndarray:
+    ("Each block calibrated by a `kind` calibrator fitted on the other (purged) blocks: calibrated forecasts that "
+     "never saw their outcome.")
     p, y, out = np.asarray(p, "float64"), np.asarray(y, "float64"), np.full(len(p), np.nan)
     for fit, held in purged_folds(len(p), folds, purge):
         if len(np.unique(y[fit])) == 2: out[held] = fit_calibrator(kind, p[fit], y[fit])(p[held])
     return out
 
-def select_calibrator(p_val, y_val, methods=METHODS, folds:int=5, purge:int=0) -> Calibrator:
+# %% ../nbs/09_calibrate.ipynb #01465d32
+def select_calibrator(p_val, # raw validation probabilities
+                      y_val, # validation labels
+                      methods=METHODS, # methods to choose from
+                      folds:int=5, # contiguous blocks of the CV
+                      purge:int=0, # rows left out each side of the held-out block
+                     ) -> Calibrator:
     "The method with the lowest purged blocked-CV log loss on the validation part, refitted on all of it."
     p_val, y_val = np.asarray(p_val, "float64"), np.asarray(y_val, "float64")
     scores = {}
@@ -93,21 +117,32 @@ def select_calibrator(p_val, y_val, methods=METHODS, folds:int=5, purge:int=0) -
 # %% ../nbs/09_calibrate.ipynb #ff2dd82a
 def calibrator_to_dict(cal:Calibrator) -> dict: return {"kind": cal.kind, "params": cal.params}
 
-def calibrator_from_dict(d, source:str="calibrator") -> Calibrator:
+# %% ../nbs/09_calibrate.ipynb #a0fbdee5
+def calibrator_from_dict(d, # the dict written by `calibrator_to_dict`
+                         source:str="calibrator", # what to name in errors (file, field)
+                        ) -> Calibrator:
     "A `Calibrator` from its JSON dict; `DataError` naming what is wrong."
-    if not isinstance(d, dict) or d.get("kind") not in METHODS: raise DataError(f"{source}: 'kind' must be one of {list(METHODS)}")
-    p, need = d.get("params", {}), {"identity": [], "temperature": ["T"], "platt": ["a", "b"], "isotonic": ["x", "y"]}[d["kind"]]
+    if not isinstance(d, dict) or d.get("kind") not in METHODS:
+        raise DataError(f"{source}: 'kind' must be one of {list(METHODS)}")
+    p, need = d.get("params", {}), {"identity": [], "temperature": ["T"], "platt": ["a", "b"],
+                                    "isotonic": ["x", "y"]}[d["kind"]]
     missing = [k for k in need if k not in p]
     if missing: raise DataError(f"{source}: {d['kind']} calibrator lacks {missing}")
     nums = np.concatenate([np.ravel(np.asarray(p[k], "float64")) for k in need]) if need else np.array([1.0])
     if not np.isfinite(nums).all(): raise DataError(f"{source}: calibrator parameters must be finite")
     if d["kind"] == "temperature" and p["T"] <= 0: raise DataError(f"{source}: temperature must be positive")
-    if d["kind"] == "isotonic" and (len(p["x"]) != len(p["y"]) or np.any(np.diff(p["x"]) < 0) or np.any(np.diff(p["y"]) < 0)):
+    if d["kind"] == "isotonic" and (len(p["x"]) != len(p["y"]) or np.any(np.diff(p["x"]) < 0)
+                                    or np.any(np.diff(p["y"]) < 0)):
         raise DataError(f"{source}: isotonic breakpoints must be two increasing lists of equal length")
     return Calibrator(d["kind"], dict(p))
 
-def save_calibrator(cal:Calibrator, path) -> Path: return write_json(path, calibrator_to_dict(cal))
+# %% ../nbs/09_calibrate.ipynb #0c9a4e50
+def save_calibrator(cal:Calibrator, # the calibrator
+                    path, # JSON file
+                   ) -> Path:
+    return write_json(path, calibrator_to_dict(cal))
 
+# %% ../nbs/09_calibrate.ipynb #3b56cbb7
 def load_calibrator(path) -> Calibrator:
     "Load a calibrator JSON file."
     try: d = json.loads(Path(path).read_text())

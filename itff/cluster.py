@@ -20,31 +20,44 @@ __all__ = ['WORKER_ENV', 'local_cluster', 'pin_workers', 'dask_client', 'run_tas
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "KERAS_BACKEND": "jax",
               "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
 
-def local_cluster(n_workers:int|None=None, memory_limit="auto", dashboard:bool=True):
+# %% ../nbs/15_cluster.ipynb #71e9994b
+def local_cluster(n_workers:int|None=None, # worker processes (default: one per core)
+                  memory_limit="auto", # memory limit per worker
+                  dashboard:bool=True, # serve the Dask dashboard (when bokeh is installed)
+                 ):
     "A `LocalCluster`: `n_workers` processes (default: one per core), one thread each, JAX on one thread per worker."
     from distributed import LocalCluster
     try: import bokeh  # noqa: F401  (the dashboard needs it)
     except ImportError: dashboard = False
-    return LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, memory_limit=memory_limit,
-                        dashboard_address=":0" if dashboard else None, env=WORKER_ENV, silence_logs=logging.ERROR)
+    return LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                        memory_limit=memory_limit, dashboard_address=":0" if dashboard else None, env=WORKER_ENV,
+                        silence_logs=logging.ERROR)
 
+# %% ../nbs/15_cluster.ipynb #0b0bb44d
 def _pin(core:int) -> list[int]:
     if hasattr(os, "sched_setaffinity"): os.sched_setaffinity(0, {core})
     return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 
 def pin_workers(client) -> dict:
-    "Pin each local worker process to its own core (round robin): JAX's own helper threads then cannot spill onto a neighbour's core."
+    "Pin each local worker process to its own core (round robin): JAX's helper threads cannot spill onto a neighbour's."
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    return {w: client.run(_pin, cores[i % len(cores)], workers=[w])[w] for i, w in enumerate(sorted(client.scheduler_info()["workers"]))}
+    workers = sorted(client.scheduler_info()["workers"])
+    return {w: client.run(_pin, cores[i % len(cores)], workers=[w])[w] for i, w in enumerate(workers)}
 
+# %% ../nbs/15_cluster.ipynb #0dd80ae1
 @contextmanager
-def dask_client(scheduler:str|None=None, n_workers:int|None=None, log=print):
-    "A `distributed.Client` for the run: `scheduler` (or `$ITFF_DASK_SCHEDULER`), else a local cluster; closed afterwards."
+def dask_client(scheduler:str|None=None, # scheduler address (default: $ITFF_DASK_SCHEDULER, else a local cluster)
+                n_workers:int|None=None, # workers of the local cluster (default: one per core)
+                log=print, # where progress lines go
+               ):
+    "A `distributed.Client` for the run: `scheduler` (or `$ITFF_DASK_SCHEDULER`), else a local cluster; closed after."
     from distributed import Client
     scheduler = scheduler or os.environ.get("ITFF_DASK_SCHEDULER") or None
     cluster = None if scheduler else local_cluster(n_workers)
     try: client = Client(scheduler, timeout="30s") if scheduler else Client(cluster)
-    except OSError as e: raise ITFFError(f"cannot reach the Dask scheduler {scheduler} ({e}); start it with `dask scheduler` or drop --scheduler") from e
+    except OSError as e:
+        raise ITFFError(f"cannot reach the Dask scheduler {scheduler} ({e}); "
+                        "start it with `dask scheduler` or drop --scheduler") from e
     if cluster is not None: pin_workers(client)
     try:
         info = client.scheduler_info()
@@ -60,13 +73,22 @@ def _error_summary(fut) -> str:
     "The exception of a failed future with its innermost frame."
     exc, tb = fut.exception(), fut.traceback()
     where = traceback.extract_tb(tb)[-1] if tb is not None else None
-    return f"{type(exc).__name__}: {exc}" + (f" (at {Path(where.filename).name}:{where.lineno} in {where.name})" if where else "")
+    at = f" (at {Path(where.filename).name}:{where.lineno} in {where.name})" if where else ""
+    return f"{type(exc).__name__}: {exc}" + at
 
-def run_tasks(client, fn, jobs:dict, retries:int=2, desc:str="tasks", progress:bool=True, log=print) -> dict:
+def run_tasks(client, # a `distributed.Client`
+              fn, # the task function, called as `fn(*args)`
+              jobs:dict, # `label: args` for each task
+              retries:int=2, # times Dask reruns a task whose worker died
+              desc:str="tasks", # progress bar label
+              progress:bool=True, # show a progress bar
+              log=print, # where failures are reported
+             ) -> dict:
     "Run `fn(*args)` for each `label: args` of `jobs` on the cluster; returns {label: (result or None, error or None)}."
     from distributed import as_completed
     run = uuid.uuid4().hex[:8]
-    futures = {client.submit(fn, *args, key=f"itff-{label}-{run}", retries=retries, pure=False): label for label, args in jobs.items()}
+    futures = {client.submit(fn, *args, key=f"itff-{label}-{run}", retries=retries, pure=False): label
+               for label, args in jobs.items()}
     out = {}
     for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="task", disable=not progress):
         label = futures[fut]
@@ -81,14 +103,18 @@ def folder_bytes(folder) -> dict[str, bytes]:
     folder = Path(folder)
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
-def install_outputs(files:dict[str, bytes], roots:dict) -> list[Path]:
-    "Write a task's files: `roots` maps a first path part to (folder, depth of the items swapped in whole); staged, bundles verified, then swapped in atomically."
+# %% ../nbs/15_cluster.ipynb #6ae07e71
+def install_outputs(files:dict[str, bytes], # a task's output files by relative path
+                    roots:dict, # first path part → (folder, depth of the items swapped in whole)
+                   ) -> list[Path]:
+    "Write a task's files under `roots`: staged, bundles verified, then swapped in atomically."
     stages, done = {}, []
     try:
         items = set()
         for rel, data in files.items():
             parts = Path(rel).parts
-            if Path(rel).is_absolute() or ".." in parts or parts[0] not in roots: raise ITFFError(f"refusing output path {rel!r}")
+            if Path(rel).is_absolute() or ".." in parts or parts[0] not in roots:
+                raise ITFFError(f"refusing output path {rel!r}")
             root, depth = roots[parts[0]]
             stage = stages.setdefault(parts[0], Path(root)/f".staging-{uuid.uuid4().hex[:8]}")
             p = stage.joinpath(*parts[1:]); p.parent.mkdir(parents=True, exist_ok=True); p.write_bytes(data)

@@ -1,4 +1,4 @@
-"""`ExperimentConfig`: everything that defines one experiment, checked when it is made, stored once in the bundle; and the one option set of the training CLIs.
+"""`ExperimentConfig`: all that defines one experiment, checked when made, stored once; the training CLIs' options.
 
 Docs: https://itff.github.io/itff/config.html.md"""
 
@@ -63,7 +63,8 @@ class ExperimentConfig:
     mc_samples:int = 30              # MC-dropout samples per bar
     threshold:float|None = None      # decision threshold (None: chosen on validation)
     max_uncertainty:float|None = None  # MC-std cut-off (None: chosen on validation)
-    decision_rule:str = "return"     # threshold rule: 'return' (best net return per signal) or 'precision' (risk-controlled)
+    # threshold rule: 'return' (best net return per signal) or 'precision' (risk-controlled)
+    decision_rule:str = "return"
     precision_target:float = 0.55    # the risk-controlled rule: precision at least this …
     risk_delta:float = 0.1           # … with probability 1 − risk_delta on the calibration data
     ood_quantile:float = 0.99        # out-of-distribution above this quantile of the validation windows' scores
@@ -76,17 +77,21 @@ class ExperimentConfig:
 # %% ../nbs/16_config.ipynb #e90f6774
 def check_config(cfg:ExperimentConfig):
     "An `ITFFError` naming the first setting of `cfg` that cannot work."
-    if cfg.model_type not in MODEL_TYPES: raise ITFFError(f"unknown model type {cfg.model_type!r}; expected one of {list(MODEL_TYPES)}")
+    if cfg.model_type not in MODEL_TYPES:
+        raise ITFFError(f"unknown model type {cfg.model_type!r}; expected one of {list(MODEL_TYPES)}")
     label_spec(cfg.label, cfg.timeframe, cfg.horizon, cfg.theta); class_weights(np.array([0.0, 1.0]), cfg.class_weight)
     for k in ("window", "epochs", "ensemble", "mc_samples", "n_boot"):
         if int(getattr(cfg, k)) < 1: raise ITFFError(f"{k} must be at least 1, got {getattr(cfg, k)}")
-    if cfg.threshold is not None and not 0 < cfg.threshold <= 1: raise ITFFError(f"threshold must be in (0, 1], got {cfg.threshold}")
-    if cfg.decision_rule not in ("return", "precision"): raise ITFFError(f"decision_rule must be 'return' or 'precision', got {cfg.decision_rule!r}")
+    if cfg.threshold is not None and not 0 < cfg.threshold <= 1:
+        raise ITFFError(f"threshold must be in (0, 1], got {cfg.threshold}")
+    if cfg.decision_rule not in ("return", "precision"):
+        raise ITFFError(f"decision_rule must be 'return' or 'precision', got {cfg.decision_rule!r}")
     for k in ("precision_target", "risk_delta"):
         if not 0 < getattr(cfg, k) < 1: raise ITFFError(f"{k} must be in (0, 1), got {getattr(cfg, k)}")
     if not 0.5 < cfg.ood_quantile <= 1: raise ITFFError(f"ood_quantile must be in (0.5, 1], got {cfg.ood_quantile}")
     try: pd.Timedelta(cfg.sentiment_delay)
-    except ValueError: raise ITFFError(f"sentiment_delay {cfg.sentiment_delay!r} is not a time span like '15min'") from None
+    except ValueError:
+        raise ITFFError(f"sentiment_delay {cfg.sentiment_delay!r} is not a time span like '15min'") from None
 
 # %% ../nbs/16_config.ipynb #950feba2
 @patch_to(ExperimentConfig, as_prop=True)
@@ -131,14 +136,16 @@ def split_option(val_start:str|None, # validation start date
                  test_start:str|None, # test start date
                 ) -> tuple:
     "The config's `split` from `--val-start`/`--test-start`: both dates, or neither (70/15/15 by bars)."
-    if (val_start is None) != (test_start is None): raise ITFFError("give both --val-start and --test-start, or neither")
+    if (val_start is None) != (test_start is None):
+        raise ITFFError("give both --val-start and --test-start, or neither")
     return (val_start, test_start) if val_start else ExperimentConfig.split
 
 # %% ../nbs/16_config.ipynb #481dd4be
 def experiment_options(
     symbol:str="BTCUSDT", # pair
     timeframe:str="1h", # bar size: 1m … 1d (bundled: 1h, 30m; longer bars resampled from 1h)
-    label:str=None, # direction, level_up, level_down or triple_barrier (default: direction; itff-pipeline: direction and level_up)
+    # direction, level_up, level_down or triple_barrier (default: direction; itff-pipeline: direction and level_up)
+    label:str=None,
     model:str=None, # lstm or transformer (default: lstm)
     source:str="bundled", # candles: bundled, ccxt, yfinance or a CSV/parquet/ZIP path
     window:int=48, # bars per input window
@@ -151,7 +158,8 @@ def experiment_options(
     class_weight:str=None, # 'balanced' to reweight rare labels
     mc_samples:int=30, # Monte-Carlo dropout samples per bar
     threshold:float=None, # decision threshold on the calibrated probability (default: chosen on validation)
-    decision_rule:str="return", # how validation chooses it: 'return' (best net return per signal) or 'precision' (risk-controlled)
+    # how validation chooses it: 'return' (best net return per signal) or 'precision' (risk-controlled)
+    decision_rule:str="return",
     precision_target:float=0.55, # the 'precision' rule: precision at least this …
     risk_delta:float=0.1, # … with probability 1 − risk_delta
     ood_quantile:float=0.99, # out-of-distribution above this quantile of the validation windows' scores
@@ -161,16 +169,21 @@ def experiment_options(
     seed:int=0, # random seed
 ) -> ExperimentConfig:
     "The training CLIs' shared options as an `ExperimentConfig` (checked)."
-    return ExperimentConfig(symbol, timeframe, label or ExperimentConfig.label, model or ExperimentConfig.model_type, source=source, window=window, split=split_option(val_start, test_start),
-                            include_sentiment=include_sentiment, sentiment_delay=sentiment_delay, epochs=epochs, ensemble=ensemble,
-                            class_weight=class_weight, mc_samples=mc_samples, threshold=threshold, decision_rule=decision_rule,
-                            precision_target=precision_target, risk_delta=risk_delta, ood_quantile=ood_quantile, fee_bps=fee_bps,
-                            slippage_bps=slippage_bps, n_boot=n_boot, seed=seed)
+    return ExperimentConfig(symbol, timeframe, label or ExperimentConfig.label, model or ExperimentConfig.model_type,
+                            source=source, window=window, split=split_option(val_start, test_start),
+                            include_sentiment=include_sentiment, sentiment_delay=sentiment_delay, epochs=epochs,
+                            ensemble=ensemble, class_weight=class_weight, mc_samples=mc_samples, threshold=threshold,
+                            decision_rule=decision_rule, precision_target=precision_target, risk_delta=risk_delta,
+                            ood_quantile=ood_quantile, fee_bps=fee_bps, slippage_bps=slippage_bps, n_boot=n_boot,
+                            seed=seed)
 
 # %% ../nbs/16_config.ipynb #8e0fe1ec
 Deprecated = Annotated[str, {"help": "==SUPPRESS=="}]   # an option kept for one release, hidden from --help
+
+# %% ../nbs/16_config.ipynb #ce83b026
 DeprecatedFlag = Annotated[bool, {"help": "==SUPPRESS=="}]   # likewise, a flag
 
+# %% ../nbs/16_config.ipynb #9d9f3ebd
 def renamed_option(old:str, # the old spelling, e.g. '--model-type'
                    new:str, # what replaces it, e.g. '--models'
                    value, # the value given to the old spelling (None: not given)

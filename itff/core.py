@@ -26,6 +26,7 @@ __all__ = ['SYMBOLS', 'TIMEFRAMES', 'QUOTES', 'PKG_DATA', 'ITFFError', 'DataErro
 class ITFFError(Exception):
     "Base class of the errors ITFF raises on bad input or bad state."
 
+# %% ../nbs/00_core.ipynb #4af49ab9
 class DataError(ITFFError, ValueError):
     "Input data is malformed: the message names the file, row and column."
 
@@ -38,24 +39,34 @@ class Settings:
     models_dir: Path  # model bundles and scalers
     reports_dir: Path # evaluation reports, plots, CSVs
 
+# %% ../nbs/00_core.ipynb #cf876bd7
 def get_settings(env=None) -> Settings:
     "Settings from `env` (default `os.environ`)."
     env = os.environ if env is None else env
     home = Path(env.get("ITFF_HOME") or ".").expanduser()
     sub = lambda key, name: Path(env.get(key) or home/name).expanduser()
-    return Settings(home, sub("ITFF_DATA_DIR", "data"), sub("ITFF_MODELS_DIR", "models"), sub("ITFF_REPORTS_DIR", "reports"))
+    return Settings(home, sub("ITFF_DATA_DIR", "data"), sub("ITFF_MODELS_DIR", "models"),
+                    sub("ITFF_REPORTS_DIR", "reports"))
 
 # %% ../nbs/00_core.ipynb #6823f6f6
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-TIMEFRAMES = {tf: pd.Timedelta(tf.replace("m", "min").replace("d", "D")) for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")}  # the exchanges' set
+
+# %% ../nbs/00_core.ipynb #110a198b
+# the exchanges' set
+TIMEFRAMES = {tf: pd.Timedelta(tf.replace("m", "min").replace("d", "D"))
+              for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")}
+
+# %% ../nbs/00_core.ipynb #b84ce1c0
 QUOTES = ("USDT", "USDC", "USD", "BUSD", "EUR")
 
+# %% ../nbs/00_core.ipynb #ebcf490d
 def normalize_symbol(symbol:str) -> str:
     "`BTC/USDT`, `btc-usdt` or `BTCUSDT` → `BTCUSDT`."
     s = re.sub(r"[^A-Za-z0-9]", "", str(symbol)).upper()
     if not s: raise ITFFError(f"empty symbol {symbol!r}")
     return s
 
+# %% ../nbs/00_core.ipynb #fed75150
 def split_symbol(symbol:str) -> tuple[str, str]:
     "Base and quote asset of `symbol`, e.g. `('BTC', 'USDT')`."
     s = normalize_symbol(symbol)
@@ -63,6 +74,7 @@ def split_symbol(symbol:str) -> tuple[str, str]:
         if s.endswith(q) and len(s) > len(q): return s[:-len(q)], q
     raise ITFFError(f"cannot tell base from quote in {symbol!r}; expected a quote asset among {QUOTES}")
 
+# %% ../nbs/00_core.ipynb #9a78bcb2
 def ccxt_symbol(symbol:str) -> str:
     "ccxt's unified form, e.g. `BTC/USDT`."
     return "/".join(split_symbol(symbol))
@@ -70,7 +82,8 @@ def ccxt_symbol(symbol:str) -> str:
 # %% ../nbs/00_core.ipynb #819997c0
 def timeframe_delta(timeframe:str) -> pd.Timedelta:
     "Bar length of `timeframe` (1m … 1d, as exchanges name them)."
-    if timeframe not in TIMEFRAMES: raise ITFFError(f"unknown timeframe {timeframe!r}; expected one of {list(TIMEFRAMES)}")
+    if timeframe not in TIMEFRAMES:
+        raise ITFFError(f"unknown timeframe {timeframe!r}; expected one of {list(TIMEFRAMES)}")
     return TIMEFRAMES[timeframe]
 
 # %% ../nbs/00_core.ipynb #68d51189
@@ -80,7 +93,9 @@ def to_utc(t) -> pd.Timestamp:
     return t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
 
 # %% ../nbs/00_core.ipynb #491db165
-def seed_everything(seed:int=42, keras:bool=True):
+def seed_everything(seed:int=42, # seed for `random`, NumPy and Keras
+                    keras:bool=True, # also seed Keras and its backend
+                   ):
     "Seed `random`, NumPy and, if `keras`, Keras and its backend."
     random.seed(seed); np.random.seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -91,7 +106,9 @@ def seed_everything(seed:int=42, keras:bool=True):
 
 # %% ../nbs/00_core.ipynb #6a175123
 @contextmanager
-def atomic_write(path, mode="wb"):
+def atomic_write(path, # file to write
+                 mode="wb", # `open` mode of the temp file
+                ):
     "Open a temp file beside `path`; rename it onto `path` only if the block succeeds."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +120,11 @@ def atomic_write(path, mode="wb"):
         Path(tmp).unlink(missing_ok=True)
         raise
 
-def write_json(path, obj, indent=2):
+# %% ../nbs/00_core.ipynb #d340e87a
+def write_json(path, # file to write
+               obj, # JSON-able object (NumPy numbers, arrays, timestamps and paths allowed)
+               indent=2, # JSON indentation
+              ):
     "Write `obj` as JSON to `path` atomically."
     with atomic_write(path, "w") as f: json.dump(obj, f, indent=indent, sort_keys=False, default=_json_default)
     return Path(path)
@@ -116,13 +137,16 @@ def _json_default(o):
     raise TypeError(f"cannot write {type(o).__name__} as JSON")
 
 # %% ../nbs/00_core.ipynb #df3eaf59
-def sha256_file(path, chunk=1<<20) -> str:
+def sha256_file(path, # file to hash
+                chunk=1<<20, # bytes read at a time
+               ) -> str:
     "Hex sha256 of the file at `path`."
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
 
+# %% ../nbs/00_core.ipynb #5f40fff1
 def sha256_frame(df:pd.DataFrame) -> str:
     "Hex sha256 of `df`'s column names, index and float64 values."
     h = hashlib.sha256(json.dumps([str(c) for c in df.columns]).encode())
@@ -134,6 +158,7 @@ def sha256_frame(df:pd.DataFrame) -> str:
 # %% ../nbs/00_core.ipynb #88c135fd
 PKG_DATA = Path(str(importlib.resources.files("itff")))/"data"
 
+# %% ../nbs/00_core.ipynb #55310a29
 def package_data(name:str) -> Path:
     "Path of a bundled data file; a clear error if it is missing."
     p = PKG_DATA/name
@@ -169,5 +194,6 @@ def decide(p, # calibrated probabilities
     "The one decision rule: `decision`, and the vetoes `uncertain` and `abstained_ood`, per row."
     p, std = np.atleast_1d(np.asarray(p, "float64")), np.atleast_1d(np.asarray(std, "float64"))
     uncertain = std > max_uncertainty if max_uncertainty is not None else np.zeros(p.shape, bool)
-    ood = np.zeros(p.shape, bool) if in_distribution is None or allow_ood else ~np.atleast_1d(np.asarray(in_distribution, bool))
+    ood = (np.zeros(p.shape, bool) if in_distribution is None or allow_ood
+           else ~np.atleast_1d(np.asarray(in_distribution, bool)))
     return {"decision": (p >= threshold) & ~uncertain & ~ood, "uncertain": uncertain, "abstained_ood": ood}

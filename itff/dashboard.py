@@ -1,4 +1,4 @@
-"""The Voila dashboard: every trained bundle's scores beside the baselines, its plots, a live threshold, and a live forecast.
+"""The Voila dashboard: every trained bundle's scores beside the baselines, its plots, a live threshold and forecast.
 
 Docs: https://itff.github.io/itff/dashboard.html.md"""
 
@@ -23,6 +23,7 @@ from .metrics import coverage_curve, threshold_sweep
 from .plots import plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty
 from .pipeline import skill_words
 from .reports import comparison_table, live_summary, plain_verdict, read_summary
+from .predictor import Predictor
 from .predlog import monitor_path
 
 # %% auto #0
@@ -35,12 +36,14 @@ __all__ = ['BUNDLE_COLUMNS', 'EMPTY_STATE', 'STYLE', 'MODEL_NAMES', 'PANELS', 'A
 # %% ../nbs/28_dashboard.ipynb #0db5a72a
 BUNDLE_COLUMNS = ["id", "symbol", "timeframe", "label", "model", "path"]
 
+# %% ../nbs/28_dashboard.ipynb #4e3d0c81
 def find_bundles(models_dir=None) -> pd.DataFrame:
     "One row per bundle under `models_dir/training`: id, symbol, timeframe, label, model type and folder."
     rows = []
     for p in sorted(Path(models_dir or get_settings().models_dir).glob("training/*/meta.json")):
+        # unreadable: not offered (the API's /health names such bundles)
         try: m = json.loads(p.read_text())
-        except (OSError, ValueError): continue     # unreadable: not offered (the API's /health names such bundles)
+        except (OSError, ValueError): continue
         c = stored_config(m)
         rows.append({"id": m.get("id", p.parent.name), "symbol": c["symbol"], "timeframe": m["timeframe"],
                      "label": m["label"]["name"], "model": c["model_type"], "path": str(p.parent)})
@@ -54,7 +57,11 @@ class View:
     predictions:pd.DataFrame|None
     report:dict|None   # the bundle's row of reports/summary.csv
 
-def load_view(bundle, reports_dir=None, summary:pd.DataFrame|None=None) -> View:
+# %% ../nbs/28_dashboard.ipynb #9b4bf624
+def load_view(bundle, # the bundle folder
+              reports_dir=None, # the reports folder (default: the settings' `reports_dir`)
+              summary:pd.DataFrame|None=None, # `reports/summary.csv`, for the bundle's row
+             ) -> View:
     "The view of the bundle folder `bundle`: its latest report if there is one, else the metrics stored in the bundle."
     bundle = Path(bundle); meta = json.loads((bundle/"meta.json").read_text()); eid = meta.get("id", bundle.name)
     folder = Path(reports_dir or get_settings().reports_dir)/eid
@@ -69,24 +76,34 @@ def view_costs(view:View) -> Costs:
     b = view.metrics.get("backtest", {})
     return Costs(**{k: b[k] for k in ("fee_bps", "slippage_bps") if k in b})
 
+# %% ../nbs/28_dashboard.ipynb #690b282d
 def trade_return(view:View) -> pd.Series:
-    "Per bar, the gross return of the trade a signal would open (older reports without it: the close-to-close forward return)."
+    ("Per bar, the gross return of the trade a signal would open (older reports without it: the close-to-close "
+     "forward return).")
     p = view.predictions
     return p.trade_return if "trade_return" in p else p.forward_return
 
-def at_threshold(view:View, threshold:float) -> dict:
+# %% ../nbs/28_dashboard.ipynb #f992a1b2
+def at_threshold(view:View, # a view with per-bar predictions
+                 threshold:float, # act when the calibrated p >= this
+                ) -> dict:
     "Precision, recall, coverage, signals and mean net return per signal of acting when the calibrated p ≥ `threshold`."
     p = view.predictions
-    return threshold_sweep(p.y, p.p_model, trade_return(view), [threshold], view_costs(view), int(p.side.iloc[0])).iloc[0].to_dict()
+    return threshold_sweep(p.y, p.p_model, trade_return(view), [threshold], view_costs(view),
+                           int(p.side.iloc[0])).iloc[0].to_dict()
 
 # %% ../nbs/28_dashboard.ipynb #068cab65
-def png(fig:Figure, dpi:int=90) -> bytes:
+def png(fig:Figure, # the figure to save
+        dpi:int=90, # its resolution
+       ) -> bytes:
     "`fig` as PNG bytes."
     buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
 
+# %% ../nbs/28_dashboard.ipynb #a37f44ee
 def _probs(p:pd.DataFrame) -> dict:
-    names = {"p_model": "model", "p_model_raw": "model_raw", "p_logistic": "logistic", "p_gbm": "gbm", "p_climatology": "climatology"}
+    names = {"p_model": "model", "p_model_raw": "model_raw", "p_logistic": "logistic", "p_gbm": "gbm",
+             "p_climatology": "climatology"}
     return {v: p[k].to_numpy() for k, v in names.items() if k in p}
 
 def static_figures(view:View) -> dict[str, Figure]:
@@ -94,57 +111,81 @@ def static_figures(view:View) -> dict[str, Figure]:
     p, probs, title = view.predictions, _probs(view.predictions), view.id.replace("_", " ")
     sweep = threshold_sweep(p.y, p.p_model, trade_return(view), costs=view_costs(view), side=int(p.side.iloc[0]))
     return {"roc": plot_roc(p.y, probs, f"ROC — {title}"), "pr": plot_pr(p.y, probs, f"Precision-recall — {title}"),
-            "reliability": plot_reliability(p.y, {k: probs[k] for k in ("model", "model_raw", "gbm") if k in probs}, title=f"Reliability — {title}"),
+            "reliability": plot_reliability(p.y, {k: probs[k] for k in ("model", "model_raw", "gbm") if k in probs},
+                                            title=f"Reliability — {title}"),
             "sweep": plot_threshold_sweep(sweep, f"Threshold sweep — {title}")}
 
 # %% ../nbs/28_dashboard.ipynb #06d82530
-def threshold_figures(view:View, threshold:float, candles:pd.DataFrame|None=None) -> dict[str, Figure]:
-    "The figures that move with the threshold: uncertainty of right and wrong calls, coverage, and (given candles) the backtest."
+def threshold_figures(view:View, # a view with per-bar predictions
+                      threshold:float, # the decision threshold the figures are drawn at
+                      candles:pd.DataFrame|None=None, # the scored candles, for the backtest (none: no backtest)
+                     ) -> dict[str, Figure]:
+    ("The figures that move with the threshold: uncertainty of right and wrong calls, coverage, and (given candles) "
+     "the backtest.")
     p = view.predictions; right = (p.p_model >= threshold) == (p.y == 1)
     out = {"uncertainty": plot_uncertainty(p.mc_std, right, f"MC std of right and wrong calls at {threshold:.2f}"),
            "coverage": plot_coverage({"MC std": coverage_curve(p.y, p.p_model, p.mc_std, threshold),
-                                      "mutual information": coverage_curve(p.y, p.p_model, p.mutual_info, threshold)}, metric="accuracy",
+                                      "mutual information": coverage_curve(p.y, p.p_model, p.mutual_info, threshold)},
+                                     metric="accuracy",
                                      title=f"Accuracy when abstaining on uncertain bars (threshold {threshold:.2f})")}
     if candles is not None:
         lab = view.meta["label"]
         spec = LabelSpec(lab["name"], lab["horizon"], lab["theta"], view.meta["timeframe"])
-        bt = backtest(candles, p.time, p.p_model, p.mc_std, threshold, stored_decision(view.meta)["max_uncertainty"], spec, view_costs(view), int(p.side.iloc[0]))
+        bt = backtest(candles, p.time, p.p_model, p.mc_std, threshold, stored_decision(view.meta)["max_uncertainty"],
+                      spec, view_costs(view), int(p.side.iloc[0]))
         out["backtest"] = plot_backtest(bt, f"Backtest at threshold {threshold:.2f} — {view.id.replace('_', ' ')}")
     return out
 
+# %% ../nbs/28_dashboard.ipynb #305de606
 def view_candles(view:View) -> pd.DataFrame:
     "The candles the view's report scored (its `data`, else the bundle's source)."
-    return load_ohlcv(stored_config(view.meta)["symbol"], view.meta["timeframe"], str(view.metrics.get("data") or stored_config(view.meta).get("source", "bundled")))
+    return load_ohlcv(stored_config(view.meta)["symbol"], view.meta["timeframe"],
+                      str(view.metrics.get("data") or stored_config(view.meta).get("source", "bundled")))
 
 # %% ../nbs/28_dashboard.ipynb #cb3923d8
 _PREDICTORS, _CANDLES = {}, {}   # loaded predictors by bundle; candle caches by source
 
-def live_forecast(view:View, source:str|None=None, bars:int=600) -> dict:
+def live_forecast(view:View, # the bundle's view
+                  source:str|None=None, # candle source (default: `ITFF_CANDLES_SOURCE`, else bundled)
+                  bars:int=600, # how many of the latest candles to read
+                 ) -> dict:
     "Calibrated probability, MC std, mutual information and decision for the bar after the latest candle from `source`."
     source = source or os.environ.get("ITFF_CANDLES_SOURCE") or "bundled"
     key = (str(view.bundle), (view.bundle/"hashes.json").stat().st_mtime_ns)
     if key not in _PREDICTORS: _PREDICTORS[key] = Predictor.load(path=view.bundle)
-    candles = _CANDLES.setdefault(source, CandleCache(source)).get(stored_config(view.meta)["symbol"], view.meta["timeframe"], bars)
+    candles = _CANDLES.setdefault(source, CandleCache(source)).get(stored_config(view.meta)["symbol"],
+                                                                   view.meta["timeframe"], bars)
     pred = _PREDICTORS[key]
-    return {**pred.predict_candles(candles), **pred.freshness(model_max_age(os.environ.get("ITFF_MODEL_MAX_AGE"))), "source": source}
+    return {**pred.predict_candles(candles), **pred.freshness(model_max_age(os.environ.get("ITFF_MODEL_MAX_AGE"))),
+            "source": source}
 
 # %% ../nbs/28_dashboard.ipynb #7408eaeb
-EMPTY_STATE = """<div class="itff-empty" style="max-width:900px"><h3>No trained models yet</h3><p>Nothing under <code>{models}</code>. Train the demo models
-(BTCUSDT 1h, direction and level_up, LSTM and Transformer) and their reports with:</p>
-<pre>make demo &amp;&amp; make reports</pre><p>or <code>itff-pipeline --labels direction,level_up --models lstm,transformer</code>
-then <code>itff-reports</code>. Set <code>ITFF_HOME</code> if your models live elsewhere.</p></div>"""
+EMPTY_STATE = ('<div class="itff-empty" style="max-width:900px"><h3>No trained models yet</h3>'
+               '<p>Nothing under <code>{models}</code>. Train the demo models\n'
+               '(BTCUSDT 1h, direction and level_up, LSTM and Transformer) and their reports with:</p>\n'
+               '<pre>make demo &amp;&amp; make reports</pre>'
+               '<p>or <code>itff-pipeline --labels direction,level_up --models lstm,transformer</code>\n'
+               'then <code>itff-reports</code>. Set <code>ITFF_HOME</code> if your models live elsewhere.</p></div>')
 
+# %% ../nbs/28_dashboard.ipynb #6456d746
 def _html_table(df:pd.DataFrame, cls:str) -> str: return df.to_html(classes=cls, border=0, escape=True)
 
 def md_html(text:str) -> str:
     "Escape `text` for HTML, keeping its **bold** marks as bold."
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
 
-STYLE = """<style>.itff-table{border-collapse:collapse;font-size:13px}.itff-table th,.itff-table td{padding:3px 10px;text-align:right;
-border-bottom:1px solid #e5e5e5}.itff-table th{background:#f6f6f6}.itff-verdict{max-width:1100px}</style>"""
+# %% ../nbs/28_dashboard.ipynb #4b215c16
+STYLE = ("<style>.itff-table{border-collapse:collapse;font-size:13px}"
+         ".itff-table th,.itff-table td{padding:3px 10px;text-align:right;\n"
+         "border-bottom:1px solid #e5e5e5}.itff-table th{background:#f6f6f6}.itff-verdict{max-width:1100px}</style>")
+
+# %% ../nbs/28_dashboard.ipynb #9fe107b5
 MODEL_NAMES = {"lstm": "LSTM", "transformer": "Transformer"}
 
-def stats_html(s:dict, threshold:float) -> str:
+# %% ../nbs/28_dashboard.ipynb #4f94b4e3
+def stats_html(s:dict, # a row of the threshold sweep (`at_threshold`)
+               threshold:float, # the threshold it is at
+              ) -> str:
     "The threshold panel's figures as HTML, one span per figure."
     net = "n/a" if pd.isna(s["mean_net_return"]) else f"{s['mean_net_return'] * 1e4:+.1f} bps"
     cells = [("threshold", "chosen", f"{threshold:.2f}"), ("precision", "precision", f"{s['precision']:.3f}"),
@@ -152,14 +193,20 @@ def stats_html(s:dict, threshold:float) -> str:
              ("signals", "signals", f"{int(s['signals']):,}"), ("net return", "net-return", net)]
     return " · ".join(f'{name} <b class="itff-{cls}">{v}</b>' for name, cls, v in cells)
 
-def live_html(r:dict, threshold:float|None=None) -> str:
+# %% ../nbs/28_dashboard.ipynb #2f7c2e75
+def live_html(r:dict, # a live forecast (`live_forecast`)
+              threshold:float|None=None, # the slider's threshold (None: only the bundle's)
+             ) -> str:
     "The live forecast as HTML, with the decision at the bundle's threshold (and at `threshold` when it differs)."
     act = "act" if r["decision"] else "no signal"
     also = "" if threshold is None or abs(threshold - r["threshold"]) < 1e-9 else \
-        f' At the slider\'s {threshold:.2f}: <b class="itff-slider-decision">{"act" if r["probability"] >= threshold else "no signal"}</b>.'
-    return (f'<p>{r["model"]["id"]}: forecast for the {r["horizon_bars"]} bars after <b>{r["bar_time"]}</b> (candles: {r["source"]}): '
-            f'calibrated probability <b class="itff-probability">{r["probability"]:.3f}</b>, MC std <b>{r["mc_std"]:.4f}</b>, '
-            f'mutual information <b>{r["mutual_info"]:.4f}</b>, decision at the bundle\'s {r["threshold"]:.2f}: <b class="itff-decision">{act}</b>.{also}</p>'
+        (f' At the slider\'s {threshold:.2f}: <b class="itff-slider-decision">'
+         f'{"act" if r["probability"] >= threshold else "no signal"}</b>.')
+    return (f'<p>{r["model"]["id"]}: forecast for the {r["horizon_bars"]} bars after <b>{r["bar_time"]}</b> '
+            f'(candles: {r["source"]}): '
+            f'calibrated probability <b class="itff-probability">{r["probability"]:.3f}</b>, '
+            f'MC std <b>{r["mc_std"]:.4f}</b>, mutual information <b>{r["mutual_info"]:.4f}</b>, '
+            f'decision at the bundle\'s {r["threshold"]:.2f}: <b class="itff-decision">{act}</b>.{also}</p>'
             + trust_html(r))
 
 # %% ../nbs/28_dashboard.ipynb #37a3f754
@@ -167,16 +214,24 @@ def trust_html(r:dict) -> str:
     "The forecast's out-of-distribution verdict and the bundle's age, as one HTML line."
     if r.get("in_distribution") is None: ood = "no out-of-distribution gate in this bundle (retrain to get one)"
     elif r["in_distribution"]: ood = f'input <b class="itff-ood">in distribution</b> (score {r["ood_score"]:.2f})'
-    else: ood = f'input <b class="itff-ood" style="color:#cf222e">out of distribution</b> (score {r["ood_score"]:.2f}): the decision abstains'
-    age = f'model trained through {str(r["trained_through"])[:16]} ({r["age_hours"] / 24:.0f} days ago' if "age_hours" in r else ""
-    stale = ('; <b class="itff-stale" style="color:#cf222e">stale</b>: older than ITFF_MODEL_MAX_AGE, retrain it)' if r.get("stale") else ")") if age else ""
+    else: ood = (f'input <b class="itff-ood" style="color:#cf222e">out of distribution</b> '
+                 f'(score {r["ood_score"]:.2f}): the decision abstains')
+    age = (f'model trained through {str(r["trained_through"])[:16]} ({r["age_hours"] / 24:.0f} days ago'
+           if "age_hours" in r else "")
+    stale = (('; <b class="itff-stale" style="color:#cf222e">stale</b>: older than ITFF_MODEL_MAX_AGE, retrain it)'
+              if r.get("stale") else ")") if age else "")
     return f"<p>{ood}{' · ' + age + stale if age else ''}.</p>"
 
-def monitor_html(sha:str, path=None) -> tuple[str, bytes]:
-    "The live reliability panel: itff-monitor's scores of bundle `sha` as HTML, and its reliability plot's PNG (empty if none)."
+# %% ../nbs/28_dashboard.ipynb #1cbb8719
+def monitor_html(sha:str, # the bundle's sha256
+                 path=None, # itff-monitor's status file (default: `monitor_path()`)
+                ) -> tuple[str, bytes]:
+    ("The live reliability panel: itff-monitor's scores of bundle `sha` as HTML, and its reliability plot's PNG "
+     "(empty if none).")
     p = Path(path or monitor_path())
     table, text = live_summary(sha, p)
-    if table is None: return f"<p>{md_html(text)} Run <code>itff-monitor</code> (cron) to resolve the served forecasts.</p>", b""
+    if table is None:
+        return f"<p>{md_html(text)} Run <code>itff-monitor</code> (cron) to resolve the served forecasts.</p>", b""
     try: plot = json.loads(p.read_text())["bundles"][sha].get("reliability_plot")
     except (OSError, ValueError, KeyError): plot = None
     img = (p.parent/plot).read_bytes() if plot and (p.parent/plot).exists() else b""
@@ -185,6 +240,7 @@ def monitor_html(sha:str, path=None) -> tuple[str, bytes]:
 # %% ../nbs/28_dashboard.ipynb #10146e74
 PANELS = ("roc", "pr", "reliability", "sweep", "uncertainty", "coverage", "backtest")
 
+# %% ../nbs/28_dashboard.ipynb #5171cb00
 class Dashboard:
     "The ipywidgets app over the bundles and reports under an ITFF home."
     def __init__(self, home=None, candles_source:str|None=None):
@@ -204,14 +260,18 @@ class Dashboard:
 @patch_to(Dashboard)
 def _build(self):
     w = self.w
-    self.sel = {k: w.Dropdown(description=k, layout=w.Layout(width="220px")) for k in ("symbol", "timeframe", "label", "model")}
-    self.threshold = w.FloatSlider(0.5, min=0.05, max=1.0, step=0.01, description="threshold", continuous_update=False,   # 1.0: never act
+    self.sel = {k: w.Dropdown(description=k, layout=w.Layout(width="220px"))
+                for k in ("symbol", "timeframe", "label", "model")}
+    # max 1.0: never act
+    self.threshold = w.FloatSlider(0.5, min=0.05, max=1.0, step=0.01, description="threshold", continuous_update=False,
                                    readout_format=".2f", layout=w.Layout(width="420px"))
     self.html = {k: w.HTML() for k in ("info", "metrics", "stats", "live", "monitor", "status", "reports")}
-    self.images = {k: w.Image(format="png", layout=w.Layout(width="100%" if k != "backtest" else "75%")) for k in PANELS}
+    self.images = {k: w.Image(format="png", layout=w.Layout(width="100%" if k != "backtest" else "75%"))
+                   for k in PANELS}
     self.images["live_reliability"] = w.Image(format="png", layout=w.Layout(width="50%"))
     self.refresh = w.Button(description="Refresh forecast")
-    for k, x in [*self.sel.items(), ("threshold", self.threshold), ("refresh", self.refresh), *self.html.items(), *self.images.items()]:
+    for k, x in [*self.sel.items(), ("threshold", self.threshold), ("refresh", self.refresh),
+                 *self.html.items(), *self.images.items()]:
         x.add_class(f"itff-{k}")
     self._options(); self._show()
     for x in self.sel.values(): x.observe(self._on_select, "value")
@@ -223,8 +283,10 @@ def _build(self):
 @patch_to(Dashboard)
 def _layout(self):
     w, im = self.w, self.images
-    grid = w.GridBox([im[k] for k in PANELS[:-1]], layout=w.Layout(grid_template_columns="repeat(2, 1fr)", grid_gap="8px"))
-    title = w.HTML(f"{STYLE}<h2>ITFF dashboard</h2><p>{len(self.bundles)} bundles under <code>{self.settings.models_dir.resolve()}</code>; "
+    grid = w.GridBox([im[k] for k in PANELS[:-1]],
+                     layout=w.Layout(grid_template_columns="repeat(2, 1fr)", grid_gap="8px"))
+    title = w.HTML(f"{STYLE}<h2>ITFF dashboard</h2><p>{len(self.bundles)} bundles under "
+                   f"<code>{self.settings.models_dir.resolve()}</code>; "
                    f"{len(self.summary)} reports in <code>{self.settings.reports_dir.resolve()}</code>.</p>")
     section = lambda t: w.HTML(f"<h3>{t}</h3>")
     return w.VBox([title, w.HBox(list(self.sel.values())), self.html["status"], self.html["info"],
@@ -238,7 +300,8 @@ def _layout(self):
 @patch_to(Dashboard)
 def _options(self):
     "Each selector offers only what exists given the ones before it, keeping its value when it still can."
-    rows, busy, self._busy = self.bundles, getattr(self, "_busy", False), True   # our own changes are not user selections
+    # our own changes are not user selections
+    rows, busy, self._busy = self.bundles, getattr(self, "_busy", False), True
     try:
         for k, x in self.sel.items():
             opts = sorted(rows[k].unique()); keep = x.value if x.value in opts else opts[0]
@@ -266,11 +329,17 @@ def _show(self):
     row = self._options()
     v = self.view = load_view(row.path, self.settings.reports_dir, self.summary)
     m, r = v.metrics, v.report
-    when = f"; report {r['status']} at {r['finished_at']}: <code>{html.escape(str(self.settings.reports_dir.resolve()/r['html']))}</code>" if r else ""
-    self.html["info"].value = (f"<p><b>{v.id}</b> · {v.meta['label']['definition']} · bundle sha256 {bundle_sha(v.bundle)[:12]} · scored {m['test']['first'][:10]} … {m['test']['last'][:10]} "
-                               f"({m['test']['n']:,} bars){when} · validation skill: <b class='itff-skill'>{skill_words(v.meta.get('skill'))}</b>"
-                               f" · decision threshold {stored_decision(v.meta)['threshold']:.2f}</p><p class='itff-verdict'>{md_html(plain_verdict(m, 'the calibrated model'))}</p>")
-    self.html["metrics"].value = _html_table(comparison_table(m, MODEL_NAMES.get(*[stored_config(v.meta)["model_type"]] * 2)), "itff-table")
+    when = (f"; report {r['status']} at {r['finished_at']}: "
+            f"<code>{html.escape(str(self.settings.reports_dir.resolve()/r['html']))}</code>" if r else "")
+    self.html["info"].value = (
+        f"<p><b>{v.id}</b> · {v.meta['label']['definition']} · bundle sha256 {bundle_sha(v.bundle)[:12]} · "
+        f"scored {m['test']['first'][:10]} … {m['test']['last'][:10]} "
+        f"({m['test']['n']:,} bars){when} · validation skill: "
+        f"<b class='itff-skill'>{skill_words(v.meta.get('skill'))}</b>"
+        f" · decision threshold {stored_decision(v.meta)['threshold']:.2f}</p>"
+        f"<p class='itff-verdict'>{md_html(plain_verdict(m, 'the calibrated model'))}</p>")
+    self.html["metrics"].value = _html_table(
+        comparison_table(m, MODEL_NAMES.get(*[stored_config(v.meta)["model_type"]] * 2)), "itff-table")
     with self.threshold.hold_trait_notifications(): self.threshold.value = float(stored_decision(v.meta)["threshold"])
     if v.predictions is None:
         for im in self.images.values(): im.value = b""
@@ -278,8 +347,11 @@ def _show(self):
     else:
         for k, fig in static_figures(v).items(): self.images[k].value = png(fig)
         self._on_threshold()
-    self.html["reports"].value = _html_table(self.summary.drop(columns=["bundle_sha256", "data_sha256", "error"], errors="ignore"), "itff-table") if len(self.summary) else "<p>No reports yet: run <code>itff-reports</code>.</p>"
-    self.html["monitor"].value, self.images["live_reliability"].value = monitor_html(bundle_sha(v.bundle), monitor_path(self.env))
+    self.html["reports"].value = (
+        _html_table(self.summary.drop(columns=["bundle_sha256", "data_sha256", "error"], errors="ignore"), "itff-table")
+        if len(self.summary) else "<p>No reports yet: run <code>itff-reports</code>.</p>")
+    self.html["monitor"].value, self.images["live_reliability"].value = monitor_html(bundle_sha(v.bundle),
+                                                                                     monitor_path(self.env))
     self._on_live()
 
 @patch_to(Dashboard)
@@ -289,9 +361,11 @@ def _on_threshold(self):
     self.html["stats"].value = stats_html(at_threshold(v, t), t)
     key = v.id
     if key not in self._candles:
+        # candles gone: no backtest, the rest still shows
         try: self._candles[key] = view_candles(v)
-        except ITFFError: self._candles[key] = None     # candles gone: no backtest, the rest still shows
-    if getattr(self, "live", None) and self.live["model"]["id"] == v.id: self.html["live"].value = live_html(self.live, t)
+        except ITFFError: self._candles[key] = None
+    if getattr(self, "live", None) and self.live["model"]["id"] == v.id:
+        self.html["live"].value = live_html(self.live, t)
     for k, fig in threshold_figures(v, t, self._candles[key]).items(): self.images[k].value = png(fig)
 
 @patch_to(Dashboard)
@@ -300,28 +374,36 @@ def _on_live(self):
     self.html["live"].value = live_html(self.live, float(self.threshold.value))
 
 # %% ../nbs/28_dashboard.ipynb #9d428e99
-APP_SOURCE = '''# The ITFF dashboard. Serve it with `itff-dashboard` (basic auth, /health) or `voila dashboard/app.ipynb`.
-import os
-from itff.dashboard import Dashboard
-# ITFF_HOME says where the bundles and reports are; without it, the project root (this notebook lives in dashboard/).
-Dashboard(home=os.environ.get("ITFF_HOME") or "..").widget'''
+APP_SOURCE = ("# The ITFF dashboard. Serve it with `itff-dashboard` (basic auth, /health) "
+              "or `voila dashboard/app.ipynb`.\n"
+              "import os\n"
+              "from itff.dashboard import Dashboard\n"
+              "# ITFF_HOME says where the bundles and reports are; without it, the project root "
+              "(this notebook lives in dashboard/).\n"
+              'Dashboard(home=os.environ.get("ITFF_HOME") or "..").widget')
 
+# %% ../nbs/28_dashboard.ipynb #c9824365
 def app_notebook():
     "The dashboard's Voila notebook: one cell that imports `itff` and shows the app."
     import nbformat as nbf
     cells = [nbf.v4.new_code_cell(APP_SOURCE)]
-    return nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                                                      "language_info": {"name": "python"}})
+    return nbf.v4.new_notebook(
+        cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                               "language_info": {"name": "python"}})
 
 # %% ../nbs/28_dashboard.ipynb #e272cbda
 def dashboard_credentials(env=None) -> tuple[str, str]|None:
     "(username, password) from `ITFF_DASH_USERNAME` / `ITFF_DASH_PASSWORD`, None when neither is set."
     env = os.environ if env is None else env
     user, pw = env.get("ITFF_DASH_USERNAME") or "", env.get("ITFF_DASH_PASSWORD") or ""
-    if bool(user) != bool(pw): raise ITFFError("set both ITFF_DASH_USERNAME and ITFF_DASH_PASSWORD for basic auth, or neither")
+    if bool(user) != bool(pw):
+        raise ITFFError("set both ITFF_DASH_USERNAME and ITFF_DASH_PASSWORD for basic auth, or neither")
     return (user, pw) if user else None
 
-def check_basic_auth(header:str|None, credentials:tuple[str, str]) -> bool:
+# %% ../nbs/28_dashboard.ipynb #501433f5
+def check_basic_auth(header:str|None, # the request's `Authorization` header
+                     credentials:tuple[str, str], # the expected (username, password)
+                    ) -> bool:
     "Does the `Authorization` header carry `credentials`? Both parts compared in constant time."
     if not header or not header.startswith("Basic "): return False
     try: user, sep, pw = base64.b64decode(header[6:], validate=True).decode().partition(":")
@@ -332,13 +414,15 @@ def check_basic_auth(header:str|None, credentials:tuple[str, str]) -> bool:
 # %% ../nbs/28_dashboard.ipynb #3dc570ae
 AUTH_COOKIE = "itff_dash"
 
+# %% ../nbs/28_dashboard.ipynb #41c028db
 def _guarded(handler, credentials):
     "`handler` behind basic auth (or the signed cookie a successful login leaves)."
     class Guarded(handler):
         def prepare(self):
             if self.get_signed_cookie(AUTH_COOKIE, max_age_days=1) != credentials[0].encode():
                 if not check_basic_auth(self.request.headers.get("Authorization"), credentials):
-                    self.set_status(401); self.set_header("WWW-Authenticate", 'Basic realm="ITFF dashboard", charset="UTF-8"')
+                    self.set_status(401)
+                    self.set_header("WWW-Authenticate", 'Basic realm="ITFF dashboard", charset="UTF-8"')
                     self.finish("401: the ITFF dashboard needs a username and password"); return None
                 self.set_signed_cookie(AUTH_COOKIE, credentials[0], expires_days=1, httponly=True, samesite="Strict")
             return super().prepare()
@@ -366,10 +450,13 @@ def absolute_settings_env(env=None) -> dict:
     return {"ITFF_HOME": str(s.home.resolve()), "ITFF_DATA_DIR": str(s.data_dir.resolve()),
             "ITFF_MODELS_DIR": str(s.models_dir.resolve()), "ITFF_REPORTS_DIR": str(s.reports_dir.resolve())}
 
+# %% ../nbs/28_dashboard.ipynb #a4d34841
 # Only the widgets' front end: other JupyterLab extensions installed beside (e.g. jupytext's) are not for a dashboard.
 VOILA_OPTIONS = [f"--VoilaConfiguration.extension_allowlist={x}" for x in
-                 ("@jupyter-widgets/jupyterlab-manager", "@voila-dashboards/widgets-manager8", "@voila-dashboards/widgets-manager7")]
+                 ("@jupyter-widgets/jupyterlab-manager", "@voila-dashboards/widgets-manager8",
+                  "@voila-dashboards/widgets-manager7")]
 
+# %% ../nbs/28_dashboard.ipynb #cbdda04a
 @call_parse
 def itff_dashboard(
     port:int=8050, # port to listen on
@@ -384,6 +471,7 @@ def itff_dashboard(
         if notebook and not Path(notebook).is_file(): raise ITFFError(f"{notebook}: no such notebook")
         os.environ.update(absolute_settings_env())
         if not notebook:
-            notebook = Path(tempfile.mkdtemp(prefix="itff-dashboard-"))/"app.ipynb"; nbformat.write(app_notebook(), notebook)
-    voila_app().launch_instance(argv=[str(notebook), f"--port={port}", f"--Voila.ip={host}", "--no-browser", f"--theme={theme}",
-                                      *VOILA_OPTIONS])
+            notebook = Path(tempfile.mkdtemp(prefix="itff-dashboard-"))/"app.ipynb"
+            nbformat.write(app_notebook(), notebook)
+    voila_app().launch_instance(argv=[str(notebook), f"--port={port}", f"--Voila.ip={host}", "--no-browser",
+                                      f"--theme={theme}", *VOILA_OPTIONS])

@@ -6,8 +6,7 @@ Docs: https://itff.github.io/itff/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #bb99f575
 from __future__ import annotations
-import difflib, re, sys, threading, time
-from contextlib import contextmanager
+import difflib, re, threading, time
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -36,15 +35,16 @@ def _parse_timestamps(raw:pd.Series, source:str) -> pd.DatetimeIndex:
     if pd.api.types.is_numeric_dtype(raw): ts = pd.to_datetime(raw, unit="ms", utc=True, errors="coerce")
     else: ts = pd.to_datetime(raw.astype(str), utc=True, errors="coerce", format="ISO8601")
     bad = np.flatnonzero(pd.isna(ts))
-    if len(bad): raise DataError(f"{_at(source, bad[0])}, column 'timestamp': cannot parse {raw.iloc[bad[0]]!r} as a time "
-                                 f"({len(bad)} unparsable rows)")
+    if len(bad): raise DataError(f"{_at(source, bad[0])}, column 'timestamp': "
+                                 f"cannot parse {raw.iloc[bad[0]]!r} as a time ({len(bad)} unparsable rows)")
     return pd.DatetimeIndex(ts, name="timestamp")
 
 # %% ../nbs/01_data.ipynb #ceadb3fa
 def _first_bad(mask, source, index, column, what):
     "Raise `DataError` at the first True of `mask`."
     bad = np.flatnonzero(np.asarray(mask))
-    if len(bad): raise DataError(f"{_at(source, bad[0], index)}, column '{column}': {what(bad[0])} ({len(bad)} rows like this)")
+    if len(bad):
+        raise DataError(f"{_at(source, bad[0], index)}, column '{column}': {what(bad[0])} ({len(bad)} rows like this)")
 
 def _check_order(index, source):
     "Timestamps strictly increasing: no unsorted and no duplicate rows."
@@ -72,15 +72,20 @@ def validate_ohlcv(df:pd.DataFrame, # raw candles: a `timestamp` column or a Dat
     if not isinstance(df, pd.DataFrame) or df.empty: raise DataError(f"{source}: no rows")
     cols = {str(c).strip().lower(): c for c in df.columns}
     if "timestamp" in cols: index = _parse_timestamps(df[cols["timestamp"]].reset_index(drop=True), source)
-    elif isinstance(df.index, pd.DatetimeIndex): index = pd.DatetimeIndex(df.index.tz_localize("UTC") if df.index.tz is None else df.index.tz_convert("UTC"), name="timestamp")
+    elif isinstance(df.index, pd.DatetimeIndex):
+        utc = df.index.tz_localize("UTC") if df.index.tz is None else df.index.tz_convert("UTC")
+        index = pd.DatetimeIndex(utc, name="timestamp")
     else: raise DataError(f"{source}: missing column 'timestamp' (or a DatetimeIndex)")
     out = _numeric_columns(df, source).set_axis(index.as_unit("ns"), axis=0)
     _check_order(out.index, source)
     o, h, l, c, v = (out[k].to_numpy() for k in OHLCV)
     for k in OHLCV: _first_bad(np.isnan(out[k].to_numpy()), source, out.index, k, lambda i: "missing or not a number")
-    for k, x in zip(OHLCV[:4], (o, h, l, c)): _first_bad(x <= 0, source, out.index, k, lambda i, x=x: f"non-positive price {x[i]}")
-    _first_bad(h < np.maximum(o, c), source, out.index, "high", lambda i: f"high {h[i]} < max(open, close) {max(o[i], c[i])}")
-    _first_bad(l > np.minimum(o, c), source, out.index, "low", lambda i: f"low {l[i]} > min(open, close) {min(o[i], c[i])}")
+    for k, x in zip(OHLCV[:4], (o, h, l, c)):
+        _first_bad(x <= 0, source, out.index, k, lambda i, x=x: f"non-positive price {x[i]}")
+    _first_bad(h < np.maximum(o, c), source, out.index, "high",
+               lambda i: f"high {h[i]} < max(open, close) {max(o[i], c[i])}")
+    _first_bad(l > np.minimum(o, c), source, out.index, "low",
+               lambda i: f"low {l[i]} > min(open, close) {min(o[i], c[i])}")
     _first_bad(v < 0, source, out.index, "volume", lambda i: f"negative volume {v[i]}")
     if timeframe is not None:
         step = timeframe_delta(timeframe).value
@@ -88,14 +93,19 @@ def validate_ohlcv(df:pd.DataFrame, # raw candles: a `timestamp` column or a Dat
     return out
 
 # %% ../nbs/01_data.ipynb #1d4300c5
-def find_gaps(index:pd.DatetimeIndex, timeframe:str) -> pd.DataFrame:
+def find_gaps(index:pd.DatetimeIndex, # bar open times, sorted
+              timeframe:str, # bar size
+             ) -> pd.DataFrame:
     "One row per gap: the first missing bar and how many bars are missing."
     step = timeframe_delta(timeframe)
     d = index[1:] - index[:-1]
     at = np.flatnonzero(d > step)
     return pd.DataFrame({"first_missing": index[at] + step, "missing_bars": (d[at] // step - 1).astype(int)})
 
-def gap_summary(index:pd.DatetimeIndex, timeframe:str) -> str:
+# %% ../nbs/01_data.ipynb #c8ed9538
+def gap_summary(index:pd.DatetimeIndex, # bar open times, sorted
+                timeframe:str, # bar size
+               ) -> str:
     "One line: bars, span and gaps of `index`."
     g = find_gaps(index, timeframe)
     head = f"{len(index):,} bars from {index[0]} to {index[-1]}"
@@ -105,8 +115,11 @@ def gap_summary(index:pd.DatetimeIndex, timeframe:str) -> str:
             f"longest {big.missing_bars} bars at {big.first_missing})")
 
 # %% ../nbs/01_data.ipynb #bd4ef40c
-def read_ohlcv_file(path, timeframe:str|None=None, format:str|None=None) -> pd.DataFrame:
-    "Validated OHLCV from a parquet file, or a candle CSV/ZIP in any format `read_candle_table` knows (`format` overrides detection)."
+def read_ohlcv_file(path, # parquet, CSV (optionally gzipped) or ZIP candle file
+                    timeframe:str|None=None, # if given, bars must sit on this timeframe's grid
+                    format:str|None=None, # one of `CANDLE_FORMATS` (default: detected)
+                   ) -> pd.DataFrame:
+    "Validated OHLCV from a parquet file, or a candle CSV/ZIP in any format `read_candle_table` knows."
     path = Path(path)
     if not path.exists(): raise DataError(f"{path}: no such file")
     if path.suffix == ".parquet":
@@ -116,20 +129,27 @@ def read_ohlcv_file(path, timeframe:str|None=None, format:str|None=None) -> pd.D
     else: raw = read_candle_table(path, format)[0]
     return validate_ohlcv(raw, str(path), timeframe)
 
+# %% ../nbs/01_data.ipynb #7213f5ea
 BUNDLED = {("BTCUSDT", "1h"), ("ETHUSDT", "1h"), ("BTCUSDT", "30m"), ("ETHUSDT", "30m")}
 
-def bundled_path(symbol:str, timeframe:str) -> Path:
+# %% ../nbs/01_data.ipynb #0d5bb65e
+def bundled_path(symbol:str, # BTCUSDT or ETHUSDT, in any spelling
+                 timeframe:str, # 1h or 30m
+                ) -> Path:
     "Path of the bundled Binance candles for `symbol` and `timeframe`."
     timeframe_delta(timeframe)
     if (normalize_symbol(symbol), timeframe) not in BUNDLED:
-        raise DataError(f"no bundled candles for {normalize_symbol(symbol)} {timeframe} (bundled: BTCUSDT and ETHUSDT, 1h and 30m); "
+        raise DataError(f"no bundled candles for {normalize_symbol(symbol)} {timeframe} "
+                        "(bundled: BTCUSDT and ETHUSDT, 1h and 30m); "
                         "use --source ccxt, yfinance or a CSV/parquet file")
     return package_data(f"{normalize_symbol(symbol).lower()}_{timeframe}.csv.gz")
 
 # %% ../nbs/01_data.ipynb #1d602b6e
 CANDLE_FORMATS = ("itff", "binance", "cryptodatadownload", "yahoo", "tradingview")
-_ALIASES = {"timestamp": ("timestamp", "time", "open_time", "opentime", "open time", "ts", "unix", "date", "datetime", "date(utc)"),
-            "open": ("open", "o"), "high": ("high", "h"), "low": ("low", "l"), "close": ("close", "c"), "volume": ("volume", "vol", "v")}
+_ALIASES = {"timestamp": ("timestamp", "time", "open_time", "opentime", "open time", "ts", "unix", "date", "datetime",
+                          "date(utc)"),
+            "open": ("open", "o"), "high": ("high", "h"), "low": ("low", "l"), "close": ("close", "c"),
+            "volume": ("volume", "vol", "v")}
 
 def _head_text(path:Path) -> tuple[str, str|None]:
     "The first lines of a CSV, gzip or ZIP (its first .csv member) file, and the ZIP member's name."
@@ -160,13 +180,16 @@ def _pick(cols:dict, names) -> str|None:
 def _standard(df:pd.DataFrame, fmt:str) -> pd.DataFrame:
     "`timestamp` + OHLCV columns from a headed table, by lower-cased names and aliases."
     cols = {str(c).strip().lower(): c for c in df.columns}
-    ts = _pick(cols, ("unix",) + _ALIASES["timestamp"]) if fmt == "cryptodatadownload" else _pick(cols, _ALIASES["timestamp"])
-    vol = _pick(cols, _ALIASES["volume"]) or next((c for k, c in cols.items() if k.startswith("volume")), None)   # CDD: 'Volume BTC' (base) first
+    ts = (_pick(cols, ("unix",) + _ALIASES["timestamp"]) if fmt == "cryptodatadownload"
+          else _pick(cols, _ALIASES["timestamp"]))
+    # CDD: 'Volume BTC' (base) first
+    vol = _pick(cols, _ALIASES["volume"]) or next((c for k, c in cols.items() if k.startswith("volume")), None)
     picked = {"timestamp": ts, **{k: _pick(cols, _ALIASES[k]) for k in OHLCV[:4]}, "volume": vol}
     missing = [k for k, c in picked.items() if c is None]
     if missing: raise DataError(f"missing column(s) {missing}")
     t = df[picked["timestamp"]]
-    t = _to_times(t) if pd.to_numeric(t, errors="coerce").notna().mean() > 0.99 else t   # epochs in any unit; text is parsed (and reported) by validate_ohlcv
+    # epochs in any unit; text is parsed (and reported) by validate_ohlcv
+    t = _to_times(t) if pd.to_numeric(t, errors="coerce").notna().mean() > 0.99 else t
     return pd.DataFrame({"timestamp": t, **{k: df[picked[k]] for k in OHLCV}})
 
 def detect_candle_format(head:str) -> tuple[str, dict]:
@@ -178,9 +201,11 @@ def detect_candle_format(head:str) -> tuple[str, dict]:
     opts = {"sep": sep, "decimal": "," if sep == ";" else "."}
     cells = [c.strip().strip('"') for c in first.split(sep)]
     if all(c.replace(".", "", 1).replace(",", "", 1).lstrip("-").isdigit() for c in cells if c):
-        if len(cells) == 12: return "binance", {**opts, "header": None, "usecols": range(6), "names": ["timestamp", *OHLCV]}
-        if len(cells) >= 6: return "itff", {**opts, "header": None, "usecols": range(6), "names": ["timestamp", *OHLCV]}
-    if first.lower().startswith("http") or "cryptodatadownload" in first.lower(): return "cryptodatadownload", {**opts, "skiprows": 1}
+        headless = {**opts, "header": None, "usecols": range(6), "names": ["timestamp", *OHLCV]}
+        if len(cells) == 12: return "binance", headless
+        if len(cells) >= 6: return "itff", headless
+    if first.lower().startswith("http") or "cryptodatadownload" in first.lower():
+        return "cryptodatadownload", {**opts, "skiprows": 1}
     names = {c.lower() for c in cells}
     if "adj close" in names: return "yahoo", opts
     if "unix" in names and "date" in names: return "cryptodatadownload", opts
@@ -188,40 +213,56 @@ def detect_candle_format(head:str) -> tuple[str, dict]:
     return "itff", opts
 
 # %% ../nbs/01_data.ipynb #415b5d31
-def read_candle_table(path, format:str|None=None) -> tuple[pd.DataFrame, str]:
-    "`timestamp` + OHLCV rows (oldest first) from a candle file in any of `CANDLE_FORMATS`, and the format it was read as."
+def read_candle_table(path, # CSV (optionally gzipped) or ZIP candle file
+                      format:str|None=None, # one of `CANDLE_FORMATS` (default: detected)
+                     ) -> tuple[pd.DataFrame, str]:
+    "`timestamp` + OHLCV rows (oldest first) from a candle file in any of `CANDLE_FORMATS`, and the format read."
     path = Path(path)
     head, member = _head_text(path)
     found, opts = detect_candle_format(head)
     if format is not None:
-        if format not in CANDLE_FORMATS: raise DataError(f"unknown --format {format!r}; expected one of {list(CANDLE_FORMATS)}")
-        if format != found: opts = {"sep": opts["sep"], "decimal": opts["decimal"], **({"skiprows": 1} if format == "cryptodatadownload" and head.lower().startswith("http") else {})}
+        if format not in CANDLE_FORMATS:
+            raise DataError(f"unknown --format {format!r}; expected one of {list(CANDLE_FORMATS)}")
+        if format != found:
+            skip = {"skiprows": 1} if format == "cryptodatadownload" and head.lower().startswith("http") else {}
+            opts = {"sep": opts["sep"], "decimal": opts["decimal"], **skip}
         found = format
     try:
         raw = pd.read_csv(path, **opts, compression="zip" if member else "infer")
         if "header" in opts: raw = raw.assign(timestamp=_to_times(raw.timestamp))
         df = raw if "header" in opts else _standard(raw, found)
     except DataError as e:
-        first = [str(c) for c in pd.read_csv(path, nrows=0, **{k: v for k, v in opts.items() if k in ("sep", "skiprows")}).columns][:8] if "header" not in opts else []
-        raise DataError(f"{path}: not a candle file ITFF knows ({e}); tried {', '.join(CANDLE_FORMATS)}; its first columns are {first}") from None
-    except (ValueError, OSError, pd.errors.ParserError) as e: raise DataError(f"{path}: cannot read as a {found} candle file ({e})") from e
+        if "header" not in opts:
+            head_opts = {k: v for k, v in opts.items() if k in ("sep", "skiprows")}
+            first = [str(c) for c in pd.read_csv(path, nrows=0, **head_opts).columns][:8]
+        else: first = []
+        raise DataError(f"{path}: not a candle file ITFF knows ({e}); tried {', '.join(CANDLE_FORMATS)}; "
+                        f"its first columns are {first}") from None
+    except (ValueError, OSError, pd.errors.ParserError) as e:
+        raise DataError(f"{path}: cannot read as a {found} candle file ({e})") from e
     t = _to_times(df.timestamp) if not pd.api.types.is_datetime64_any_dtype(df.timestamp) else df.timestamp
-    if len(df) > 1 and t.notna().all() and (np.diff(t.astype("int64")) < 0).all(): df = df.iloc[::-1].reset_index(drop=True)   # newest first
+    if len(df) > 1 and t.notna().all() and (np.diff(t.astype("int64")) < 0).all():
+        df = df.iloc[::-1].reset_index(drop=True)   # newest first
     return df, found
 
 # %% ../nbs/01_data.ipynb #74eb1808
 def make_exchange(exchange_id:str="binance"):
     "A ccxt exchange with ccxt's own rate limiter on."
     import ccxt
-    if exchange_id not in ccxt.exchanges: raise ITFFError(f"unknown ccxt exchange {exchange_id!r} (ccxt knows {len(ccxt.exchanges)}, e.g. binance, kraken, coinbase)")
+    if exchange_id not in ccxt.exchanges:
+        raise ITFFError(f"unknown ccxt exchange {exchange_id!r} "
+                        f"(ccxt knows {len(ccxt.exchanges)}, e.g. binance, kraken, coinbase)")
     return getattr(ccxt, exchange_id)({"enableRateLimit": True})
 
 def _check_batch(batch, where:str) -> list:
     "The batch if it is a list of [ms, o, h, l, c, v] rows, else a `DataError`."
-    if not isinstance(batch, (list, tuple)): raise DataError(f"{where}: malformed fetch_ohlcv response: expected a list, got {type(batch).__name__}")
+    if not isinstance(batch, (list, tuple)):
+        raise DataError(f"{where}: malformed fetch_ohlcv response: expected a list, got {type(batch).__name__}")
     for i, row in enumerate(batch):
-        ok = isinstance(row, (list, tuple)) and len(row) >= 6 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in row[:6])
-        if not ok: raise DataError(f"{where}: malformed fetch_ohlcv response, row {i + 1}: {row!r}; expected [timestamp_ms, open, high, low, close, volume]")
+        ok = (isinstance(row, (list, tuple)) and len(row) >= 6
+              and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in row[:6]))
+        if not ok: raise DataError(f"{where}: malformed fetch_ohlcv response, row {i + 1}: {row!r}; "
+                                   "expected [timestamp_ms, open, high, low, close, volume]")
     return list(batch)
 
 # %% ../nbs/01_data.ipynb #a14bd573
@@ -231,12 +272,16 @@ def _call_with_retries(call, where:str, max_retries:int=5, backoff:float=1.0, sl
     for attempt in range(max_retries + 1):
         try: return call()
         except ccxt.NetworkError as e:  # includes RateLimitExceeded, DDoSProtection, RequestTimeout
-            if attempt == max_retries: raise ITFFError(f"{where}: gave up after {max_retries + 1} tries: {type(e).__name__}: {e}") from e
+            if attempt == max_retries:
+                raise ITFFError(f"{where}: gave up after {max_retries + 1} tries: {type(e).__name__}: {e}") from e
             sleep(backoff * 2**attempt)
         except ccxt.BaseError as e: raise ITFFError(f"{where}: {type(e).__name__}: {e}") from e
 
-def ccxt_market(ex, symbol:str, timeframe:str|None=None, **retry) -> str:
-    "The exchange's own symbol for `symbol` (`BTCUSDT`, `btc/usdt`, `ETH-BTC`, `BTC/USDT`), checked against its markets; spot first."
+def ccxt_market(ex, # a ccxt exchange object
+                symbol:str, # pair in any spelling, or the exchange's own symbol
+                timeframe:str|None=None, # if given, the exchange must offer it
+                **retry) -> str:
+    "The exchange's symbol for `symbol` (`BTCUSDT`, `btc/usdt`, `ETH-BTC`), checked against its markets; spot first."
     where = f"ccxt {getattr(ex, 'id', 'exchange')}"
     if timeframe and getattr(ex, "timeframes", None) and timeframe not in ex.timeframes:
         raise ITFFError(f"{where} has no {timeframe} candles; it offers {', '.join(ex.timeframes)}")
@@ -246,7 +291,8 @@ def ccxt_market(ex, symbol:str, timeframe:str|None=None, **retry) -> str:
     hits = [m for m, v in markets.items() if key in (normalize_symbol(v.get("id") or m), normalize_symbol(m))]
     if hits: return sorted(hits, key=lambda m: not markets[m].get("spot", True))[0]
     near = difflib.get_close_matches(key, sorted({normalize_symbol(m.split(":")[0]) for m in markets}), n=3, cutoff=0.6)
-    raise ITFFError(f"{where} has no market {symbol!r} (it lists {len(markets)})" + (f"; did you mean {', '.join(near)}?" if near else ""))
+    raise ITFFError(f"{where} has no market {symbol!r} (it lists {len(markets)})"
+                    + (f"; did you mean {', '.join(near)}?" if near else ""))
 
 # %% ../nbs/01_data.ipynb #1e366265
 def fetch_ccxt(symbol:str, # pair, e.g. BTCUSDT
@@ -255,7 +301,8 @@ def fetch_ccxt(symbol:str, # pair, e.g. BTCUSDT
                until:pd.Timestamp|None=None, # stop before this bar (default: now)
                exchange="binance", # ccxt exchange id, or an exchange object
                limit:int=1000, # candles per request
-               max_retries:int=5, backoff:float=1.0, # retry policy for network errors
+               max_retries:int=5, # retries of a failed request (network errors)
+               backoff:float=1.0, # first retry wait in seconds, doubled on each retry
                sleep=time.sleep, # injectable for tests
                progress:bool=True, # show a progress bar
               ) -> pd.DataFrame:
@@ -270,17 +317,20 @@ def fetch_ccxt(symbol:str, # pair, e.g. BTCUSDT
     rows, cursor = [], int(since.value // 10**6)
     with tqdm(total=max(int((until - since) / step), 0), unit="bar", desc=where, disable=not progress) as bar:
         while cursor < until.value // 10**6:
-            batch = _call_with_retries(partial(ex.fetch_ohlcv, market, timeframe, since=cursor, limit=limit), where, max_retries, backoff, sleep)
+            batch = _call_with_retries(partial(ex.fetch_ohlcv, market, timeframe, since=cursor, limit=limit),
+                                       where, max_retries, backoff, sleep)
             batch = [r for r in _check_batch(batch, where) if r[0] >= cursor]
             if not batch: break
             rows += batch; cursor = int(batch[-1][0]) + int(step.value // 10**6)
             bar.update(len(batch))
             if not getattr(ex, "enableRateLimit", False): sleep(ex.rateLimit / 1000)
-    return _closed_bars(pd.DataFrame([r[:6] for r in rows], columns=["timestamp"] + OHLCV), where, timeframe, now, until)
+    raw = pd.DataFrame([r[:6] for r in rows], columns=["timestamp"] + OHLCV)
+    return _closed_bars(raw, where, timeframe, now, until)
 
 def _closed_bars(raw, where, timeframe, now, until=None):
     "Validated bars whose close is not in the future (and that open before `until`)."
-    if raw.empty: return pd.DataFrame(columns=OHLCV, dtype="float64", index=pd.DatetimeIndex([], tz="UTC", name="timestamp"))
+    if raw.empty:
+        return pd.DataFrame(columns=OHLCV, dtype="float64", index=pd.DatetimeIndex([], tz="UTC", name="timestamp"))
     df = validate_ohlcv(raw.drop_duplicates("timestamp", keep="last") if "timestamp" in raw else raw, where, timeframe)
     keep = df.index + timeframe_delta(timeframe) <= now
     if until is not None: keep &= df.index < until
@@ -293,7 +343,8 @@ class ReplayExchange:
     def __init__(self, candles:pd.DataFrame, now, fail_first:int=0, max_limit:int=500,
                  symbols=("BTC/USDT", "ETH/USDT"), # the markets it lists
                 ):
-        self.candles, self.now, self.fail_first, self.max_limit, self.calls = candles, to_utc(now), fail_first, max_limit, []
+        self.candles, self.now, self.fail_first, self.max_limit = candles, to_utc(now), fail_first, max_limit
+        self.calls = []
         self.markets = {s: {"id": s.replace("/", ""), "symbol": s, "spot": True} for s in symbols}
     def load_markets(self, reload=False, params=None) -> dict: return self.markets
     def milliseconds(self) -> int: return int(self.now.value // 10**6)
@@ -303,25 +354,32 @@ class ReplayExchange:
         self.calls.append((symbol, timeframe, since, limit))
         if self.fail_first > 0: self.fail_first -= 1; raise ccxt.RateLimitExceeded("429 Too Many Requests")
         t = self.candles.index.as_unit("ns").asi8 // 10**6
-        df = self.candles[(t >= (since or 0)) & (self.candles.index <= self.now)].iloc[:min(limit or 500, self.max_limit)]
+        df = self.candles[(t >= (since or 0)) & (self.candles.index <= self.now)]
+        df = df.iloc[:min(limit or 500, self.max_limit)]
         return [[int(ts.value // 10**6), *map(float, r)] for ts, r in zip(df.index, df[OHLCV].to_numpy())]
 
 # %% ../nbs/01_data.ipynb #71a5469d
-YF_MAX_DAYS = {"1m": 7, "5m": 59, "15m": 59, "30m": 59, "1h": 729, "1d": None}  # Yahoo's intervals ITFF uses → days back it serves (None: all)
+# Yahoo's intervals ITFF uses → days back it serves (None: all)
+YF_MAX_DAYS = {"1m": 7, "5m": 59, "15m": 59, "30m": 59, "1h": 729, "1d": None}
 
+# %% ../nbs/01_data.ipynb #28dc3a1b
 def yf_interval(timeframe:str) -> str:
-    "The Yahoo interval to download for `timeframe`: itself if Yahoo has it, else the longest one it divides (3m → 1m, 4h → 1h) to resample."
+    "The Yahoo interval for `timeframe`: itself if Yahoo has it, else the longest one it divides (3m → 1m, 4h → 1h)."
     step = timeframe_delta(timeframe)
     fits = [tf for tf in YF_MAX_DAYS if step % TIMEFRAMES[tf] == pd.Timedelta(0)]
-    if not fits: raise ITFFError(f"Yahoo has no interval that {timeframe} bars can be built from (it has {', '.join(YF_MAX_DAYS)})")
+    if not fits:
+        raise ITFFError(f"Yahoo has no interval that {timeframe} bars can be built from "
+                        f"(it has {', '.join(YF_MAX_DAYS)})")
     return max(fits, key=TIMEFRAMES.get)
 
+# %% ../nbs/01_data.ipynb #c972b461
 def yf_ticker(symbol:str) -> str:
-    "Yahoo ticker of `symbol`: BTCUSDT → BTC-USD (Yahoo quotes crypto in fiat); a Yahoo ticker (BTC-EUR, ETH-BTC, ^GSPC) passes as it is."
+    "Yahoo ticker of `symbol`: BTCUSDT → BTC-USD (Yahoo quotes crypto in fiat); Yahoo tickers (ETH-BTC, ^GSPC) stay."
     s = str(symbol).strip().upper()
     if re.search(r"[-^=]", s): return s
     try: base, quote = split_symbol(s)
-    except ITFFError: raise ITFFError(f"cannot map {symbol!r} to a Yahoo ticker; give Yahoo's own, e.g. SOL-USD or ETH-BTC") from None
+    except ITFFError:
+        raise ITFFError(f"cannot map {symbol!r} to a Yahoo ticker; give Yahoo's own, e.g. SOL-USD or ETH-BTC") from None
     return f"{base}-{'USD' if quote in ('USDT', 'USDC', 'BUSD') else quote}"
 
 def _yf_frame(raw, ticker:str) -> pd.DataFrame:
@@ -332,7 +390,10 @@ def _yf_frame(raw, ticker:str) -> pd.DataFrame:
     return raw.rename(columns=lambda c: str(c).strip().lower())
 
 # %% ../nbs/01_data.ipynb #58cd3c8e
-def fetch_yfinance(symbol:str, timeframe:str="1h", since=None, until=None,
+def fetch_yfinance(symbol:str, # pair (BTCUSDT → BTC-USD) or a Yahoo ticker
+                   timeframe:str="1h", # bar size
+                   since=None, # first bar wanted (default: 60 days ago)
+                   until=None, # stop before this bar (default: now)
                    download=None, # `yfinance.download` or a stand-in with its signature
                    now=None, # current time (default: the clock)
                   ) -> pd.DataFrame:
@@ -343,23 +404,35 @@ def fetch_yfinance(symbol:str, timeframe:str="1h", since=None, until=None,
     until = to_utc(until) if until is not None else None
     since = to_utc(since) if since is not None else now - pd.Timedelta(days=60)
     if YF_MAX_DAYS[interval] and since < (oldest := (now - pd.Timedelta(days=YF_MAX_DAYS[interval])).ceil("D")):
-        import warnings; warnings.warn(f"Yahoo serves {interval} bars for the last {YF_MAX_DAYS[interval]} days only: starting at {oldest}", stacklevel=2)
+        import warnings
+        warnings.warn(f"Yahoo serves {interval} bars for the last {YF_MAX_DAYS[interval]} days only: "
+                      f"starting at {oldest}", stacklevel=2)
         since = oldest
     raw = download(ticker, start=since.to_pydatetime(), end=(until or now).to_pydatetime(), interval=interval,
                    auto_adjust=False, progress=False, multi_level_index=False, threads=False)
     where = f"yfinance {ticker} {interval}"
     if raw is None or not isinstance(raw, pd.DataFrame) or raw.empty:
-        raise DataError(f"{where}: Yahoo returned no rows for {since} .. {until or now} (is {ticker!r} a Yahoo ticker with trading then? e.g. BTC-USD, ETH-EUR)")
+        raise DataError(f"{where}: Yahoo returned no rows for {since} .. {until or now} "
+                        f"(is {ticker!r} a Yahoo ticker with trading then? e.g. BTC-USD, ETH-EUR)")
     bars = _closed_bars(_yf_frame(raw, ticker), where, interval, now, until)
     return bars if interval == timeframe else resample_ohlcv(bars, timeframe, interval)
 
 # %% ../nbs/01_data.ipynb #12bafb51
-def cache_path(symbol:str, timeframe:str, source:str="ccxt", exchange="binance", data_dir=None) -> Path:
+def cache_path(symbol:str, # pair, in any spelling
+               timeframe:str, # bar size
+               source:str="ccxt", # ccxt or yfinance
+               exchange="binance", # ccxt exchange id, or an exchange object
+               data_dir=None, # data folder (default: $ITFF_DATA_DIR)
+              ) -> Path:
     "Cache file of `symbol`/`timeframe` from `source` (ccxt: per exchange)."
-    tag = (exchange if isinstance(exchange, str) else getattr(exchange, "id", "exchange")) if source == "ccxt" else source
+    ex_id = exchange if isinstance(exchange, str) else getattr(exchange, "id", "exchange")
+    tag = ex_id if source == "ccxt" else source
     return Path(data_dir or get_settings().data_dir)/"candles"/f"{normalize_symbol(symbol)}_{timeframe}_{tag}.parquet"
 
-def write_parquet(df:pd.DataFrame, path) -> Path:
+# %% ../nbs/01_data.ipynb #04afcb33
+def write_parquet(df:pd.DataFrame, # frame to write
+                  path, # parquet file
+                 ) -> Path:
     "Write a frame to parquet atomically."
     with atomic_write(path) as f: df.to_parquet(f)
     return Path(path)
@@ -370,17 +443,25 @@ def _fetch(source, symbol, timeframe, since, until, exchange, download, **kw):
     raise ITFFError(f"unknown network source {source!r}; expected 'ccxt' or 'yfinance'")
 
 # %% ../nbs/01_data.ipynb #16f49df7
-def update_cache(symbol:str, timeframe:str="1h", source:str="ccxt", days:float=60, exchange="binance",
-                 data_dir=None, download=None, **kw) -> pd.DataFrame:
+def update_cache(symbol:str, # pair, in any spelling
+                 timeframe:str="1h", # bar size
+                 source:str="ccxt", # ccxt or yfinance
+                 days:float=60, # history the cache should reach back
+                 exchange="binance", # ccxt exchange id, or an exchange object
+                 data_dir=None, # data folder (default: $ITFF_DATA_DIR)
+                 download=None, # `yfinance.download` or a stand-in (yfinance)
+                 **kw) -> pd.DataFrame:
     "Bring the cache up to date (and back `days` days) fetching only missing bars; returns the cached frame."
     path, step = cache_path(symbol, timeframe, source, exchange, data_dir), timeframe_delta(timeframe)
     old = read_ohlcv_file(path, timeframe) if path.exists() else None
-    now = pd.Timestamp.now(tz="UTC") if source != "ccxt" or isinstance(exchange, str) else pd.Timestamp(exchange.milliseconds(), unit="ms", tz="UTC")
+    now = (pd.Timestamp.now(tz="UTC") if source != "ccxt" or isinstance(exchange, str)
+           else pd.Timestamp(exchange.milliseconds(), unit="ms", tz="UTC"))
     start = (now - pd.Timedelta(days=days)).floor(step)
     parts = [] if old is None else [old]
     if old is None: parts.append(_fetch(source, symbol, timeframe, start, None, exchange, download, **kw))
     else:
-        if start < old.index[0]: parts.insert(0, _fetch(source, symbol, timeframe, start, old.index[0], exchange, download, **kw))
+        if start < old.index[0]:
+            parts.insert(0, _fetch(source, symbol, timeframe, start, old.index[0], exchange, download, **kw))
         parts.append(_fetch(source, symbol, timeframe, old.index[-1] + step, None, exchange, download, **kw))
     new = pd.concat([p for p in parts if len(p)])
     new = validate_ohlcv(new[~new.index.duplicated(keep="last")].sort_index(), str(path), timeframe)
@@ -388,26 +469,40 @@ def update_cache(symbol:str, timeframe:str="1h", source:str="ccxt", days:float=6
     return new
 
 # %% ../nbs/01_data.ipynb #a002fdb1
-def resample_ohlcv(ohlcv:pd.DataFrame, timeframe:str, source_timeframe:str) -> pd.DataFrame:
-    "Bars of `timeframe` from finer bars: first open, highest high, lowest low, last close, summed volume, on the UTC grid; a bin missing any source bar is dropped (it would be a different bar)."
+def resample_ohlcv(ohlcv:pd.DataFrame, # validated candles of `source_timeframe`
+                   timeframe:str, # bar size wanted
+                   source_timeframe:str, # bar size of `ohlcv`
+                  ) -> pd.DataFrame:
+    "`timeframe` bars from finer ones: first open, max high, min low, last close, summed volume; partial bins dropped."
     step, src = timeframe_delta(timeframe), timeframe_delta(source_timeframe)
-    if step <= src or step % src: raise ITFFError(f"cannot resample {source_timeframe} bars to {timeframe}: it must be a multiple of {source_timeframe}")
+    if step <= src or step % src:
+        raise ITFFError(f"cannot resample {source_timeframe} bars to {timeframe}: "
+                        f"it must be a multiple of {source_timeframe}")
     g = ohlcv.resample(step, origin="epoch", label="left", closed="left")
     out = g.agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
     return out[g.size() == step // src].rename_axis("timestamp")
 
-def bundled_ohlcv(symbol:str, timeframe:str) -> pd.DataFrame:
+# %% ../nbs/01_data.ipynb #f5aa652e
+def bundled_ohlcv(symbol:str, # BTCUSDT or ETHUSDT, in any spelling
+                  timeframe:str, # 1h, 30m, or a longer bar resampled from 1h
+                 ) -> pd.DataFrame:
     "The bundled candles; timeframes above 1h are resampled from the bundled 1h bars."
     sym = normalize_symbol(symbol)
-    if (sym, timeframe) not in BUNDLED and timeframe_delta(timeframe) > pd.Timedelta(hours=1) and (sym, "1h") in BUNDLED:
+    if ((sym, timeframe) not in BUNDLED and timeframe_delta(timeframe) > pd.Timedelta(hours=1)
+            and (sym, "1h") in BUNDLED):
         return resample_ohlcv(read_ohlcv_file(bundled_path(sym, "1h"), "1h"), timeframe, "1h")
     return read_ohlcv_file(bundled_path(sym, timeframe), timeframe)
 
-def load_ohlcv(symbol:str="BTCUSDT", timeframe:str="1h",
+# %% ../nbs/01_data.ipynb #b16935e1
+def load_ohlcv(symbol:str="BTCUSDT", # pair, in any spelling
+               timeframe:str="1h", # bar size
                source:str="bundled", # bundled | ccxt | yfinance | a CSV/parquet path
-               start=None, end=None, # optional slice of bar open times (inclusive)
+               start=None, # first bar open time of the slice (inclusive)
+               end=None, # last bar open time of the slice (inclusive)
                days:float=60, # history to fetch for network sources
-               exchange="binance", data_dir=None, download=None,
+               exchange="binance", # ccxt exchange id, or an exchange object
+               data_dir=None, # data folder of the cache (default: $ITFF_DATA_DIR)
+               download=None, # `yfinance.download` or a stand-in (yfinance)
                format:str|None=None, # a file's candle format (default: detected; see `read_candle_table`)
                **kw) -> pd.DataFrame:
     "OHLCV frame for `symbol` and `timeframe` from `source`."
@@ -424,9 +519,13 @@ def load_ohlcv(symbol:str="BTCUSDT", timeframe:str="1h",
 # %% ../nbs/01_data.ipynb #666c0803
 @call_parse
 def itff_fetch_data(
-    symbol:str="BTCUSDT", # any pair the source lists (ccxt markets, Yahoo tickers such as SOL-USD, a file's own); bundled: BTCUSDT, ETHUSDT
-    timeframe:str="1h", # bar size: 1m … 1d (bundled: 1h, 30m; longer bars resampled from 1h; Yahoo: 3m from 1m, 2h–12h from 1h)
-    source:str="ccxt", # ccxt, yfinance, bundled, or a candle file (CSV, ZIP or parquet; Binance, CryptoDataDownload, Yahoo, TradingView or ITFF layout)
+    # any pair the source lists (ccxt markets, Yahoo tickers such as SOL-USD, a file's own); bundled: BTCUSDT, ETHUSDT
+    symbol:str="BTCUSDT",
+    # bar size: 1m … 1d (bundled: 1h, 30m; longer bars resampled from 1h; Yahoo: 3m from 1m, 2h–12h from 1h)
+    timeframe:str="1h",
+    # ccxt, yfinance, bundled, or a candle file
+    # (CSV, ZIP or parquet; Binance, CryptoDataDownload, Yahoo, TradingView or ITFF layout)
+    source:str="ccxt",
     days:float=60, # days of history to fetch (ccxt, yfinance)
     exchange:str="binance", # ccxt exchange id
     data_dir:str=None, # cache folder (default: $ITFF_DATA_DIR or ./data)
@@ -436,7 +535,8 @@ def itff_fetch_data(
     with cli_errors():
         df = load_ohlcv(symbol, timeframe, source, days=days, exchange=exchange, data_dir=data_dir, format=format)
         if source not in ("ccxt", "yfinance"):
-            path = write_parquet(df, cache_path(symbol, timeframe, "bundled" if source == "bundled" else "file", data_dir=data_dir))
+            tag = "bundled" if source == "bundled" else "file"
+            path = write_parquet(df, cache_path(symbol, timeframe, tag, data_dir=data_dir))
         else: path = cache_path(symbol, timeframe, source, exchange, data_dir)
         print(f"{normalize_symbol(symbol)} {timeframe} ({source}): {gap_summary(df.index, timeframe)}")
         print(f"cached in {path}")
@@ -445,13 +545,15 @@ def itff_fetch_data(
 # %% ../nbs/01_data.ipynb #39d39ec0
 class CandleCache:
     "Recent candles per symbol and timeframe, refreshed from `source` at most every `ttl` seconds."
-    def __init__(self, source:str="bundled", ttl:float=30.0): self.source, self.ttl, self._c, self._lock = source, ttl, {}, threading.Lock()
+    def __init__(self, source:str="bundled", ttl:float=30.0):
+        self.source, self.ttl, self._c, self._lock = source, ttl, {}, threading.Lock()
 
     def get(self, symbol:str, timeframe:str, bars:int=600) -> pd.DataFrame:
         "The last `bars` candles, from the cache while fresh."
         with self._lock:
             hit = self._c.get((symbol, timeframe))
             if hit and (self.source == "bundled" or time.time() - hit[0] < self.ttl): return hit[1]
-            df = load_ohlcv(symbol, timeframe, self.source, days=max(2.0, bars * timeframe_delta(timeframe) / pd.Timedelta(days=1) + 1)).iloc[-bars:]
+            days = max(2.0, bars * timeframe_delta(timeframe) / pd.Timedelta(days=1) + 1)
+            df = load_ohlcv(symbol, timeframe, self.source, days=days).iloc[-bars:]
             self._c[(symbol, timeframe)] = (time.time(), df)
             return df

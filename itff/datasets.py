@@ -24,7 +24,9 @@ __all__ = ['PARTS', 'segment_positions', 'valid_ends', 'split_boundaries', 'spli
            'dataset_meta', 'save_dataset', 'load_dataset', 'itff_prepare_sequences']
 
 # %% ../nbs/06_datasets.ipynb #35c4393c
-def segment_positions(index:pd.DatetimeIndex, timeframe:str) -> tuple[np.ndarray, np.ndarray]:
+def segment_positions(index:pd.DatetimeIndex, # bar open times, sorted
+                      timeframe:str, # bar size, e.g. '1h'
+                     ) -> tuple[np.ndarray, np.ndarray]:
     "For each bar: how many consecutive bars precede it, and how many follow it, without a gap."
     t = index.as_unit("ns").asi8
     breaks = np.r_[True, np.diff(t) != timeframe_delta(timeframe).value]
@@ -34,18 +36,30 @@ def segment_positions(index:pd.DatetimeIndex, timeframe:str) -> tuple[np.ndarray
     pos = np.arange(len(t))
     return pos - starts[seg], ends[seg] - pos
 
-def valid_ends(features:pd.DataFrame, label:pd.Series, window:int, horizon:int, timeframe:str, warmup:int|None=None) -> np.ndarray:
-    "Boolean mask of bars that can end a gap-free, complete, labelled window (`warmup` bars of history behind it; default `feature_warmup(timeframe)`)."
+# %% ../nbs/06_datasets.ipynb #22408e91
+def valid_ends(features:pd.DataFrame, # causal features, one row per bar
+               label:pd.Series, # labels on (a superset of) the same bars
+               window:int, # bars per window
+               horizon:int, # bars ahead the label looks
+               timeframe:str, # bar size, e.g. '1h'
+               warmup:int|None=None, # bars a feature row needs behind it (default `feature_warmup(timeframe)`)
+              ) -> np.ndarray:
+    ("Boolean mask of bars that can end a gap-free, complete, labelled window (`warmup` bars of history behind it; "
+     "default `feature_warmup(timeframe)`).")
     warmup = feature_warmup(timeframe) if warmup is None else warmup
     before, after = segment_positions(features.index, timeframe)
     row_ok = np.isfinite(features.to_numpy()).all(axis=1)
     bad_in_window = pd.Series(~row_ok).rolling(window, min_periods=1).sum().to_numpy() > 0
-    return (before >= window - 1 + warmup) & (after >= horizon) & ~bad_in_window & label.reindex(features.index).notna().to_numpy()
+    return ((before >= window - 1 + warmup) & (after >= horizon) & ~bad_in_window
+            & label.reindex(features.index).notna().to_numpy())
 
 # %% ../nbs/06_datasets.ipynb #b215c76c
 PARTS = ("train", "val", "test")
 
-def split_boundaries(index:pd.DatetimeIndex, split=(0.7, 0.15, 0.15)) -> tuple[pd.Timestamp, pd.Timestamp]:
+# %% ../nbs/06_datasets.ipynb #356a866a
+def split_boundaries(index:pd.DatetimeIndex, # bar open times, sorted
+                     split=(0.7, 0.15, 0.15), # fractions (train, val, test), or (val_start, test_start) dates
+                    ) -> tuple[pd.Timestamp, pd.Timestamp]:
     "Validation and test start times from fractions `(train, val, test)` or dates `(val_start, test_start)`."
     if all(isinstance(x, (int, float)) for x in split):
         if len(split) != 3 or abs(sum(split) - 1) > 1e-9 or min(split) <= 0:
@@ -53,19 +67,31 @@ def split_boundaries(index:pd.DatetimeIndex, split=(0.7, 0.15, 0.15)) -> tuple[p
         n = len(index)
         return index[int(n * split[0])], index[int(n * (split[0] + split[1]))]
     b1, b2 = (to_utc(x) for x in split)
-    if not index[0] < b1 < b2 <= index[-1]: raise ITFFError(f"split dates must satisfy {index[0]} < val start < test start ≤ {index[-1]}, got {b1}, {b2}")
+    if not index[0] < b1 < b2 <= index[-1]:
+        raise ITFFError(f"split dates must satisfy {index[0]} < val start < test start ≤ {index[-1]}, got {b1}, {b2}")
     return b1, b2
 
-def split_parts(times:pd.DatetimeIndex, boundaries, embargo:int, timeframe:str) -> dict[str, np.ndarray]:
+# %% ../nbs/06_datasets.ipynb #cdb3ae70
+def split_parts(times:pd.DatetimeIndex, # window end times
+                boundaries, # (val start, test start)
+                embargo:int, # bars dropped after each boundary
+                timeframe:str, # bar size, e.g. '1h'
+               ) -> dict[str, np.ndarray]:
     "Masks of `times` for train, val, test: train < b1, b1 + embargo ≤ val < b2, test ≥ b2 + embargo."
     (b1, b2), e = boundaries, embargo * timeframe_delta(timeframe)
-    return {"train": np.asarray(times < b1), "val": np.asarray((times >= b1 + e) & (times < b2)), "test": np.asarray(times >= b2 + e)}
+    return {"train": np.asarray(times < b1), "val": np.asarray((times >= b1 + e) & (times < b2)),
+            "test": np.asarray(times >= b2 + e)}
 
 # %% ../nbs/06_datasets.ipynb #318f241b
-def make_windows(values:np.ndarray, ends:np.ndarray, window:int, dtype="float32") -> np.ndarray:
+def make_windows(values:np.ndarray, # (T, F) rows
+                 ends:np.ndarray, # row positions where the windows end
+                 window:int, # bars per window
+                 dtype="float32", # dtype of the windows
+                ) -> np.ndarray:
     "(N, window, F) windows of `values` (T, F) ending at positions `ends`."
     ends = np.asarray(ends, dtype=int)
-    if len(ends) and (ends.min() < window - 1 or ends.max() >= len(values)): raise ITFFError(f"window ends must lie in [{window - 1}, {len(values) - 1}]")
+    if len(ends) and (ends.min() < window - 1 or ends.max() >= len(values)):
+        raise ITFFError(f"window ends must lie in [{window - 1}, {len(values) - 1}]")
     values = np.asarray(values, dtype=dtype)
     view = np.lib.stride_tricks.sliding_window_view(values, (window, values.shape[1]))  # (T-W+1, 1, W, F), no copy
     return view[ends - window + 1, 0]  # fancy indexing: the one copy, already (N, W, F) and contiguous
@@ -78,6 +104,7 @@ class Part:
     y:np.ndarray          # (N,) float32 labels
     times:pd.DatetimeIndex # bar open time of each window's last bar
 
+# %% ../nbs/06_datasets.ipynb #aef5896d
 @dataclass
 class SequenceDataset:
     "Train / validation / test windows, their scaler and metadata."
@@ -87,8 +114,10 @@ class SequenceDataset:
 
     def summary(self) -> pd.DataFrame:
         "Rows, span and base rate of each part."
-        return pd.DataFrame({k: {"windows": len(p.y), "first": p.times[0] if len(p.y) else None, "last": p.times[-1] if len(p.y) else None,
-                                 "base_rate": float(p.y.mean()) if len(p.y) else float("nan")} for k, p in self.parts.items()}).T
+        return pd.DataFrame({k: {"windows": len(p.y), "first": p.times[0] if len(p.y) else None,
+                                 "last": p.times[-1] if len(p.y) else None,
+                                 "base_rate": float(p.y.mean()) if len(p.y) else float("nan")}
+                             for k, p in self.parts.items()}).T
 
     @property
     def parts(self): return {"train": self.train, "val": self.val, "test": self.test}
@@ -108,31 +137,44 @@ def part_span(part:Part) -> dict:
             "base_rate": float(part.y.mean()) if n else None}
 
 # %% ../nbs/06_datasets.ipynb #8916259e
-def candle_features(ohlcv:pd.DataFrame, sentiment:pd.DataFrame|None=None, columns=None, timeframe:str|None=None) -> pd.DataFrame:
-    "Causal features of `ohlcv` (plus sentiment), as `columns` in that order if given; `DataError` naming features that cannot be built."
+def candle_features(ohlcv:pd.DataFrame, # validated candles
+                    sentiment:pd.DataFrame|None=None, # per-bar sentiment for the features
+                    columns=None, # feature names, in the order wanted (None: all)
+                    timeframe:str|None=None, # bar size (default: inferred from the candles)
+                   ) -> pd.DataFrame:
+    ("Causal features of `ohlcv` (plus sentiment), as `columns` in that order if given; `DataError` naming features "
+     "that cannot be built.")
     feats = engineer_features(ohlcv, sentiment, timeframe)
     if columns is None: return feats
     missing = [f for f in columns if f not in feats.columns]
-    if missing: raise DataError(f"cannot build the features {missing} the model needs" + (" (it was trained with sentiment)" if any(f.startswith("sent_") for f in missing) else ""))
+    if missing:
+        why = " (it was trained with sentiment)" if any(f.startswith("sent_") for f in missing) else ""
+        raise DataError(f"cannot build the features {missing} the model needs" + why)
     return feats[list(columns)]
 
-def candle_windows(ohlcv:pd.DataFrame, window:int, timeframe:str,
+# %% ../nbs/06_datasets.ipynb #9d7f7b08
+def candle_windows(ohlcv:pd.DataFrame, # validated candles
+                   window:int, # bars per window
+                   timeframe:str, # bar size, e.g. '1h'
                    spec:LabelSpec|None=None, # label the windows (and require its horizon of future bars)
                    scaler:Scaler|None=None, # scale with it (its feature order); raw float64 windows without
                    features:pd.DataFrame|None=None, # precomputed features of `ohlcv` (default: computed here)
                    sentiment:pd.DataFrame|None=None, # per-bar sentiment for the features
                    keep=None, # boolean mask over the bars, or a function of the bar index, selecting window ends
-                   warmup:int|None=None) -> Part: # bars a feature row needs behind it (default `feature_warmup(timeframe)`)
+                   warmup:int|None=None, # bars a feature row needs behind it (default `feature_warmup(timeframe)`)
+                  ) -> Part:
     "Candles → features → windows: every gap-free, complete window (labelled if `spec`) ending where `keep` holds."
     cols = scaler.features if scaler is not None else None
-    feats = candle_features(ohlcv, sentiment, cols, timeframe) if features is None else (features[cols] if cols else features)
+    feats = (candle_features(ohlcv, sentiment, cols, timeframe) if features is None
+             else (features[cols] if cols else features))
     y = make_label(ohlcv, spec).reindex(feats.index) if spec is not None else pd.Series(0.0, index=feats.index)
     ok = valid_ends(feats, y, window, spec.horizon if spec else 0, timeframe, warmup)
     if keep is not None: ok &= np.asarray(keep(feats.index) if callable(keep) else keep, bool)
     ends = np.flatnonzero(ok)
     values = scaler.transform(feats) if scaler is not None else feats.to_numpy("float64")
     return Part(make_windows(values, ends, window, "float32" if scaler is not None else "float64"),
-                y.to_numpy("float32")[ends] if spec is not None else np.full(len(ends), np.nan, "float32"), feats.index[ends])
+                y.to_numpy("float32")[ends] if spec is not None else np.full(len(ends), np.nan, "float32"),
+                feats.index[ends])
 
 # %% ../nbs/06_datasets.ipynb #70271b74
 def _covered_rows(ends:np.ndarray, window:int, n:int) -> np.ndarray:
@@ -142,7 +184,7 @@ def _covered_rows(ends:np.ndarray, window:int, n:int) -> np.ndarray:
     return np.cumsum(mark[:-1]) > 0
 
 def build_dataset(ohlcv:pd.DataFrame, # validated candles (labels come from them)
-                  features:pd.DataFrame|None, # causal features on (a subset of) the same bars (None: `candle_features(ohlcv)`)
+                  features:pd.DataFrame|None, # causal features of (some of) these bars (None: `candle_features(ohlcv)`)
                   spec:LabelSpec, # what to predict
                   window:int=48, # bars per window
                   split=(0.7, 0.15, 0.15), # fractions, or (val_start, test_start) dates
@@ -152,7 +194,8 @@ def build_dataset(ohlcv:pd.DataFrame, # validated candles (labels come from them
     "Chronologically split, embargoed, train-scaled windows for `spec`."
     min_embargo = window + spec.horizon
     embargo = min_embargo if embargo is None else int(embargo)
-    if embargo < min_embargo: raise ITFFError(f"embargo of {embargo} bars is too short: it must be at least window + horizon = {min_embargo}")
+    if embargo < min_embargo:
+        raise ITFFError(f"embargo of {embargo} bars is too short: it must be at least window + horizon = {min_embargo}")
     features = candle_features(ohlcv) if features is None else features
     missing = features.index.difference(ohlcv.index)
     if len(missing): raise DataError(f"features: {len(missing)} bars not in the candles, first {missing[0]}")
@@ -163,22 +206,39 @@ def build_dataset(ohlcv:pd.DataFrame, # validated candles (labels come from them
     if not masks["train"].any(): raise ITFFError("no training windows: the data is too short for this window and split")
     fit_rows = _covered_rows(np.flatnonzero(masks["train"]), window, len(features))
     scaler = Scaler.fit(features[fit_rows])
-    parts = {k: candle_windows(ohlcv, window, spec.timeframe, spec, scaler, features, keep=m, warmup=warmup) for k, m in masks.items()}
+    parts = {k: candle_windows(ohlcv, window, spec.timeframe, spec, scaler, features, keep=m, warmup=warmup)
+             for k, m in masks.items()}
     meta = dataset_meta(ohlcv, features, spec, window, embargo, bounds, parts, scaler)
     return SequenceDataset(**parts, scaler=scaler, meta=meta)
 
-def dataset_meta(ohlcv, features, spec, window, embargo, bounds, parts, scaler) -> dict:
+# %% ../nbs/06_datasets.ipynb #01ea82ca
+def dataset_meta(ohlcv, # the candles
+                 features, # the features the windows were cut from
+                 spec, # the label
+                 window, # bars per window
+                 embargo, # bars dropped after each boundary
+                 bounds, # (val start, test start)
+                 parts, # the windows of each part, by name
+                 scaler, # the scaler fitted on training rows
+                ) -> dict:
     "What a dataset was built from and how (JSON-ready)."
     from itff import __version__
-    return {"itff_version": __version__, "features": scaler.features, "n_features": len(scaler.features), "window": window,
-            "horizon": spec.horizon, "timeframe": spec.timeframe, "label": spec.to_dict(), "embargo_bars": embargo,
-            "data_range": [str(features.index[0]), str(features.index[-1])], "val_start": str(bounds[0]), "test_start": str(bounds[1]),
-            "parts": {k: {"windows": len(p.y), "first": str(p.times[0]) if len(p.y) else None, "last": str(p.times[-1]) if len(p.y) else None,
+    return {"itff_version": __version__, "features": scaler.features, "n_features": len(scaler.features),
+            "window": window, "horizon": spec.horizon, "timeframe": spec.timeframe, "label": spec.to_dict(),
+            "embargo_bars": embargo, "data_range": [str(features.index[0]), str(features.index[-1])],
+            "val_start": str(bounds[0]), "test_start": str(bounds[1]),
+            "parts": {k: {"windows": len(p.y), "first": str(p.times[0]) if len(p.y) else None,
+                          "last": str(p.times[-1]) if len(p.y) else None,
                           "base_rate": float(p.y.mean()) if len(p.y) else None} for k, p in parts.items()},
-            "ohlcv_sha256": sha256_frame(ohlcv.loc[features.index[0]:features.index[-1]]), "features_sha256": sha256_frame(features)}
+            "ohlcv_sha256": sha256_frame(ohlcv.loc[features.index[0]:features.index[-1]]),
+            "features_sha256": sha256_frame(features)}
 
 # %% ../nbs/06_datasets.ipynb #8281d386
-def save_dataset(ds:SequenceDataset, folder, scaler_path=None, save_metadata:bool=True) -> Path:
+def save_dataset(ds:SequenceDataset, # the dataset
+                 folder, # where to write it
+                 scaler_path=None, # scaler JSON path (default: folder/scaler.json)
+                 save_metadata:bool=True, # also write meta.json
+                ) -> Path:
     "Write the parts as .npz, the scaler and metadata as JSON."
     folder = Path(folder)
     for k, p in ds.parts.items():
@@ -187,16 +247,22 @@ def save_dataset(ds:SequenceDataset, folder, scaler_path=None, save_metadata:boo
     if save_metadata: write_json(folder/"meta.json", ds.meta)
     return folder
 
-def load_dataset(folder, scaler_path=None) -> SequenceDataset:
+# %% ../nbs/06_datasets.ipynb #ac59e7e5
+def load_dataset(folder, # folder written by `save_dataset`
+                 scaler_path=None, # scaler JSON path (default: folder/scaler.json)
+                ) -> SequenceDataset:
     "Read a dataset written by `save_dataset` (no pickle)."
     folder, parts = Path(folder), {}
     for k in PARTS:
         try:
-            with np.load(folder/f"{k}.npz", allow_pickle=False) as z: parts[k] = Part(z["X"], z["y"], pd.DatetimeIndex(pd.to_datetime(z["t"], utc=True)))
-        except (OSError, KeyError, ValueError) as e: raise DataError(f"{folder/f'{k}.npz'}: cannot load dataset part ({e})") from e
+            with np.load(folder/f"{k}.npz", allow_pickle=False) as z:
+                parts[k] = Part(z["X"], z["y"], pd.DatetimeIndex(pd.to_datetime(z["t"], utc=True)))
+        except (OSError, KeyError, ValueError) as e:
+            raise DataError(f"{folder/f'{k}.npz'}: cannot load dataset part ({e})") from e
     scaler = Scaler.load(scaler_path or folder/"scaler.json")
     meta = json.loads((folder/"meta.json").read_text()) if (folder/"meta.json").exists() else {}
-    if parts["train"].X.shape[-1] != len(scaler.features): raise DataError(f"{folder}: windows have {parts['train'].X.shape[-1]} features, scaler {len(scaler.features)}")
+    if parts["train"].X.shape[-1] != len(scaler.features):
+        raise DataError(f"{folder}: windows have {parts['train'].X.shape[-1]} features, scaler {len(scaler.features)}")
     return SequenceDataset(**parts, scaler=scaler, meta=meta)
 
 # %% ../nbs/06_datasets.ipynb #784f2b95
@@ -224,7 +290,8 @@ def itff_prepare_sequences(
             if not Path(features).exists(): raise DataError(f"{features}: no such file")
             feats = pd.read_parquet(features)
         else: feats = engineer_features(candles, timeframe=timeframe)
-        if (val_start is None) != (test_start is None): raise ITFFError("give both --val-start and --test-start, or neither")
+        if (val_start is None) != (test_start is None):
+            raise ITFFError("give both --val-start and --test-start, or neither")
         split = (val_start, test_start) if val_start else (0.7, 0.15, 0.15)
         ds = build_dataset(candles, feats, label_spec(label, timeframe, horizon, theta), window, split, embargo)
         out = Path(output or get_settings().data_dir/"datasets"/f"{normalize_symbol(symbol)}_{timeframe}_{label}")

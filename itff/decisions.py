@@ -1,4 +1,4 @@
-"""What a bundle decides with, chosen on the calibration part only: the calibrator, the threshold, the risk-controlled threshold, the uncertainty cut-off and the skill gate.
+"""What a bundle decides with, chosen on the calibration part: calibrator, thresholds, uncertainty cut-off, skill gate.
 
 Docs: https://itff.github.io/itff/decisions.html.md"""
 
@@ -21,79 +21,138 @@ __all__ = ['risk_controlled_threshold', 'choose_threshold', 'choose_max_uncertai
            'calibrate_on_validation', 'choose_decisions']
 
 # %% ../nbs/18_decisions.ipynb #1fa96322
-def risk_controlled_threshold(y, p, target:float=0.55, delta:float=0.1, min_signals:int=50, grid=None) -> dict:
-    "The lowest threshold whose precision is at least `target` with probability 1 − `delta`: exact binomial tests in a fixed sequence from the highest threshold down (Learn-then-Test)."
+def risk_controlled_threshold(y, # outcomes (0/1) of the calibration part
+                              p, # calibrated (out-of-fold) probabilities
+                              target:float=0.55, # the precision to guarantee
+                              delta:float=0.1, # allowed probability of missing the target
+                              min_signals:int=50, # thresholds acting fewer times are skipped
+                              grid=None, # thresholds to test (default: 0.99 down to 0.01)
+                             ) -> dict:
+    "The lowest threshold with precision ≥ `target` with probability 1 − `delta` (Learn-then-Test binomial tests)."
     y, p = np.asarray(y, bool), np.asarray(p, "float64")
     grid = np.round(np.arange(0.99, 0.0, -0.01), 2) if grid is None else np.sort(np.asarray(grid))[::-1]
     best = None
     for t in grid:
         act = p >= t; n, k = int(act.sum()), int(y[act].sum())
-        if n < min_signals: continue                        # the sequence starts where there are enough signals to test (set by p alone)
+        # the sequence starts where there are enough signals to test (set by p alone)
+        if n < min_signals: continue
         p_value = float(binom.sf(k - 1, n, target))         # P(≥ k hits in n | precision = target)
-        if p_value > delta: break                           # the sequence stops at the first threshold it cannot certify
+        if p_value > delta: break                           # the sequence stops at the first one it cannot certify
         best = {"threshold": float(t), "signals": n, "precision": k / n, "p_value": p_value}
-    rule = (f"lowest threshold with precision ≥ {target:.0%} at confidence {1 - delta:.0%} on the calibration part (out-of-fold forecasts; "
-            f"exact binomial tests, fixed sequence from 0.99 down): a guarantee for exchangeable data, approximate for overlapping bars")
-    if best is None: return {"threshold": 1.0, "acts": False, "target": target, "delta": delta, "rule": rule, "reason": f"no threshold reached {target:.0%} precision with confidence {1 - delta:.0%}"}
+    rule = (f"lowest threshold with precision ≥ {target:.0%} at confidence {1 - delta:.0%} on the calibration part "
+            f"(out-of-fold forecasts; exact binomial tests, fixed sequence from 0.99 down): "
+            f"a guarantee for exchangeable data, approximate for overlapping bars")
+    if best is None:
+        return {"threshold": 1.0, "acts": False, "target": target, "delta": delta, "rule": rule,
+                "reason": f"no threshold reached {target:.0%} precision with confidence {1 - delta:.0%}"}
     return {**best, "acts": True, "target": target, "delta": delta, "rule": rule}
 
-def choose_threshold(y, p, trade_return, costs:Costs|None=None, side:int=1, min_signals:int=30) -> dict:
-    "The validation threshold with the best mean net return per signal (≥ `min_signals` signals); 1.0 (never act) when none beats the fees."
+# %% ../nbs/18_decisions.ipynb #2573341a
+def choose_threshold(y, # outcomes (0/1) of the calibration part
+                     p, # calibrated probabilities
+                     trade_return, # forward return of a trade at each bar
+                     costs:Costs|None=None, # trading costs (default: `Costs()`)
+                     side:int=1, # 1: long on a positive label, -1: short
+                     min_signals:int=30, # thresholds acting fewer times are skipped
+                    ) -> dict:
+    "The threshold with the best mean net return per signal (≥ `min_signals`); 1.0 (never act) if none beats the fees."
     costs = costs or Costs()
     sweep = threshold_sweep(y, p, trade_return, costs=costs, side=side)
     ok = sweep[(sweep.signals >= min_signals) & sweep.mean_net_return.notna()]
-    rule = f"best mean net return per signal after {costs.to_dict()['round_trip_bps']:g} bps round-trip costs, at least {min_signals} signals, on the calibration part"
+    rule = (f"best mean net return per signal after {costs.to_dict()['round_trip_bps']:g} bps round-trip costs, "
+            f"at least {min_signals} signals, on the calibration part")
     if ok.empty or ok.mean_net_return.max() <= 0:
-        return {"threshold": 1.0, "acts": False, "rule": rule, "reason": "no threshold earned more than the fees on validation",
-                "sweep": sweep.to_dict(orient="list")}
+        return {"threshold": 1.0, "acts": False, "rule": rule,
+                "reason": "no threshold earned more than the fees on validation", "sweep": sweep.to_dict(orient="list")}
     best = ok.loc[ok.mean_net_return.idxmax()]
-    return {"threshold": float(best.threshold), "acts": True, "rule": rule, "validation_net_return": float(best.mean_net_return),
-            "validation_signals": int(best.signals), "validation_precision": float(best.precision), "sweep": sweep.to_dict(orient="list")}
+    return {"threshold": float(best.threshold), "acts": True, "rule": rule,
+            "validation_net_return": float(best.mean_net_return), "validation_signals": int(best.signals),
+            "validation_precision": float(best.precision), "sweep": sweep.to_dict(orient="list")}
 
 # %% ../nbs/18_decisions.ipynb #4cf7e088
-def choose_max_uncertainty(p, std, trade_return, threshold:float, costs:Costs|None=None, side:int=1, min_signals:int=30,
-                           coverages=(0.5, 0.6, 0.7, 0.8, 0.9)) -> dict:
+def choose_max_uncertainty(p, # calibrated probabilities of the calibration part
+                           std, # MC std of each forecast
+                           trade_return, # forward return of a trade at each bar
+                           threshold:float, # the decision threshold
+                           costs:Costs|None=None, # trading costs (default: `Costs()`)
+                           side:int=1, # 1: long on a positive label, -1: short
+                           min_signals:int=30, # cut-offs keeping fewer signals are skipped
+                           coverages=(0.5, 0.6, 0.7, 0.8, 0.9), # quantiles of `std` to try as cut-offs
+                          ) -> dict:
     "The MC-std cut-off (a validation quantile) whose kept signals earn most, or None when abstaining does not help."
     p, std, r = np.asarray(p), np.asarray(std), side * np.asarray(trade_return)
     act = p >= threshold
     best = {"max_uncertainty": None, "coverage": 1.0, "validation_net_return": net_return(r, act, costs)}
     for c in coverages:
         cut = float(np.quantile(std, c)); keep = act & (std <= cut)
-        if keep.sum() >= min_signals and net_return(r, keep, costs) > np.nan_to_num(best["validation_net_return"], nan=-np.inf):
+        best_so_far = np.nan_to_num(best["validation_net_return"], nan=-np.inf)
+        if keep.sum() >= min_signals and net_return(r, keep, costs) > best_so_far:
             best = {"max_uncertainty": cut, "coverage": c, "validation_net_return": net_return(r, keep, costs)}
-    return best | {"rule": f"MC-std quantile (coverage {min(coverages):g}–1) with the best mean net return of kept signals (≥ {min_signals}) on the calibration part"}
+    return best | {"rule": f"MC-std quantile (coverage {min(coverages):g}–1) with the best mean net return of kept "
+                           f"signals (≥ {min_signals}) on the calibration part"}
 
 # %% ../nbs/18_decisions.ipynb #43f6621f
-def validation_skill(y, p_raw, kind:str, horizon:int, timeframe:str, alpha:float=0.05, n_boot:int=300, seed:int=0) -> dict:
+def validation_skill(y, # outcomes (0/1) of the calibration part
+                     p_raw, # uncalibrated MC-mean probabilities
+                     kind:str, # calibrator kind, refitted out of fold
+                     horizon:int, # label horizon in bars (the purge between folds)
+                     timeframe:str, # bar size (sets the bootstrap block)
+                     alpha:float=0.05, # significance level of the paired test
+                     n_boot:int=300, # bootstrap resamples
+                     seed:int=0, # random seed of the bootstrap
+                    ) -> dict:
     "Out-of-fold Brier of the calibrated model vs the fair climatology on the calibration part, with its paired test."
     y = np.asarray(y, "float64")
     q = out_of_fold(kind, p_raw, y, purge=horizon); clim = np.full(len(y), np.nan)
     for fit, held in purged_folds(len(y), purge=horizon): clim[held] = y[fit].mean()
     ok = ~np.isnan(q) & ~np.isnan(clim)
     t = paired_bootstrap(y[ok], q[ok], clim[ok], block=bootstrap_block(timeframe), n_boot=n_boot, seed=seed)
-    return {"has_skill": bool(t["diff"] < 0 and t["p_value"] < alpha), "brier_minus_climatology": t["diff"], "p_value": t["p_value"],
-            "alpha": alpha, "n": int(ok.sum()), "test": "paired block-bootstrap Brier test, out-of-fold calibrated model vs climatology, calibration part"}
+    return {"has_skill": bool(t["diff"] < 0 and t["p_value"] < alpha), "brier_minus_climatology": t["diff"],
+            "p_value": t["p_value"], "alpha": alpha, "n": int(ok.sum()),
+            "test": "paired block-bootstrap Brier test, out-of-fold calibrated model vs climatology, calibration part"}
 
 # %% ../nbs/18_decisions.ipynb #2a6ca7c1
-def calibrate_on_validation(models, ds:SequenceDataset, spec:LabelSpec, mc_samples:int=30, seed:int=0) -> tuple[Calibrator, dict]:
-    "The calibrator chosen on the calibration part (`ds.val`, purged folds), and that part's MC summary (reused for the decisions)."
+def calibrate_on_validation(models, # trained models (one per ensemble member)
+                            ds:SequenceDataset, # the dataset; its validation part is the calibration part
+                            spec:LabelSpec, # the label definition (its horizon purges the folds)
+                            mc_samples:int=30, # MC-dropout samples per member
+                            seed:int=0, # random seed of the dropout masks
+                           ) -> tuple[Calibrator, dict]:
+    "The calibrator chosen on the calibration part (`ds.val`, purged folds), and that part's MC summary."
     s = mc_summary(ensemble_samples(models, ds.val.X, mc_samples, seed=seed))
     return select_calibrator(s["mean"], ds.val.y, purge=spec.horizon), s
 
 # %% ../nbs/18_decisions.ipynb #ce1ffff3
-def choose_decisions(val_mc:dict, cal:Calibrator, ds:SequenceDataset, ohlcv, spec:LabelSpec, threshold:float|None=None,
-                     max_uncertainty:float|None=None, costs:Costs|None=None, seed:int=0, min_signals:int|None=None,
-                     rule:str="return", precision_target:float=0.55, risk_delta:float=0.1) -> dict:
-    "Threshold, uncertainty cut-off and skill gate from the calibration part (`ds.val`, MC summary `val_mc`); a given `threshold` overrides the rule."
+def choose_decisions(val_mc:dict, # MC summary of the calibration part (`calibrate_on_validation`)
+                     cal:Calibrator, # the chosen calibrator
+                     ds:SequenceDataset, # the dataset; its validation part is the calibration part
+                     ohlcv, # candles, for the trade returns
+                     spec:LabelSpec, # the label definition
+                     threshold:float|None=None, # a given threshold overrides the rule
+                     max_uncertainty:float|None=None, # a given MC-std cut-off (None: chosen)
+                     costs:Costs|None=None, # trading costs (default: `Costs()`)
+                     seed:int=0, # random seed of the bootstraps
+                     min_signals:int|None=None, # fewest signals a threshold must give (default: max(30, n/50))
+                     rule:str="return", # 'return' (best net return per signal) or 'precision' (risk-controlled)
+                     precision_target:float=0.55, # the 'precision' rule: precision at least this …
+                     risk_delta:float=0.1, # … with probability 1 − risk_delta
+                    ) -> dict:
+    "Threshold, uncertainty cut-off and skill gate from the calibration part; a given `threshold` overrides the rule."
     p = cal(val_mc["mean"])
     fwd, side = trade_returns(ohlcv, ds.val.times, spec), side_of(spec)
     n_min = min_signals or max(30, len(p) // 50)
     q = out_of_fold(cal.kind, val_mc["mean"], ds.val.y, purge=spec.horizon); ok = ~np.isnan(q)
     risk = risk_controlled_threshold(ds.val.y[ok], q[ok], precision_target, risk_delta)
-    out = {"threshold": float(threshold), "acts": True, "rule": "set by the user (--threshold)"} if threshold is not None else \
-          {k: risk[k] for k in ("threshold", "acts", "rule")} if rule == "precision" else choose_threshold(ds.val.y, p, fwd, costs, side, n_min)
-    unc = choose_max_uncertainty(p, val_mc["std"], fwd, out["threshold"], costs, side, n_min) if max_uncertainty is None and out["acts"] else \
-          {"max_uncertainty": max_uncertainty, "rule": "set by the user" if max_uncertainty is not None else "none: the bundle does not act"}
+    if threshold is not None:
+        out = {"threshold": float(threshold), "acts": True, "rule": "set by the user (--threshold)"}
+    elif rule == "precision": out = {k: risk[k] for k in ("threshold", "acts", "rule")}
+    else: out = choose_threshold(ds.val.y, p, fwd, costs, side, n_min)
+    if max_uncertainty is None and out["acts"]:
+        unc = choose_max_uncertainty(p, val_mc["std"], fwd, out["threshold"], costs, side, n_min)
+    else:
+        unc = {"max_uncertainty": max_uncertainty,
+               "rule": "set by the user" if max_uncertainty is not None else "none: the bundle does not act"}
     skill = validation_skill(ds.val.y, val_mc["mean"], cal.kind, spec.horizon, spec.timeframe, seed=seed)
-    return {**out, "max_uncertainty": unc["max_uncertainty"], "uncertainty_rule": unc["rule"], "risk_controlled": risk, "skill": skill,
-            "scores": reference_scores(ds.val.y[ok], q[ok], bootstrap_block(spec.timeframe), seed=seed) | {"forecasts": "out-of-fold calibrated (purged folds), calibration part"}}
+    scores = reference_scores(ds.val.y[ok], q[ok], bootstrap_block(spec.timeframe), seed=seed)
+    return {**out, "max_uncertainty": unc["max_uncertainty"], "uncertainty_rule": unc["rule"], "risk_controlled": risk,
+            "skill": skill, "scores": scores | {"forecasts": "out-of-fold calibrated (purged folds), calibration part"}}

@@ -1,4 +1,4 @@
-"""Forecasts, fair references, scores beside them with intervals and paired tests, the verdict in words, and the report files.
+"""Forecasts, fair references, scores with intervals and paired tests, the verdict in words, and the report files.
 
 Docs: https://itff.github.io/itff/evaluation.html.md"""
 
@@ -16,10 +16,12 @@ from .backtest import Costs, backtest, forward_returns, plot_backtest, side_of, 
 from .calibrate import Calibrator, select_calibrator
 from .datasets import SequenceDataset
 from .labels import LabelSpec
-from .metrics import (block_bootstrap_indices, bootstrap_block, bootstrap_ci, compare, coverage_curve, ece, probability_metrics,
-                          reliability_table, save_csv, threshold_metrics, threshold_sweep, uncertainty_metrics)
+from .metrics import (block_bootstrap_indices, bootstrap_block, bootstrap_ci, compare, coverage_curve, ece,
+                          probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep,
+                          uncertainty_metrics)
 from .models import ensemble_samples, mc_summary
-from .plots import plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty, save_figure
+from .plots import (plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty,
+                        save_figure)
 from .train import Climatology, baseline_probs, fit_baselines
 
 # %% auto #0
@@ -27,34 +29,46 @@ __all__ = ['forecast', 'fit_references', 'reference_probs', 'verdict_parts', 've
            'ood_effect', 'predictions_frame', 'read_predictions', 'write_report']
 
 # %% ../nbs/17_evaluation.ipynb #1402bb9d
-def forecast(models, calibrator:Calibrator, X:np.ndarray, mc_samples:int=30, seed:int=0,
+def forecast(models, # trained models (one per ensemble member)
+             calibrator:Calibrator, # maps the MC mean to a calibrated probability
+             X:np.ndarray, # windows, shape (n, window, features)
+             mc_samples:int=30, # MC-dropout samples per member
+             seed:int=0, # random seed of the dropout masks
              ood=None, # an `OODGate`: adds `ood_score` and `in_distribution`
              chunk:int|None=None, # windows per MC pass; 1 draws each window's masks exactly as the Predictor does
             ) -> dict[str, np.ndarray]:
-    "Calibrated probability plus the MC summary (mean, std, entropy, expected entropy, mutual information), and the gate's verdict."
+    "Calibrated probability, MC summary (mean, std, entropy, expected entropy, mutual information), the gate's verdict."
     s = mc_summary(ensemble_samples(models, X, mc_samples, seed=seed, **({"chunk": chunk} if chunk else {})))
     out = {"p": calibrator(s["mean"]), **s}
     if ood is not None: out["ood_score"], out["in_distribution"] = ood(X)
     return out
 
 # %% ../nbs/17_evaluation.ipynb #2a337f00
-def fit_references(ds:SequenceDataset, seed:int=0) -> dict:
-    "Climatology at the validation (and training) base rate; logistic and GBM fitted on training, calibrated on validation."
+def fit_references(ds:SequenceDataset, # the dataset (references fit on training, calibrate on validation)
+                   seed:int=0, # random seed of the fitted baselines
+                  ) -> dict:
+    "Climatology at the validation (and train) base rate; logistic and GBM fit on training, calibrated on validation."
     val = len(ds.val.y) > 0
     fitted = fit_baselines(ds, ("logistic", "gbm"), seed=seed)
-    cals = {n: select_calibrator(baseline_probs({n: b}, ds.val.X)[n], ds.val.y) if val else Calibrator() for n, b in fitted.items()}
-    clim = {"climatology": Climatology().fit(None, ds.val.y if val else ds.train.y), "climatology_train": Climatology().fit(None, ds.train.y)}
+    cals = {n: select_calibrator(baseline_probs({n: b}, ds.val.X)[n], ds.val.y) if val else Calibrator()
+            for n, b in fitted.items()}
+    clim = {"climatology": Climatology().fit(None, ds.val.y if val else ds.train.y),
+            "climatology_train": Climatology().fit(None, ds.train.y)}
     return {"models": {**clim, **fitted}, "calibrators": cals}
 
-def reference_probs(refs:dict, X:np.ndarray) -> dict[str, np.ndarray]:
+# %% ../nbs/17_evaluation.ipynb #abd253a8
+def reference_probs(refs:dict, # `fit_references`' output
+                    X:np.ndarray, # windows, shape (n, window, features)
+                   ) -> dict[str, np.ndarray]:
     "P(label) of every reference for windows `X`, through its validation calibrator."
-    return {n: refs["calibrators"][n](p) if n in refs["calibrators"] else p for n, p in baseline_probs(refs["models"], X).items()}
+    return {n: refs["calibrators"][n](p) if n in refs["calibrators"] else p
+            for n, p in baseline_probs(refs["models"], X).items()}
 
 # %% ../nbs/17_evaluation.ipynb #0c9c3df0
 def verdict_parts(row, # one forecast's row of `compare`'s table (a Series or dict)
                   alpha:float=0.05, # significance level of each paired test
                  ) -> list[dict]:
-    "Per reference (climatology, gradient boosting): does the forecast beat it on Brier, significantly? (The one rule every verdict uses.)"
+    "Per reference (climatology, gradient boosting): does the forecast beat it on Brier, significantly? (The one rule.)"
     out = []
     for ref, name in (("climatology", "climatology"), ("gbm", "gradient boosting")):
         p = row.get(f"p_vs_{ref}")
@@ -70,23 +84,33 @@ def verdict(comparison:pd.DataFrame, # `compare`'s table
            ) -> str:
     "Plain words: does `name` beat climatology and gradient boosting on Brier, significantly?"
     parts = verdict_parts(comparison.loc[name], alpha)
-    return f"{name} " + "; ".join(f"{'beats' if v['beats'] else 'does not beat'} {v['ref']} (Brier {v['diff']:+.5f}, p={v['p']:.3f})"
-                                  for v in parts)
+    return f"{name} " + "; ".join(f"{'beats' if v['beats'] else 'does not beat'} {v['ref']} "
+                                  f"(Brier {v['diff']:+.5f}, p={v['p']:.3f})" for v in parts)
 
 # %% ../nbs/17_evaluation.ipynb #03a8e18f
-def evaluate(ds:SequenceDataset, ohlcv:pd.DataFrame, spec:LabelSpec, fc:dict, refs:dict,
-             threshold:float=0.5, max_uncertainty:float|None=None, costs:Costs|None=None,
-             n_boot:int=300, seed:int=0) -> tuple[dict, dict]:
+def evaluate(ds:SequenceDataset, # the dataset; its test part is scored
+             ohlcv:pd.DataFrame, # candles, for forward returns and the backtest
+             spec:LabelSpec, # the label definition
+             fc:dict, # the model's forecast on `ds.test` (`forecast`)
+             refs:dict, # the fair references (`fit_references`)
+             threshold:float=0.5, # decision threshold on the calibrated probability
+             max_uncertainty:float|None=None, # MC-std cut-off of the backtest (None: none)
+             costs:Costs|None=None, # trading costs (default: `Costs()`)
+             n_boot:int=300, # bootstrap resamples for intervals and p-values
+             seed:int=0, # random seed of the bootstrap
+            ) -> tuple[dict, dict]:
     "(metrics JSON, plot inputs) of forecast `fc` and the fair references (`fit_references`) on `ds.test`."
     y, base, base_train = ds.test.y, refs["models"]["climatology"].rate_, float(ds.train.y.mean())
     probs = {"model": fc["p"], "model_raw": fc["mean"], **reference_probs(refs, ds.test.X)}
     block = bootstrap_block(spec.timeframe)
     cmp = compare(y, probs, base, block=block, n_boot=n_boot, seed=seed)
-    fwd, trade, side, costs = forward_returns(ohlcv, ds.test.times, spec.horizon), trade_returns(ohlcv, ds.test.times, spec), side_of(spec), costs or Costs()
+    fwd, trade = forward_returns(ohlcv, ds.test.times, spec.horizon), trade_returns(ohlcv, ds.test.times, spec)
+    side, costs = side_of(spec), costs or Costs()
     sweep = threshold_sweep(y, fc["p"], trade, costs=costs, side=side)
-    bt = backtest(ohlcv, ds.test.times, fc["p"], fc["std"], threshold, max_uncertainty, spec, costs, side, allowed=fc.get("in_distribution"))
-    metrics = {"test": {"n": int(len(y)), "first": str(ds.test.times[0]), "last": str(ds.test.times[-1]), "base_rate_train": base_train,
-                        "base_rate_reference": base, "base_rate_test": float(y.mean())},
+    bt = backtest(ohlcv, ds.test.times, fc["p"], fc["std"], threshold, max_uncertainty, spec, costs, side,
+                  allowed=fc.get("in_distribution"))
+    metrics = {"test": {"n": int(len(y)), "first": str(ds.test.times[0]), "last": str(ds.test.times[-1]),
+                        "base_rate_train": base_train, "base_rate_reference": base, "base_rate_test": float(y.mean())},
                "references": {"climatology": "validation base rate" if len(ds.val.y) else "training base rate",
                               "calibrators": {n: c.kind for n, c in refs["calibrators"].items()},
                               "paired_tests": int(cmp.filter(like="p_vs_").notna().to_numpy().sum())},
@@ -96,8 +120,9 @@ def evaluate(ds:SequenceDataset, ohlcv:pd.DataFrame, spec:LabelSpec, fc:dict, re
                "uncertainty": uncertainty_metrics(y, fc["p"], fc, threshold),
                "backtest": bt["stats"], "verdict": verdict(cmp)}
     if "in_distribution" in fc: metrics["ood"] = ood_effect(y, fc["p"], fc["in_distribution"], block, n_boot, seed)
-    return metrics, {"y": y, "probs": probs, "sweep": sweep, "backtest": bt, "fc": fc, "comparison": cmp, "threshold": threshold,
-                     "times": ds.test.times, "forward_return": fwd, "trade_return": trade, "side": side}
+    return metrics, {"y": y, "probs": probs, "sweep": sweep, "backtest": bt, "fc": fc, "comparison": cmp,
+                     "threshold": threshold, "times": ds.test.times, "forward_return": fwd, "trade_return": trade,
+                     "side": side}
 
 # %% ../nbs/17_evaluation.ipynb #2f89fd3d
 def _p_value(p) -> str: return "" if p is None or pd.isna(p) else f"{p:.3f}"
@@ -107,7 +132,8 @@ def headline_table(metrics:dict) -> pd.DataFrame:
     rows = {}
     for name, r in metrics["comparison"].items():
         lo, hi = r["roc_auc_ci"]; blo, bhi = r["brier_ci"]
-        rows[name] = {"AUC": f"{r['roc_auc']:.3f} [{lo:.3f}, {hi:.3f}]", "Brier": f"{r['brier']:.4f} [{blo:.4f}, {bhi:.4f}]",
+        rows[name] = {"AUC": f"{r['roc_auc']:.3f} [{lo:.3f}, {hi:.3f}]",
+                      "Brier": f"{r['brier']:.4f} [{blo:.4f}, {bhi:.4f}]",
                       "BSS": f"{r['bss']:+.4f}", "ECE": f"{r['ece']:.4f}",
                       "p vs clim.": _p_value(r.get("p_vs_climatology")), "p vs GBM": _p_value(r.get("p_vs_gbm"))}
     return pd.DataFrame(rows).T
@@ -118,35 +144,54 @@ def _brier_gap(y, p, flagged, ix) -> float:
     if f.sum() < 2 or u.sum() < 2: return np.nan
     return brier_score_loss(y[ix][f], p[ix][f]) - brier_score_loss(y[ix][u], p[ix][u])
 
-def ood_effect(y, p, in_distribution, block:int=48, n_boot:int=300, seed:int=0, min_flagged:int=30) -> dict:
-    "Share flagged; Brier and ECE of flagged vs in-distribution bars with block-bootstrap CIs; the Brier difference and a verdict."
+def ood_effect(y, # outcomes (0/1)
+               p, # calibrated probabilities
+               in_distribution, # the gate's verdict per bar (False: flagged)
+               block:int=48, # bootstrap block length in bars
+               n_boot:int=300, # bootstrap resamples
+               seed:int=0, # random seed of the bootstrap
+               min_flagged:int=30, # fewer flagged bars than this: too few to tell
+              ) -> dict:
+    "Share flagged; Brier and ECE of flagged vs in-distribution bars with CIs; the Brier difference and a verdict."
     y, p, flagged = np.asarray(y, "float64"), np.asarray(p, "float64"), ~np.asarray(in_distribution, bool)
-    out = {"n": int(len(y)), "n_flagged": int(flagged.sum()), "share_flagged": float(flagged.mean()) if len(y) else float("nan")}
+    out = {"n": int(len(y)), "n_flagged": int(flagged.sum()),
+           "share_flagged": float(flagged.mean()) if len(y) else float("nan")}
     for name, m in (("flagged", flagged), ("in_distribution", ~flagged)):
         ok = m.sum() >= 2
         out[f"brier_{name}"] = float(brier_score_loss(y[m], p[m])) if ok else float("nan")
-        out[f"brier_{name}_ci"] = list(bootstrap_ci(brier_score_loss, y[m], p[m], block, n_boot, seed=seed)) if ok else [float("nan")] * 2
+        out[f"brier_{name}_ci"] = (list(bootstrap_ci(brier_score_loss, y[m], p[m], block, n_boot, seed=seed)) if ok
+                                   else [float("nan")] * 2)
         out[f"ece_{name}"] = float(ece(y[m], p[m])) if ok else float("nan")
-        out[f"ece_{name}_ci"] = list(bootstrap_ci(ece, y[m], p[m], block, n_boot, seed=seed)) if ok else [float("nan")] * 2
-    gaps = np.array([_brier_gap(y, p, flagged, ix) for ix in block_bootstrap_indices(len(y), block, n_boot, seed)]) if out["n_flagged"] >= 2 else np.array([np.nan])
+        out[f"ece_{name}_ci"] = (list(bootstrap_ci(ece, y[m], p[m], block, n_boot, seed=seed)) if ok
+                                 else [float("nan")] * 2)
+    if out["n_flagged"] >= 2:
+        gaps = np.array([_brier_gap(y, p, flagged, ix) for ix in block_bootstrap_indices(len(y), block, n_boot, seed)])
+    else: gaps = np.array([np.nan])
     lo, hi = np.nanpercentile(gaps, [2.5, 97.5]) if np.isfinite(gaps).any() else (np.nan, np.nan)
-    out |= {"brier_difference": out["brier_flagged"] - out["brier_in_distribution"], "brier_difference_ci": [float(lo), float(hi)]}
-    out["verdict"] = (f"too few flagged bars to tell ({out['n_flagged']} < {min_flagged})" if out["n_flagged"] < min_flagged else
-                      f"flagged forecasts are worse: Brier {out['brier_difference']:+.4f} [{lo:+.4f}, {hi:+.4f}] vs in-distribution" if lo > 0 else
-                      f"flagged forecasts are better (Brier {out['brier_difference']:+.4f} [{lo:+.4f}, {hi:+.4f}]): abstaining on them costs skill" if hi < 0 else
-                      f"flagged forecasts are not measurably worse (Brier {out['brier_difference']:+.4f} [{lo:+.4f}, {hi:+.4f}]): the gate flags unfamiliar inputs, not worse forecasts")
+    out |= {"brier_difference": out["brier_flagged"] - out["brier_in_distribution"],
+            "brier_difference_ci": [float(lo), float(hi)]}
+    diff = f"Brier {out['brier_difference']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+    few = out["n_flagged"] < min_flagged
+    out["verdict"] = (f"too few flagged bars to tell ({out['n_flagged']} < {min_flagged})" if few else
+                      f"flagged forecasts are worse: {diff} vs in-distribution" if lo > 0 else
+                      f"flagged forecasts are better ({diff}): abstaining on them costs skill" if hi < 0 else
+                      f"flagged forecasts are not measurably worse ({diff}): "
+                      "the gate flags unfamiliar inputs, not worse forecasts")
     return out
 
 # %% ../nbs/17_evaluation.ipynb #1df916da
 def predictions_frame(plot_inputs:dict) -> pd.DataFrame:
-    "One row per scored bar: time, outcome, every forecast's probability, MC std and mutual information, forward return."
+    "One row per scored bar: time, outcome, every forecast's probability, MC std, mutual information, forward return."
     fc, probs = plot_inputs["fc"], plot_inputs["probs"]
+    ood = ({"ood_score": fc["ood_score"], "in_distribution": fc["in_distribution"].astype(int)} if "ood_score" in fc
+           else {})
     return pd.DataFrame({"time": pd.DatetimeIndex(plot_inputs["times"]), "y": plot_inputs["y"].astype(int),
-                         **{f"p_{k}": v for k, v in probs.items()}, "mc_std": fc["std"], "mutual_info": fc["mutual_info"],
+                         **{f"p_{k}": v for k, v in probs.items()}, "mc_std": fc["std"],
+                         "mutual_info": fc["mutual_info"],
                          "forward_return": plot_inputs["forward_return"],
-                         "trade_return": plot_inputs["trade_return"], "side": plot_inputs["side"],
-                         **({"ood_score": fc["ood_score"], "in_distribution": fc["in_distribution"].astype(int)} if "ood_score" in fc else {})})
+                         "trade_return": plot_inputs["trade_return"], "side": plot_inputs["side"], **ood})
 
+# %% ../nbs/17_evaluation.ipynb #a55a509f
 def read_predictions(path) -> pd.DataFrame:
     "The per-bar predictions written by `write_report`, with UTC times."
     df = pd.read_csv(path)
@@ -155,21 +200,28 @@ def read_predictions(path) -> pd.DataFrame:
     return df.assign(time=pd.to_datetime(df.time, utc=True))
 
 # %% ../nbs/17_evaluation.ipynb #e59e044c
-def write_report(folder, metrics:dict, plot_inputs:dict, title:str) -> Path:
+def write_report(folder, # where the report files go
+                 metrics:dict, # `evaluate`'s metrics JSON
+                 plot_inputs:dict, # `evaluate`'s plot inputs
+                 title:str, # shown in every plot title
+                ) -> Path:
     "Plots, CSVs and metrics.json of an evaluation in `folder`."
     folder, y, probs, fc = Path(folder), plot_inputs["y"], plot_inputs["probs"], plot_inputs["fc"]
     shown = {k: probs[k] for k in ("model", "model_raw", "logistic", "gbm", "climatology") if k in probs}
     save_figure(plot_roc(y, shown, f"ROC — {title}"), folder/"roc.png")
     save_figure(plot_pr(y, shown, f"Precision-recall — {title}"), folder/"pr.png")
-    save_figure(plot_reliability(y, {k: shown[k] for k in ("model", "model_raw", "gbm") if k in shown}, title=f"Reliability — {title}"), folder/"reliability.png")
+    save_figure(plot_reliability(y, {k: shown[k] for k in ("model", "model_raw", "gbm") if k in shown},
+                                 title=f"Reliability — {title}"), folder/"reliability.png")
     save_figure(plot_threshold_sweep(plot_inputs["sweep"], f"Threshold sweep — {title}"), folder/"threshold_sweep.png")
     curves = {"MC std": coverage_curve(y, probs["model"], fc["std"], plot_inputs["threshold"]),
               "mutual information": coverage_curve(y, probs["model"], fc["mutual_info"], plot_inputs["threshold"])}
     save_figure(plot_coverage(curves, title=f"Abstaining on uncertain bars — {title}"), folder/"coverage.png")
-    save_figure(plot_uncertainty(fc["std"], (probs["model"] >= plot_inputs["threshold"]) == (y == 1)), folder/"uncertainty.png")
+    correct = (probs["model"] >= plot_inputs["threshold"]) == (y == 1)
+    save_figure(plot_uncertainty(fc["std"], correct), folder/"uncertainty.png")
     save_figure(plot_backtest(plot_inputs["backtest"], f"Backtest — {title}"), folder/"backtest.png")
     save_csv(plot_inputs["sweep"], folder/"threshold_sweep.csv")
     save_csv(predictions_frame(plot_inputs), folder/"predictions.csv")
-    save_csv(pd.concat({k: reliability_table(y, probs[k]) for k in ("model", "model_raw")}, names=["forecast", "bin"]).reset_index(), folder/"reliability.csv")
+    rel = pd.concat({k: reliability_table(y, probs[k]) for k in ("model", "model_raw")}, names=["forecast", "bin"])
+    save_csv(rel.reset_index(), folder/"reliability.csv")
     write_json(folder/"metrics.json", metrics)
     return folder

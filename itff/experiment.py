@@ -33,39 +33,63 @@ from .sentiment import sentiment_features
 from .train import train_models
 
 # %% ../nbs/19_experiment.ipynb #7280cf1c
-def load_inputs(symbol:str, timeframe:str, source:str="bundled", include_sentiment:bool=False, start=None, days:float=60, sentiment_delay="0s"):
-    "Candles and their causal features (plus sentiment columns, each headline counted `sentiment_delay` after its stamp, if asked)."
+def load_inputs(symbol:str, # pair, e.g. BTCUSDT
+                timeframe:str, # bar size
+                source:str="bundled", # bundled, ccxt, yfinance or a CSV/parquet path
+                include_sentiment:bool=False, # add headline sentiment features
+                start=None, # first candle (default: `days` back from the latest)
+                days:float=60, # days of candles when fetching
+                sentiment_delay="0s", # publication lag assumed for every headline
+               ):
+    "Candles and their causal features (plus sentiment columns, headlines counted `sentiment_delay` late, if asked)."
     ohlcv = load_ohlcv(symbol, timeframe, source, start=start, days=days)
-    sent = sentiment_features(symbol, timeframe, index=ohlcv.index, delay=sentiment_delay) if include_sentiment else None
+    sent = (sentiment_features(symbol, timeframe, index=ohlcv.index, delay=sentiment_delay) if include_sentiment
+            else None)
     return ohlcv, engineer_features(ohlcv, sent, timeframe)
 
-def experiment_dataset(ohlcv, features, spec:LabelSpec, window:int=48, split=(0.7, 0.15, 0.15), embargo=None) -> SequenceDataset:
+# %% ../nbs/19_experiment.ipynb #b9fba4b7
+def experiment_dataset(ohlcv, # candles
+                       features, # their causal features
+                       spec:LabelSpec, # the label definition
+                       window:int=48, # bars per input window
+                       split=(0.7, 0.15, 0.15), # fractions of the bars, or (val_start, test_start) dates
+                       embargo=None, # bars dropped after each boundary (default: window + horizon)
+                      ) -> SequenceDataset:
     "The labelled, split, scaled windows of an experiment."
     return build_dataset(ohlcv, features, spec, window, split, embargo)
 
 # %% ../nbs/19_experiment.ipynb #a5d99876
-def sentiment_coverage(ds:SequenceDataset, log=print) -> dict|None:
-    "Share of each part's windows holding at least one headline; warns when validation or test has none. None without sentiment features."
+def sentiment_coverage(ds:SequenceDataset, # the dataset
+                       log=print, # where the warnings go
+                      ) -> dict|None:
+    "Share of each part's windows with at least one headline; warns if validation or test has none. None without them."
     if "sent_count" not in ds.scaler.features: return None
     i = ds.scaler.features.index("sent_count")
     has_news = lambda X: ((X[:, :, i] * ds.scaler.std[i] + ds.scaler.mean[i]) > 0.5).any(axis=1)   # undo the scaling
     cov = {k: float(has_news(p.X).mean()) if len(p.y) else 0.0 for k, p in ds.parts.items()}
     for k in ("val", "test"):
         if cov[k] == 0: log(f"⚠ sentiment: no headlines in the {'validation' if k == 'val' else 'test'} windows "
-                            f"({ds.parts[k].times[0]:%Y-%m-%d} … {ds.parts[k].times[-1]:%Y-%m-%d}): sentiment features cannot be judged there")
+                            f"({ds.parts[k].times[0]:%Y-%m-%d} … {ds.parts[k].times[-1]:%Y-%m-%d}): "
+                            "sentiment features cannot be judged there")
     return cov
 
 # %% ../nbs/19_experiment.ipynb #c9d6578f
-def split_validation(val:Part, horizon:int, early_stopping:float=0.5) -> tuple[Part, Part]:
-    "(early-stopping part, calibration part): the first `early_stopping` share of `val`, then the rest after a gap of `horizon` windows."
+def split_validation(val:Part, # the validation part
+                     horizon:int, # label horizon: windows dropped between the two parts
+                     early_stopping:float=0.5, # share of `val` used for early stopping
+                    ) -> tuple[Part, Part]:
+    "(early-stopping part, calibration part): the first `early_stopping` share of `val`, a `horizon` gap, the rest."
     cut = int(round(len(val.y) * early_stopping))
     es, cal = part_slice(val, slice(0, cut)), part_slice(val, slice(cut + horizon, None))
     if len(es.y) == 0 or len(np.unique(cal.y)) < 2:
-        raise ITFFError(f"validation part too small to split ({len(val.y)} windows): use a longer history or a larger validation share")
+        raise ITFFError(f"validation part too small to split ({len(val.y)} windows): "
+                        "use a longer history or a larger validation share")
     return es, cal
 
 # %% ../nbs/19_experiment.ipynb #ab557fc0
-def stage_logger(log=print, prefix:str=""):
+def stage_logger(log=print, # where the lines go
+                 prefix:str="", # put before each stage name
+                ):
     "A `stage(name)` context manager factory logging ▶ start and ✓ end with seconds."
     @contextmanager
     def stage(name:str):
@@ -84,15 +108,34 @@ def bundle_meta(ds:SequenceDataset, # the dataset trained on (its metadata: feat
     return {**ds.meta, "id": cfg.id, "config": cfg.to_dict(), "calibrator": cal.kind, "training": training}
 
 # %% ../nbs/19_experiment.ipynb #9c3b2c0d
-def record_validation(meta:dict, metrics:dict, es:Part, cal_part:Part, decision:dict, horizon:int):
+def record_validation(meta:dict, # the bundle's meta, updated in place
+                      metrics:dict, # the bundle's metrics, updated in place
+                      es:Part, # the early-stopping part
+                      cal_part:Part, # the calibration part
+                      decision:dict, # `choose_decisions`' output
+                      horizon:int, # label horizon in bars (the gap between the parts)
+                     ):
     "Write the validation parts, the decisions and the skill gate into a bundle's meta and metrics."
-    meta["validation"] = {"early_stopping": part_span(es), "calibration": part_span(cal_part), "gap_windows": horizon, "scores": decision.get("scores")}
-    meta["decision"], meta["skill"] = {k: v for k, v in decision.items() if k not in ("skill", "scores")}, decision["skill"]
-    meta["trained_through"] = str(to_utc(cal_part.times[-1]) + horizon * timeframe_delta(meta["timeframe"]))   # the last candle any fitted part saw
+    meta["validation"] = {"early_stopping": part_span(es), "calibration": part_span(cal_part), "gap_windows": horizon,
+                          "scores": decision.get("scores")}
+    meta["decision"] = {k: v for k, v in decision.items() if k not in ("skill", "scores")}
+    meta["skill"] = decision["skill"]
+    # the last candle any fitted part saw
+    meta["trained_through"] = str(to_utc(cal_part.times[-1]) + horizon * timeframe_delta(meta["timeframe"]))
     metrics["decision"], metrics["skill"] = meta["decision"], meta["skill"]
 
 # %% ../nbs/19_experiment.ipynb #0642102a
-def save_experiment(eid:str, models, ds:SequenceDataset, cal:Calibrator, meta:dict, metrics:dict, plots:dict, models_dir=None, reports_dir=None, ood=None) -> Path:
+def save_experiment(eid:str, # the experiment id (names the bundle and the report)
+                    models, # trained models (one per ensemble member)
+                    ds:SequenceDataset, # the dataset (its scaler goes in the bundle)
+                    cal:Calibrator, # the chosen calibrator
+                    meta:dict, # the bundle's meta
+                    metrics:dict, # the bundle's metrics
+                    plots:dict, # `evaluate`'s plot inputs
+                    models_dir=None, # models root (default: the settings' models_dir)
+                    reports_dir=None, # reports root (default: the settings' reports_dir)
+                    ood=None, # the out-of-distribution gate
+                   ) -> Path:
     "Write the bundle (atomically), its metrics beside it, and the report; returns the bundle folder."
     models_dir = Path(models_dir or get_settings().models_dir)/"training"
     write_bundle(models_dir/eid, models, ds.scaler, cal, meta, metrics, ood)
@@ -109,45 +152,66 @@ class Fitted:
     early_stopping:Part; metrics:dict; plots:dict
     ood:object = None   # the out-of-distribution gate (`itff.ood.OODGate`)
 
-def fit_and_score(cfg:ExperimentConfig, ds:SequenceDataset, ohlcv:pd.DataFrame, stage=None, progress:bool=True, log=print) -> Fitted:
-    "Train on `ds.train` (early stopping on validation's first part), calibrate and decide on its rest, score `ds.test` beside the fair references."
+# %% ../nbs/19_experiment.ipynb #68fd50fd
+def fit_and_score(cfg:ExperimentConfig, # the experiment
+                  ds:SequenceDataset, # its dataset
+                  ohlcv:pd.DataFrame, # its candles
+                  stage=None, # a `stage_logger` (default: silent)
+                  progress:bool=True, # show training progress
+                  log=print, # where progress lines go
+                 ) -> Fitted:
+    "Train on `ds.train` (early stopping on validation's first part), calibrate, decide on the rest, score `ds.test`."
     spec, stage = cfg.spec, stage or stage_logger(lambda s: None)
     es, cal_part = split_validation(ds.val, spec.horizon)
-    log(f"{cfg.id}: train {len(ds.train.y):,}, early stopping {len(es.y):,}, calibration {len(cal_part.y):,}, test {len(ds.test.y):,}")
+    log(f"{cfg.id}: train {len(ds.train.y):,}, early stopping {len(es.y):,}, calibration {len(cal_part.y):,}, "
+        f"test {len(ds.test.y):,}")
     coverage = sentiment_coverage(ds, log)
     with stage("train"):
-        models, hists = train_models(replace(ds, val=es), cfg.model_type, cfg.ensemble, cfg.seed, cfg.model_kw, progress, epochs=cfg.epochs,
-                                     batch_size=cfg.batch_size, lr=cfg.lr, patience=cfg.patience, class_weight=cfg.class_weight)
+        models, hists = train_models(replace(ds, val=es), cfg.model_type, cfg.ensemble, cfg.seed, cfg.model_kw,
+                                     progress, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                                     patience=cfg.patience, class_weight=cfg.class_weight)
     ds = replace(ds, val=cal_part)   # from here on, "validation" is the calibration part
     with stage("calibrate"):
         cal, val_mc = calibrate_on_validation(models, ds, spec, cfg.mc_samples, cfg.seed)
         costs = cfg.costs
         decision = choose_decisions(val_mc, cal, ds, ohlcv, spec, cfg.threshold, cfg.max_uncertainty, costs, cfg.seed,
-                                    rule=cfg.decision_rule, precision_target=cfg.precision_target, risk_delta=cfg.risk_delta)
+                                    rule=cfg.decision_rule, precision_target=cfg.precision_target,
+                                    risk_delta=cfg.risk_delta)
     with stage("ood"): gate = fit_ood(ds.train.X, ds.val.X, cfg.ood_quantile, seed=cfg.seed)
     with stage("evaluate"):
         fc = forecast(models, cal, ds.test.X, cfg.mc_samples, cfg.seed, ood=gate)
-        metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, cfg.seed), decision["threshold"], decision["max_uncertainty"],
-                                  costs, cfg.n_boot, cfg.seed)
+        metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, cfg.seed), decision["threshold"],
+                                  decision["max_uncertainty"], costs, cfg.n_boot, cfg.seed)
     if coverage is not None: metrics["sentiment_coverage"] = coverage
     return Fitted(models, hists, cal, decision, ds, es, metrics, plots, gate)
 
 # %% ../nbs/19_experiment.ipynb #cc175ed2
-def run_experiment(cfg:ExperimentConfig, models_dir=None, reports_dir=None, progress:bool=True, log=print,
-                   ohlcv:pd.DataFrame|None=None, ds:SequenceDataset|None=None, # precomputed inputs (the pipeline shares them)
-                   stage=None) -> dict:
+def run_experiment(cfg:ExperimentConfig, # the experiment
+                   models_dir=None, # models root (default: the settings' models_dir)
+                   reports_dir=None, # reports root (default: the settings' reports_dir)
+                   progress:bool=True, # show training progress
+                   log=print, # where progress lines go
+                   ohlcv:pd.DataFrame|None=None, # precomputed candles (the pipeline shares them)
+                   ds:SequenceDataset|None=None, # precomputed dataset (the pipeline shares it)
+                   stage=None, # a `stage_logger` (default: silent)
+                  ) -> dict:
     "Train, calibrate, evaluate against baselines, save the bundle and write the report; returns the metrics."
     t0, stage = time.perf_counter(), stage or stage_logger(lambda s: None)
     if ds is None:
-        with stage("data"): ohlcv, feats = load_inputs(cfg.symbol, cfg.timeframe, cfg.source, cfg.include_sentiment, sentiment_delay=cfg.sentiment_delay)
+        with stage("data"):
+            ohlcv, feats = load_inputs(cfg.symbol, cfg.timeframe, cfg.source, cfg.include_sentiment,
+                                       sentiment_delay=cfg.sentiment_delay)
         with stage("dataset"): ds = experiment_dataset(ohlcv, feats, cfg.spec, cfg.window, cfg.split, cfg.embargo)
     f = fit_and_score(cfg, ds, ohlcv, stage, progress, log)
     training = {"best_epochs": [h["best_epoch"] for h in f.histories], "seconds": round(time.perf_counter() - t0, 1)}
     meta = bundle_meta(f.ds, cfg, f.calibrator, training)
     record_validation(meta, f.metrics, f.early_stopping, f.ds.val, f.decision, cfg.spec.horizon)
-    metrics = {"id": cfg.id, "label": cfg.spec.to_dict(), "calibrator": {"kind": f.calibrator.kind, "params": f.calibrator.params}, **f.metrics,
+    metrics = {"id": cfg.id, "label": cfg.spec.to_dict(),
+               "calibrator": {"kind": f.calibrator.kind, "params": f.calibrator.params}, **f.metrics,
                "config": meta["config"], "training": training}
-    with stage("bundle"): bundle = save_experiment(cfg.id, f.models, f.ds, f.calibrator, meta, metrics, f.plots, models_dir, reports_dir, f.ood)
+    with stage("bundle"):
+        bundle = save_experiment(cfg.id, f.models, f.ds, f.calibrator, meta, metrics, f.plots, models_dir, reports_dir,
+                                 f.ood)
     log(headline_table(metrics).to_string()); log(metrics["verdict"])
     return metrics | {"bundle": str(bundle)}
 

@@ -19,29 +19,43 @@ __all__ = ['RETURN_LAGS', 'VOL_WINDOWS', 'DAY_LOOKBACKS', 'FEATURE_WARMUP', 'wil
            'engineer_features', 'history_deviation', 'check_causal', 'itff_engineer_features']
 
 # %% ../nbs/03_features.ipynb #cda8e0fb
-def wilder(x:pd.Series, n:int) -> pd.Series:
+def wilder(x:pd.Series, # series to smooth
+           n:int, # smoothing length (alpha 1/n)
+          ) -> pd.Series:
     "Wilder's smoothing: EMA with alpha 1/n (causal)."
     return x.ewm(alpha=1 / n, adjust=False, min_periods=n).mean()
 
-def rsi(close:pd.Series, n:int=14) -> pd.Series:
+# %% ../nbs/03_features.ipynb #1244eca3
+def rsi(close:pd.Series, # close prices
+        n:int=14, # look-back in bars
+       ) -> pd.Series:
     "Relative strength index in [0, 1] (0.5 = balanced)."
     d = close.diff()
     up, down = wilder(d.clip(lower=0), n), wilder(-d.clip(upper=0), n)
     return up / (up + down)
 
+# %% ../nbs/03_features.ipynb #40dea29e
 def true_range(df:pd.DataFrame) -> pd.Series:
     "Largest of high-low, |high - prev close|, |low - prev close|."
     prev = df["close"].shift(1)
     return pd.concat([df["high"] - df["low"], (df["high"] - prev).abs(), (df["low"] - prev).abs()], axis=1).max(axis=1)
 
 # %% ../nbs/03_features.ipynb #d4d3de70
-def macd(close:pd.Series, fast:int=12, slow:int=26, signal:int=9) -> pd.DataFrame:
+def macd(close:pd.Series, # close prices
+         fast:int=12, # span of the fast EMA, in bars
+         slow:int=26, # span of the slow EMA, in bars
+         signal:int=9, # span of the signal line's EMA, in bars
+        ) -> pd.DataFrame:
     "MACD line, signal and histogram, as fractions of price."
     line = (close.ewm(span=fast, adjust=False).mean() - close.ewm(span=slow, adjust=False).mean()) / close
     sig = line.ewm(span=signal, adjust=False).mean()
     return pd.DataFrame({"macd": line, "macd_signal": sig, "macd_hist": line - sig})
 
-def bollinger_position(close:pd.Series, n:int=20, k:float=2.0) -> pd.Series:
+# %% ../nbs/03_features.ipynb #2c618e37
+def bollinger_position(close:pd.Series, # close prices
+                       n:int=20, # look-back in bars
+                       k:float=2.0, # band width in standard deviations
+                      ) -> pd.Series:
     "Where close sits in its Bollinger band: 0 at the mean, ±1 at the bands."
     mean, std = close.rolling(n).mean(), close.rolling(n).std()
     return (close - mean) / (k * std)
@@ -56,12 +70,21 @@ def calendar_features(index:pd.DatetimeIndex) -> pd.DataFrame:
 
 # %% ../nbs/03_features.ipynb #9b993bb0
 RETURN_LAGS = (1, 2, 4, 8)      # bars
-VOL_WINDOWS = (12,)             # bars
-DAY_LOOKBACKS = {"ret_1d": ("1D", 2), "vol_1d": ("1D", 3), "vol_2d": ("2D", 3), "volume_z_1d": ("1D", 3)}  # name: (look-back, fewest bars)
-FEATURE_WARMUP = 180  # bars of history the bar-stated features need to match full-history ones within 1e-3 training std (measured below)
 
+# %% ../nbs/03_features.ipynb #3f995f45
+VOL_WINDOWS = (12,)             # bars
+
+# %% ../nbs/03_features.ipynb #05103249
+# name: (look-back, fewest bars)
+DAY_LOOKBACKS = {"ret_1d": ("1D", 2), "vol_1d": ("1D", 3), "vol_2d": ("2D", 3), "volume_z_1d": ("1D", 3)}
+
+# %% ../nbs/03_features.ipynb #2fa14e33
+# bars of history the bar-stated features need to match full-history ones within 1e-3 training std (measured below)
+FEATURE_WARMUP = 180
+
+# %% ../nbs/03_features.ipynb #4e7465d9
 def day_windows(timeframe:str) -> dict[str, int]:
-    "Bars of each time-stated feature on `timeframe`; those a day is too short for (or that equal a bar-stated one) are left out."
+    "Bars of each time-stated feature on `timeframe`; those with too few bars or equal to a bar-stated one left out."
     step, out = timeframe_delta(timeframe), {}
     for name, (span, least) in DAY_LOOKBACKS.items():
         n = int(pd.Timedelta(span) // step)
@@ -69,15 +92,18 @@ def day_windows(timeframe:str) -> dict[str, int]:
         if n >= least and n not in same_kind: out[name] = n
     return out
 
+# %% ../nbs/03_features.ipynb #6fdc01c7
 def feature_warmup(timeframe:str) -> int:
     "Bars of history a feature row needs on `timeframe`: the indicators' warm-up or the longest time-stated window."
     return max([FEATURE_WARMUP] + [n + 1 for n in day_windows(timeframe).values()])
 
+# %% ../nbs/03_features.ipynb #0cbe1833
 def infer_timeframe(index:pd.DatetimeIndex) -> str:
     "The timeframe whose bar length is the commonest step between the bars of `index`."
     step = pd.Series(np.diff(index.as_unit("ns").asi8)).mode() if len(index) > 1 else []
     hit = [tf for tf, d in TIMEFRAMES.items() if len(step) and d.value == int(step.iloc[0])]
-    if not hit: raise DataError(f"cannot tell the timeframe of {len(index)} bars from their spacing; pass the timeframe")
+    if not hit:
+        raise DataError(f"cannot tell the timeframe of {len(index)} bars from their spacing; pass the timeframe")
     return hit[0]
 
 # %% ../nbs/03_features.ipynb #ec8fd4db
@@ -91,7 +117,8 @@ def engineer_features(ohlcv:pd.DataFrame, # validated candles (see `itff.data`)
     days = day_windows(timeframe or infer_timeframe(ohlcv.index))
     kind = lambda prefix: {k: n for k, n in days.items() if k.startswith(prefix)}
     f = {f"ret_{k}": logc.diff(k) for k in RETURN_LAGS} | {k: logc.diff(n) for k, n in kind("ret_").items()}
-    f |= {f"vol_{n}": r1.rolling(n).std() for n in VOL_WINDOWS} | {k: r1.rolling(n).std() for k, n in kind("vol_").items()}
+    f |= ({f"vol_{n}": r1.rolling(n).std() for n in VOL_WINDOWS}
+          | {k: r1.rolling(n).std() for k, n in kind("vol_").items()})
     f |= {"range_hl": np.log(ohlcv["high"] / ohlcv["low"]), "body": np.log(c / ohlcv["open"]),
           "rsi_14": rsi(c), "bb_pos_20": bollinger_position(c), "atr_14": wilder(true_range(ohlcv), 14) / c}
     f |= {k: (lv - lv.rolling(n).mean()) / lv.rolling(n).std() for k, n in kind("volume_z_").items()}
@@ -100,7 +127,11 @@ def engineer_features(ohlcv:pd.DataFrame, # validated candles (see `itff.data`)
     return out.astype("float64").rename_axis("timestamp")
 
 # %% ../nbs/03_features.ipynb #3746e7ef
-def history_deviation(ohlcv:pd.DataFrame, history:int, rows:int=40, seed:int=0) -> float:
+def history_deviation(ohlcv:pd.DataFrame, # validated candles
+                      history:int, # bars of history each sampled row is computed from
+                      rows:int=40, # random rows to compare
+                      seed:int=0, # seed of the row sample
+                     ) -> float:
     "Worst |feature from `history` bars − feature from full history| / training std, over `rows` random rows."
     full = engineer_features(ohlcv)
     std = full.iloc[:int(len(full) * 0.7)].std().replace(0, 1)
@@ -111,7 +142,11 @@ def history_deviation(ohlcv:pd.DataFrame, history:int, rows:int=40, seed:int=0) 
     return worst
 
 # %% ../nbs/03_features.ipynb #542d097b
-def check_causal(ohlcv:pd.DataFrame, make=engineer_features, n_cuts:int=10, seed:int=0):
+def check_causal(ohlcv:pd.DataFrame, # validated candles
+                 make=engineer_features, # candles → features function to check
+                 n_cuts:int=10, # random cut points t to test
+                 seed:int=0, # seed of the cut points and the edits
+                ):
     "Assert `make(ohlcv)` at bars ≤ t ignores every row after t, for `n_cuts` random t."
     rng = np.random.default_rng(seed)
     full = make(ohlcv)
@@ -139,7 +174,8 @@ def itff_engineer_features(
             if not Path(sentiment_file).exists(): raise DataError(f"{sentiment_file}: no such file")
             sent = pd.read_parquet(sentiment_file)
         feats = engineer_features(ohlcv, sent)
-        path = Path(output or get_settings().data_dir/"features")/f"{normalize_symbol(symbol)}_{timeframe}_features.parquet"
+        folder = Path(output or get_settings().data_dir/"features")
+        path = folder/f"{normalize_symbol(symbol)}_{timeframe}_features.parquet"
         write_parquet(feats, path)
         print(f"{feats.shape[1]} features × {len(feats):,} bars ({feats.index[0]} … {feats.index[-1]}) → {path.name}")
         return path

@@ -16,7 +16,9 @@ __all__ = ['LABELS', 'LABEL_DEFAULTS', 'direction', 'level_up', 'level_down', 't
            'label_spec', 'horizon_is_contiguous', 'make_label', 'base_rates']
 
 # %% ../nbs/04_labels.ipynb #b53e6a67
-def direction(ohlcv:pd.DataFrame, horizon:int) -> pd.Series:
+def direction(ohlcv:pd.DataFrame, # validated candles
+              horizon:int, # bars ahead
+             ) -> pd.Series:
     "1.0 if close[t+h] > close[t], else 0.0; NaN without a future."
     c, future = ohlcv["close"], ohlcv["close"].shift(-horizon)
     return (future > c).astype("float64").where(future.notna())
@@ -26,18 +28,29 @@ def _forward(x:pd.Series, horizon:int, how:str) -> pd.Series:
     "max or min of x[t+1 .. t+h] at each t."
     return getattr(x.rolling(horizon), how)().shift(-horizon)
 
-def level_up(ohlcv:pd.DataFrame, horizon:int, theta:float) -> pd.Series:
+def level_up(ohlcv:pd.DataFrame, # validated candles
+             horizon:int, # bars ahead
+             theta:float, # level distance as a fraction of close
+            ) -> pd.Series:
     "1.0 if max(high[t+1..t+h]) ≥ close[t]·(1+θ)."
     fwd = _forward(ohlcv["high"], horizon, "max")
     return (fwd >= ohlcv["close"] * (1 + theta)).astype("float64").where(fwd.notna())
 
-def level_down(ohlcv:pd.DataFrame, horizon:int, theta:float) -> pd.Series:
+# %% ../nbs/04_labels.ipynb #0661a5f6
+def level_down(ohlcv:pd.DataFrame, # validated candles
+               horizon:int, # bars ahead
+               theta:float, # level distance as a fraction of close
+              ) -> pd.Series:
     "1.0 if min(low[t+1..t+h]) ≤ close[t]·(1-θ)."
     fwd = _forward(ohlcv["low"], horizon, "min")
     return (fwd <= ohlcv["close"] * (1 - theta)).astype("float64").where(fwd.notna())
 
 # %% ../nbs/04_labels.ipynb #20cca62c
-def triple_barrier(ohlcv:pd.DataFrame, horizon:int, up:float, down:float) -> pd.Series:
+def triple_barrier(ohlcv:pd.DataFrame, # validated candles
+                   horizon:int, # bars ahead
+                   up:float, # upper barrier as a fraction of close
+                   down:float, # lower barrier as a fraction of close
+                  ) -> pd.Series:
     "+1 upper barrier first, -1 lower first (or both in one bar), 0 timeout; NaN without a future."
     c = ohlcv["close"].to_numpy()
     res, done = np.zeros(len(c)), np.zeros(len(c), bool)
@@ -52,8 +65,12 @@ def triple_barrier(ohlcv:pd.DataFrame, horizon:int, up:float, down:float) -> pd.
 
 # %% ../nbs/04_labels.ipynb #947c2932
 LABELS = ("direction", "level_up", "level_down", "triple_barrier")
-LABEL_DEFAULTS = dict(horizon="4h", theta=0.01)   # set in time, converted to bars of each timeframe (4 on 1h, 8 on 30m, 1 on 1d)
 
+# %% ../nbs/04_labels.ipynb #5333e2c6
+# set in time, converted to bars of each timeframe (4 on 1h, 8 on 30m, 1 on 1d)
+LABEL_DEFAULTS = dict(horizon="4h", theta=0.01)
+
+# %% ../nbs/04_labels.ipynb #2febfbac
 @dataclass(frozen=True)
 class LabelSpec:
     "A binary label and its parameters."
@@ -68,21 +85,31 @@ class LabelSpec:
         return {"direction": f"close {h} ahead > close now",
                 "level_up": f"some high within {h} ≥ close·(1+{p})",
                 "level_down": f"some low within {h} ≤ close·(1-{p})",
-                "triple_barrier": f"+{p} is touched before -{p} within {h} (a bar touching both counts as -)"}[self.name]
+                "triple_barrier": f"+{p} is touched before -{p} within {h} "
+                                  "(a bar touching both counts as -)"}[self.name]
 
     @property
     def horizon_time(self) -> pd.Timedelta: return self.horizon * timeframe_delta(self.timeframe)
     def to_dict(self): return asdict(self) | {"horizon_time": str(self.horizon_time), "definition": self.describe()}
 
-def horizon_bars(horizon, timeframe:str) -> int:
+# %% ../nbs/04_labels.ipynb #7730f1e4
+def horizon_bars(horizon, # a number of bars, or a time span such as '4h'
+                 timeframe:str, # bar size
+                ) -> int:
     "Bars ahead from a bar count or a time span ('4h', '1 day'): the span divided by the bar, at least one bar."
     if isinstance(horizon, str) and not horizon.strip().isdigit():
         try: span = pd.Timedelta(horizon)
-        except ValueError: raise ITFFError(f"horizon {horizon!r} is neither a number of bars nor a time span like '4h'") from None
+        except ValueError:
+            raise ITFFError(f"horizon {horizon!r} is neither a number of bars nor a time span like '4h'") from None
         return max(1, int(span // timeframe_delta(timeframe)))
     return int(horizon)
 
-def label_spec(name:str, timeframe:str="1h", horizon:int|str|None=None, theta:float|None=None) -> LabelSpec:
+# %% ../nbs/04_labels.ipynb #7ac3c16e
+def label_spec(name:str, # one of LABELS
+               timeframe:str="1h", # bar size
+               horizon:int|str|None=None, # bars ahead or a time span (default: LABEL_DEFAULTS)
+               theta:float|None=None, # level / barrier distance as a fraction of close (default: LABEL_DEFAULTS)
+              ) -> LabelSpec:
     "A `LabelSpec` with the defaults (4 hours, 1%) for what is not given; `horizon` in bars or as a time span."
     if name not in LABELS: raise ITFFError(f"unknown label {name!r}; expected one of {list(LABELS)}")
     timeframe_delta(timeframe)
@@ -93,14 +120,20 @@ def label_spec(name:str, timeframe:str="1h", horizon:int|str|None=None, theta:fl
     return LabelSpec(name, horizon, theta, timeframe)
 
 # %% ../nbs/04_labels.ipynb #bb3e117c
-def horizon_is_contiguous(index:pd.DatetimeIndex, horizon:int, timeframe:str) -> np.ndarray:
+def horizon_is_contiguous(index:pd.DatetimeIndex, # bar open times, sorted
+                          horizon:int, # bars ahead
+                          timeframe:str, # bar size
+                         ) -> np.ndarray:
     "True where the bar h positions ahead is exactly h bars later (no gap in between)."
     t = index.as_unit("ns").asi8
     ahead = np.full(len(t), np.iinfo("int64").min)
     ahead[:len(t) - horizon] = t[horizon:]
     return ahead - t == horizon * timeframe_delta(timeframe).value
 
-def make_label(ohlcv:pd.DataFrame, spec:LabelSpec) -> pd.Series:
+# %% ../nbs/04_labels.ipynb #2ed87468
+def make_label(ohlcv:pd.DataFrame, # validated candles
+               spec:LabelSpec, # which label, with its horizon and theta
+              ) -> pd.Series:
     "Binary label of `spec` (float, NaN where the future is missing or spans a gap)."
     h, th = spec.horizon, spec.theta
     y = {"direction": lambda: direction(ohlcv, h), "level_up": lambda: level_up(ohlcv, h, th),
@@ -109,6 +142,9 @@ def make_label(ohlcv:pd.DataFrame, spec:LabelSpec) -> pd.Series:
     return y.where(horizon_is_contiguous(ohlcv.index, h, spec.timeframe)).rename(spec.name)
 
 # %% ../nbs/04_labels.ipynb #8b213bad
-def base_rates(ohlcv:pd.DataFrame, timeframe:str, labels=LABELS) -> pd.Series:
+def base_rates(ohlcv:pd.DataFrame, # validated candles
+               timeframe:str, # bar size of `ohlcv`
+               labels=LABELS, # label names to rate
+              ) -> pd.Series:
     "Share of positive bars for each label (default parameters)."
     return pd.Series({n: make_label(ohlcv, label_spec(n, timeframe)).mean() for n in labels})

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score, brier_score_loss, confusion_matrix,
-                             f1_score, log_loss, precision_score, recall_score, roc_auc_score)
+from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score, brier_score_loss,
+                             confusion_matrix, f1_score, log_loss, precision_score, recall_score, roc_auc_score)
 from .core import *
 from .backtest import Costs
 
@@ -21,16 +21,23 @@ __all__ = ['threshold_metrics', 'reliability_table', 'ece', 'probability_metrics
            'threshold_sweep', 'save_csv', 'compare', 'reference_scores']
 
 # %% ../nbs/11_metrics.ipynb #a7c71339
-def threshold_metrics(y, p, threshold:float=0.5) -> dict:
+def threshold_metrics(y, # 0/1 labels
+                      p, # probabilities
+                      threshold:float=0.5, # call positive when p ≥ threshold
+                     ) -> dict:
     "Accuracy, balanced accuracy, precision, recall, F1, confusion matrix of `p ≥ threshold`."
     y, d = np.asarray(y).astype(int), (np.asarray(p) >= threshold).astype(int)
     return {"threshold": float(threshold), "positive_rate": float(d.mean()), "accuracy": float(accuracy_score(y, d)),
-            "balanced_accuracy": float(balanced_accuracy_score(y, d)), "precision": float(precision_score(y, d, zero_division=0)),
+            "balanced_accuracy": float(balanced_accuracy_score(y, d)),
+            "precision": float(precision_score(y, d, zero_division=0)),
             "recall": float(recall_score(y, d, zero_division=0)), "f1": float(f1_score(y, d, zero_division=0)),
             "confusion_matrix": confusion_matrix(y, d, labels=[0, 1]).tolist()}
 
 # %% ../nbs/11_metrics.ipynb #33713601
-def reliability_table(y, p, bins:int=10) -> pd.DataFrame:
+def reliability_table(y, # 0/1 labels
+                      p, # probabilities
+                      bins:int=10, # equal-mass bins
+                     ) -> pd.DataFrame:
     "Per equal-mass bin: count, mean predicted probability, observed frequency."
     y, p = np.asarray(y, "float64"), np.asarray(p, "float64")
     freq, pred = calibration_curve(y, p, n_bins=bins, strategy="quantile")
@@ -39,17 +46,27 @@ def reliability_table(y, p, bins:int=10) -> pd.DataFrame:
     counts = np.bincount(ids, minlength=len(edges) - 1)
     return pd.DataFrame({"n": counts[counts > 0], "predicted": pred, "observed": freq})
 
-def ece(y, p, bins:int=10) -> float:
+# %% ../nbs/11_metrics.ipynb #8de8fb59
+def ece(y, # 0/1 labels
+        p, # probabilities
+        bins:int=10, # equal-mass bins
+       ) -> float:
     "Expected calibration error over equal-mass bins."
     t = reliability_table(y, p, bins)
     return float((t.n * (t.predicted - t.observed).abs()).sum() / t.n.sum())
 
 # %% ../nbs/11_metrics.ipynb #096be4ce
-def probability_metrics(y, p, base_rate, bins:int=10) -> dict:
-    "ROC-AUC, PR-AUC, Brier, BSS vs climatology at `base_rate` (a number, or one per row when pooling folds), log loss, ECE."
+def probability_metrics(y, # 0/1 labels
+                        p, # probabilities
+                        base_rate, # climatology: a number, or one per row
+                        bins:int=10, # equal-mass bins of the ECE
+                       ) -> dict:
+    ("ROC-AUC, PR-AUC, Brier, BSS vs climatology at `base_rate` (a number, or one per row when pooling folds), log "
+     "loss, ECE.")
     y, p = np.asarray(y, "float64"), np.clip(np.asarray(p, "float64"), 1e-7, 1 - 1e-7)
     both = len(np.unique(y)) == 2
-    brier, brier_clim = brier_score_loss(y, p), brier_score_loss(y, np.broadcast_to(np.asarray(base_rate, "float64"), p.shape))
+    clim = np.broadcast_to(np.asarray(base_rate, "float64"), p.shape)
+    brier, brier_clim = brier_score_loss(y, p), brier_score_loss(y, clim)
     return {"n": int(len(y)), "base_rate_train": float(np.mean(base_rate)), "base_rate_test": float(y.mean()),
             "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
             "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
@@ -57,7 +74,11 @@ def probability_metrics(y, p, base_rate, bins:int=10) -> dict:
             "log_loss": float(log_loss(y, p, labels=[0, 1])), "ece": ece(y, p, bins), "mean_p": float(p.mean())}
 
 # %% ../nbs/11_metrics.ipynb #deb45745
-def block_bootstrap_indices(n:int, block:int=48, n_boot:int=500, seed:int=0) -> np.ndarray:
+def block_bootstrap_indices(n:int, # rows
+                            block:int=48, # consecutive rows per block
+                            n_boot:int=500, # resamples
+                            seed:int=0, # random seed
+                           ) -> np.ndarray:
     "(n_boot, n) row indices made of circular blocks of `block` consecutive rows."
     rng = np.random.default_rng(seed)
     block = max(1, min(block, n))
@@ -65,7 +86,15 @@ def block_bootstrap_indices(n:int, block:int=48, n_boot:int=500, seed:int=0) -> 
     starts = rng.integers(0, n, (n_boot, k))
     return ((starts[:, :, None] + np.arange(block)) % n).reshape(n_boot, -1)[:, :n]
 
-def bootstrap_ci(stat, y, p, block:int=48, n_boot:int=500, alpha:float=0.05, seed:int=0) -> tuple[float, float]:
+# %% ../nbs/11_metrics.ipynb #443819c0
+def bootstrap_ci(stat, # function of (y, p)
+                 y, # 0/1 labels
+                 p, # probabilities (or columns `stat` reads)
+                 block:int=48, # consecutive rows per block
+                 n_boot:int=500, # resamples
+                 alpha:float=0.05, # 1 - confidence
+                 seed:int=0, # random seed
+                ) -> tuple[float, float]:
     "Percentile interval of `stat(y, p)` under the block bootstrap."
     y, p = np.asarray(y), np.asarray(p)
     vals = []
@@ -81,17 +110,33 @@ def bootstrap_block(timeframe:str) -> int:
     return max(2, int(pd.Timedelta("2D") / timeframe_delta(timeframe)))
 
 # %% ../nbs/11_metrics.ipynb #4f02df83
-def paired_bootstrap(y, p_a, p_b, score=brier_score_loss, block:int=48, n_boot:int=500, alpha:float=0.05, seed:int=0) -> dict:
-    "Difference `score(y, p_a) - score(y, p_b)` with block-bootstrap interval and two-sided p-value (k+1)/(B+1), never 0."
+def paired_bootstrap(y, # 0/1 labels
+                     p_a, # forecast A
+                     p_b, # forecast B
+                     score=brier_score_loss, # function of (y, p), lower is better
+                     block:int=48, # consecutive rows per block
+                     n_boot:int=500, # resamples
+                     alpha:float=0.05, # 1 - confidence
+                     seed:int=0, # random seed
+                    ) -> dict:
+    ("Difference `score(y, p_a) - score(y, p_b)` with block-bootstrap interval and two-sided p-value (k+1)/(B+1), "
+     "never 0.")
     y, p_a, p_b = map(np.asarray, (y, p_a, p_b))
-    d = np.array([score(y[ix], p_a[ix]) - score(y[ix], p_b[ix]) for ix in block_bootstrap_indices(len(y), block, n_boot, seed)])
+    d = np.array([score(y[ix], p_a[ix]) - score(y[ix], p_b[ix])
+                  for ix in block_bootstrap_indices(len(y), block, n_boot, seed)])
     lo, hi = np.percentile(d, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     k = min((d <= 0).sum(), (d >= 0).sum())          # resamples on the far side of zero
-    pval = min(1.0, 2 * (k + 1) / (len(d) + 1))        # a bootstrap p-value is at least 1/(B+1): B resamples cannot show p = 0
+    # a bootstrap p-value is at least 1/(B+1): B resamples cannot show p = 0
+    pval = min(1.0, 2 * (k + 1) / (len(d) + 1))
     return {"diff": float(score(y, p_a) - score(y, p_b)), "ci": [float(lo), float(hi)], "p_value": float(pval)}
 
 # %% ../nbs/11_metrics.ipynb #b75123e7
-def coverage_curve(y, p, uncertainty, threshold:float=0.5, coverages=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)) -> pd.DataFrame:
+def coverage_curve(y, # 0/1 labels
+                   p, # probabilities
+                   uncertainty, # per row; the least uncertain are kept first
+                   threshold:float=0.5, # call positive when p ≥ threshold
+                   coverages=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), # shares of rows to keep
+                  ) -> pd.DataFrame:
     "Accuracy and Brier on the `coverage` share of bars with the lowest `uncertainty`."
     y, p = np.asarray(y, "float64"), np.asarray(p, "float64")
     order = np.argsort(np.asarray(uncertainty), kind="stable")
@@ -99,27 +144,44 @@ def coverage_curve(y, p, uncertainty, threshold:float=0.5, coverages=(0.1, 0.2, 
     for c in coverages:
         keep = order[:max(1, int(round(c * len(y))))]
         rows.append({"coverage": c, "n": len(keep), "accuracy": accuracy_score(y[keep], p[keep] >= threshold),
-                     "brier": brier_score_loss(y[keep], p[keep]), "max_uncertainty": float(np.asarray(uncertainty)[keep].max())})
+                     "brier": brier_score_loss(y[keep], p[keep]),
+                     "max_uncertainty": float(np.asarray(uncertainty)[keep].max())})
     return pd.DataFrame(rows)
 
-def uncertainty_metrics(y, p, summary:dict, threshold:float=0.5) -> dict:
+# %% ../nbs/11_metrics.ipynb #c839d89e
+def uncertainty_metrics(y, # 0/1 labels
+                        p, # probabilities
+                        summary:dict, # `mc_summary` of the MC samples
+                        threshold:float=0.5, # call positive when p ≥ threshold
+                       ) -> dict:
     "Mean MC std, entropy, mutual information; std of right vs wrong calls; coverage curve by MC std."
     y, p = np.asarray(y, "float64"), np.asarray(p, "float64")
     right = (p >= threshold) == (y == 1)
     cov = coverage_curve(y, p, summary["std"], threshold)
     return {"mean_std": float(np.mean(summary["std"])), "mean_entropy": float(np.mean(summary["entropy"])),
-            "mean_expected_entropy": float(np.mean(summary["expected_entropy"])), "mean_mutual_info": float(np.mean(summary["mutual_info"])),
+            "mean_expected_entropy": float(np.mean(summary["expected_entropy"])),
+            "mean_mutual_info": float(np.mean(summary["mutual_info"])),
             "std_when_right": float(np.mean(summary["std"][right])) if right.any() else float("nan"),
             "std_when_wrong": float(np.mean(summary["std"][~right])) if (~right).any() else float("nan"),
             "coverage": cov.to_dict(orient="list")}
 
 # %% ../nbs/11_metrics.ipynb #cf573bc1
-def net_return(side_return, act, costs:Costs|None=None) -> float:
+def net_return(side_return, # signed gross return of each trade
+               act, # boolean: acted on
+               costs:Costs|None=None, # fees and slippage (default `Costs()`)
+              ) -> float:
     "Mean return of the acted-on trades after the round trip of `costs` (NaN when nothing is acted on)."
     act = np.asarray(act, bool)
     return float(np.asarray(side_return)[act].mean() - (costs or Costs()).round_trip) if act.any() else float("nan")
 
-def threshold_sweep(y, p, trade_return, thresholds=None, costs:Costs|None=None, side:int=1) -> pd.DataFrame:
+# %% ../nbs/11_metrics.ipynb #f11417ad
+def threshold_sweep(y, # 0/1 labels
+                    p, # probabilities
+                    trade_return, # gross return of the trade each row would open
+                    thresholds=None, # thresholds to try (default 0.05 … 0.95)
+                    costs:Costs|None=None, # fees and slippage (default `Costs()`)
+                    side:int=1, # +1 long, -1 short
+                   ) -> pd.DataFrame:
     "Per threshold: coverage, precision, recall, F1, signals, mean net return of the trades acting would open."
     y, p, r = np.asarray(y, "float64"), np.asarray(p, "float64"), side * np.asarray(trade_return, "float64")
     thresholds = np.round(np.arange(0.05, 0.96, 0.05), 2) if thresholds is None else thresholds
@@ -127,12 +189,16 @@ def threshold_sweep(y, p, trade_return, thresholds=None, costs:Costs|None=None, 
     for t in thresholds:
         s = p >= t
         rows.append({"threshold": float(t), "coverage": float(s.mean()), "signals": int(s.sum()),
-                     "precision": float(precision_score(y, s, zero_division=0)), "recall": float(recall_score(y, s, zero_division=0)),
+                     "precision": float(precision_score(y, s, zero_division=0)),
+                     "recall": float(recall_score(y, s, zero_division=0)),
                      "f1": float(f1_score(y, s, zero_division=0)),
                      "mean_net_return": net_return(r, s, costs)})
     return pd.DataFrame(rows)
 
-def save_csv(df:pd.DataFrame, path) -> Path:
+# %% ../nbs/11_metrics.ipynb #632d597f
+def save_csv(df:pd.DataFrame, # the table
+             path, # CSV file
+            ) -> Path:
     "Write `df` as CSV atomically."
     with atomic_write(path, "w") as f: df.to_csv(f, index=False)
     return Path(path)
@@ -140,14 +206,23 @@ def save_csv(df:pd.DataFrame, path) -> Path:
 # %% ../nbs/11_metrics.ipynb #225b2b5b
 def _bss(y, p_and_clim): return 1 - brier_score_loss(y, p_and_clim[:, 0]) / brier_score_loss(y, p_and_clim[:, 1])
 
-def compare(y, probs:dict, base_rate, block:int=48, n_boot:int=300, seed:int=0, refs=("climatology", "gbm")) -> pd.DataFrame:
-    "One row per forecast in `probs`: scores with block-bootstrap CIs (AUC, Brier, BSS) and paired Brier tests against `refs`."
+def compare(y, # 0/1 labels
+            probs:dict, # forecasts by name
+            base_rate, # climatology: a number, or one per row
+            block:int=48, # consecutive rows per bootstrap block
+            n_boot:int=300, # resamples
+            seed:int=0, # random seed
+            refs=("climatology", "gbm"), # forecasts to test the others against
+           ) -> pd.DataFrame:
+    ("One row per forecast in `probs`: scores with block-bootstrap CIs (AUC, Brier, BSS) and paired Brier tests "
+     "against `refs`.")
     rows, clim = {}, np.broadcast_to(np.asarray(base_rate, "float64"), np.shape(y))
     for name, p in probs.items():
         m = probability_metrics(y, p, base_rate)
         r = {"roc_auc": m["roc_auc"], "roc_auc_ci": bootstrap_ci(roc_auc_score, y, p, block, n_boot, seed=seed),
              "brier": m["brier"], "brier_ci": bootstrap_ci(brier_score_loss, y, p, block, n_boot, seed=seed),
-             "bss": m["bss"], "bss_ci": bootstrap_ci(_bss, y, np.column_stack([p, clim]), block, n_boot, seed=seed), "ece": m["ece"], "log_loss": m["log_loss"], "pr_auc": m["pr_auc"]}
+             "bss": m["bss"], "bss_ci": bootstrap_ci(_bss, y, np.column_stack([p, clim]), block, n_boot, seed=seed),
+             "ece": m["ece"], "log_loss": m["log_loss"], "pr_auc": m["pr_auc"]}
         for ref in refs:
             if ref in probs and ref != name:
                 t = paired_bootstrap(y, p, probs[ref], block=block, n_boot=n_boot, seed=seed)
@@ -156,7 +231,13 @@ def compare(y, probs:dict, base_rate, block:int=48, n_boot:int=300, seed:int=0, 
     return pd.DataFrame(rows).T
 
 # %% ../nbs/11_metrics.ipynb #57b90a8f
-def reference_scores(y, p, block:int=48, n_boot:int=300, seed:int=0, bins:int=10) -> dict:
+def reference_scores(y, # 0/1 labels
+                     p, # probabilities
+                     block:int=48, # consecutive rows per bootstrap block
+                     n_boot:int=300, # resamples
+                     seed:int=0, # random seed
+                     bins:int=10, # equal-mass bins of the ECE
+                    ) -> dict:
     "Validation scores a live monitor compares with: n, base rate, Brier and ECE with block-bootstrap 95% intervals."
     y, p = np.asarray(y, "float64"), np.asarray(p, "float64")
     return {"n": len(y), "base_rate": float(y.mean()), "brier": float(brier_score_loss(y, p)),

@@ -26,7 +26,8 @@ def build_lstm(window:int, # bars per input window
                layers_:int=1, # stacked LSTM layers
                dense:int=16, # hidden units of the head
                dropout:float=0.2, # dropout rate (also used at MC prediction)
-               seed:int=0) -> keras.Model:
+               seed:int=0, # seed of the dropout layers
+              ) -> keras.Model:
     "An LSTM classifier: (W, F) → P(label)."
     inp = keras.Input((window, n_features), name="window")
     x = inp
@@ -49,6 +50,7 @@ class PositionalEncoding(layers.Layer):
         table = np.where(i % 2 == 0, np.sin(angle), np.cos(angle)).astype("float32")
         return x + keras.ops.convert_to_tensor(table)[None]
 
+# %% ../nbs/07_models.ipynb #e1fa2bbe
 @keras.saving.register_keras_serializable(package="itff")
 class LastStep(layers.Layer):
     "The last time step of a sequence: (B, W, D) → (B, D)."
@@ -65,20 +67,23 @@ def _encoder_block(x, d_model, heads, ff, dropout, seed, name):
     return layers.Add(name=f"{name}_res2")([x, layers.Dropout(dropout, seed=seed + 2, name=f"{name}_mc_dropout2")(h)])
 
 # %% ../nbs/07_models.ipynb #784ceeb9
-def build_transformer(window:int, n_features:int,
+def build_transformer(window:int, # bars per input window
+                      n_features:int, # features per bar
                       d_model:int=32, # width of the encoder
                       heads:int=2, # attention heads
                       n_blocks:int=1, # encoder blocks
                       ff:int=64, # feed-forward width
                       dense:int=16, # hidden units of the head
                       dropout:float=0.2, # dropout rate (also used at MC prediction)
-                      seed:int=0) -> keras.Model:
+                      seed:int=0, # seed of the dropout layers
+                     ) -> keras.Model:
     "A Transformer-encoder classifier: (W, F) → P(label)."
     inp = keras.Input((window, n_features), name="window")
     x = PositionalEncoding(name="positions")(layers.Dense(d_model, name="embed")(inp))
     for b in range(n_blocks): x = _encoder_block(x, d_model, heads, ff, dropout, seed + 10 * b, f"block{b}")
     x = layers.LayerNormalization(name="ln_out")(x)
-    pooled = layers.Concatenate(name="pool")([layers.GlobalAveragePooling1D(name="mean_pool")(x), LastStep(name="last_step")(x)])
+    pooled = layers.Concatenate(name="pool")([layers.GlobalAveragePooling1D(name="mean_pool")(x),
+                                              LastStep(name="last_step")(x)])
     h = layers.Dense(dense, activation="gelu", name="head")(pooled)
     h = layers.Dropout(dropout, seed=seed + 100, name="mc_dropout_head")(h)
     return keras.Model(inp, layers.Dense(1, activation="sigmoid", name="prob")(h), name="transformer")
@@ -86,18 +91,28 @@ def build_transformer(window:int, n_features:int,
 # %% ../nbs/07_models.ipynb #8574d180
 MODEL_TYPES = {"lstm": build_lstm, "transformer": build_transformer}
 
+# %% ../nbs/07_models.ipynb #a367a1d2
 @contextmanager
 def private_python_random(seed:int):
-    "Keras draws the seeds of unseeded initializers from Python's global `random`, which other threads (a Dask worker's event loop) also draw from: give it a private generator while a model is built."
+    ("Keras draws the seeds of unseeded initializers from Python's global `random`, which other threads (a Dask "
+     "worker's event loop) also draw from: give it a private generator while a model is built.")
     from keras.src.random import seed_generator   # private module: where Keras keeps its reference to `random`
     shared = seed_generator.python_random
     seed_generator.python_random = random.Random(seed)
     try: yield
     finally: seed_generator.python_random = shared
 
-def build_model(model_type:str, window:int, n_features:int, seed:int=0, **kw) -> keras.Model:
-    "Build `model_type` ('lstm' or 'transformer') for (window, n_features) inputs; the same seed gives the same weights in any process or thread."
-    if model_type not in MODEL_TYPES: raise ITFFError(f"unknown model type {model_type!r}; expected one of {list(MODEL_TYPES)}")
+# %% ../nbs/07_models.ipynb #3aa8d4f6
+def build_model(model_type:str, # 'lstm' or 'transformer'
+                window:int, # bars per input window
+                n_features:int, # features per bar
+                seed:int=0, # seed of the weights and dropout
+                **kw,
+               ) -> keras.Model:
+    ("Build `model_type` ('lstm' or 'transformer') for (window, n_features) inputs; the same seed gives the same "
+     "weights in any process or thread.")
+    if model_type not in MODEL_TYPES:
+        raise ITFFError(f"unknown model type {model_type!r}; expected one of {list(MODEL_TYPES)}")
     keras.utils.set_random_seed(seed)
     with private_python_random(seed): return MODEL_TYPES[model_type](window, n_features, seed=seed, **kw)
 
@@ -122,32 +137,41 @@ def mc_function(model):
         model._itff_mc_fn = jax.jit(fwd)
     return model._itff_mc_fn
 
+# %% ../nbs/07_models.ipynb #ccd25cbc
 def trace_count(model) -> int:
     "How many times the model's MC pass has been traced (compiled) so far."
     return getattr(model, "_itff_traces", 0)
 
 # %% ../nbs/07_models.ipynb #569b9093
-def mc_samples(model, X:np.ndarray, # (N, W, F) windows
+def mc_samples(model, # a built or loaded classifier
+               X:np.ndarray, # (N, W, F) windows
                n:int=30, # samples per row
                seed:int|None=0, # dropout seed (None: the model's own state)
                chunk:int=256, # rows per forward pass (each pass sees chunk × n windows)
               ) -> np.ndarray:
     "(n, N) probabilities from `n` dropout masks per row, one forward pass per chunk."
     X = np.asarray(X, dtype="float32")
-    if X.ndim != 3 or X.shape[1:] != tuple(model.input_shape[1:]): raise ITFFError(f"expected windows of shape (N, {model.input_shape[1]}, {model.input_shape[2]}), got {X.shape}")
+    if X.ndim != 3 or X.shape[1:] != tuple(model.input_shape[1:]):
+        raise ITFFError(f"expected windows of shape (N, {model.input_shape[1]}, {model.input_shape[2]}), got {X.shape}")
     if not 1 <= n <= 1000: raise ITFFError(f"n must be between 1 and 1000 MC samples, got {n}")
     fwd, tv, ntv = mc_function(model), [v.value for v in model.trainable_variables], _seed_states(model, seed)
     chunk = max(1, min(chunk, len(X)))
     out = np.empty((n, len(X)), "float32")
     for s in range(0, len(X), chunk):
         rows = X[s:s + chunk]
-        pad = np.concatenate([rows, np.zeros((chunk - len(rows), *X.shape[1:]), "float32")]) if len(rows) < chunk else rows
+        pad = (np.concatenate([rows, np.zeros((chunk - len(rows), *X.shape[1:]), "float32")]) if len(rows) < chunk
+               else rows)
         p = np.asarray(fwd(tv, ntv, np.tile(pad, (n, 1, 1)))).reshape(n, chunk)
         out[:, s:s + len(rows)] = p[:, :len(rows)]
     return out
 
 # %% ../nbs/07_models.ipynb #1baa5f71
-def ensemble_samples(models, X:np.ndarray, n:int=30, seed:int=0, **kw) -> np.ndarray:
+def ensemble_samples(models, # one model or a list of them
+                     X:np.ndarray, # (N, W, F) windows
+                     n:int=30, # samples per row and member
+                     seed:int=0, # dropout seed of the first member (seed + i for member i)
+                     **kw,
+                    ) -> np.ndarray:
     "(n × members, N) pooled MC samples of one model or a list of them."
     models = models if isinstance(models, (list, tuple)) else [models]
     return np.concatenate([mc_samples(m, X, n, seed=seed + i, **kw) for i, m in enumerate(models)])
@@ -158,14 +182,18 @@ def binary_entropy(p:np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, "float64"), 1e-7, 1 - 1e-7)
     return -(p * np.log(p) + (1 - p) * np.log1p(-p))
 
+# %% ../nbs/07_models.ipynb #9b619a47
 def mc_summary(samples:np.ndarray) -> dict[str, np.ndarray]:
     "Mean, std, predictive entropy, expected entropy and mutual information per row of (n, N) samples."
     mean = samples.mean(axis=0)
     h, eh = binary_entropy(mean), binary_entropy(samples).mean(axis=0)
-    return {"mean": mean, "std": samples.std(axis=0), "entropy": h, "expected_entropy": eh, "mutual_info": np.maximum(h - eh, 0.0)}
+    return {"mean": mean, "std": samples.std(axis=0), "entropy": h, "expected_entropy": eh,
+            "mutual_info": np.maximum(h - eh, 0.0)}
 
 # %% ../nbs/07_models.ipynb #16a9a1dd
-def save_model(model, path) -> Path:
+def save_model(model, # the model
+               path, # a .keras file
+              ) -> Path:
     "Save `model` as a .keras file (atomically)."
     path = Path(path)
     if path.suffix != ".keras": raise ITFFError(f"{path}: model files must end in .keras")
@@ -174,6 +202,7 @@ def save_model(model, path) -> Path:
     model.save(tmp); tmp.replace(path)
     return path
 
+# %% ../nbs/07_models.ipynb #d30490e3
 def load_model(path):
     "Load a .keras model in safe mode; `ITFFError` naming the file if it cannot be read."
     path = Path(path)

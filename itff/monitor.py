@@ -1,4 +1,4 @@
-"""The live prediction log (SQLite, WAL) of every served forecast, and `itff-monitor`: resolve outcomes, score the last N, alarm on degraded calibration.
+"""`itff-monitor`: resolve the outcomes of logged forecasts, score the last N per bundle, alarm on degraded calibration.
 
 Docs: https://itff.github.io/itff/monitor.html.md"""
 
@@ -6,12 +6,11 @@ Docs: https://itff.github.io/itff/monitor.html.md"""
 
 # %% ../nbs/25_monitor.ipynb #9b40889a
 from __future__ import annotations
-import json, logging, math, os, sqlite3, sys, threading
+import json, math, sys
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from fastcore.basics import patch
 from fastcore.script import call_parse
 from sklearn.metrics import brier_score_loss
 from tqdm import tqdm
@@ -19,7 +18,7 @@ from .core import *
 from .artifacts import HASHES, bundle_sha
 from .data import load_ohlcv
 from .labels import LabelSpec, make_label
-from .metrics import _bss, block_bootstrap_indices, bootstrap_ci, ece, probability_metrics, reference_scores, reliability_table
+from .metrics import _bss, block_bootstrap_indices, bootstrap_ci, ece, probability_metrics, reliability_table
 from .plots import plot_reliability, save_figure
 from .predlog import PredictionLog, monitor_path, prediction_db_path
 
@@ -33,15 +32,18 @@ def _spec(label:str) -> LabelSpec:
     d = json.loads(label)
     return LabelSpec(d["name"], int(d["horizon"]), float(d["theta"]), d["timeframe"])
 
-def _resolve_group(log:PredictionLog, g:pd.DataFrame, symbol:str, timeframe:str, label:str, source, data_dir, now) -> dict:
+def _resolve_group(log:PredictionLog, g:pd.DataFrame, symbol:str, timeframe:str, label:str, source, data_dir,
+                   now) -> dict:
     "Resolve the forecasts `g` of one symbol, timeframe and label; counts of what happened to them."
     try: spec = _spec(label)
-    except (TypeError, ValueError, KeyError) as e: return {"bad_label": len(g), "error": f"{symbol} {timeframe}: unreadable label {label!r} ({e})"}
+    except (TypeError, ValueError, KeyError) as e:
+        return {"bad_label": len(g), "error": f"{symbol} {timeframe}: unreadable label {label!r} ({e})"}
     due = g[g.bar_time + (spec.horizon + 1) * timeframe_delta(timeframe) <= now]
     c = {"pending": len(g) - len(due)}
     if due.empty: return c
     try: ohlcv = load_ohlcv(symbol, timeframe, source, start=due.bar_time.min(), data_dir=data_dir)
-    except ITFFError as e: return c | {"no_candles": len(due), "error": f"{symbol} {timeframe}: no candles from {source} ({e})"}
+    except ITFFError as e:
+        return c | {"no_candles": len(due), "error": f"{symbol} {timeframe}: no candles from {source} ({e})"}
     y = make_label(ohlcv, spec).reindex(due.bar_time).to_numpy()
     known = due.bar_time.isin(ohlcv.index).to_numpy()
     c |= {"not_in_candles": int((~known).sum()), "future_incomplete": int((known & np.isnan(y)).sum())}
@@ -57,7 +59,8 @@ def resolve(log:PredictionLog, # the prediction log
     "Record the outcome of every unresolved forecast whose horizon has passed; how many were resolved."
     todo = log.rows(resolved=False)
     now = to_utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
-    total = {"no_bar_time": int(todo.bar_time.isna().sum())}     # a `sequence` request without its bar time: nothing to resolve against
+    # a `sequence` request without its bar time: nothing to resolve against
+    total = {"no_bar_time": int(todo.bar_time.isna().sum())}
     todo = todo[todo.bar_time.notna()]
     for (symbol, tf, label), g in todo.groupby(["symbol", "timeframe", "label"], dropna=False, sort=True):
         try: c = _resolve_group(log, g, symbol, tf, label, source, data_dir, now)
@@ -65,33 +68,49 @@ def resolve(log:PredictionLog, # the prediction log
         if "error" in c: say(c.pop("error"))
         for k, v in c.items(): total[k] = total.get(k, 0) + v
     words = {"pending": "not due yet", "not_in_candles": f"bar not in the {source} candles",
-             "future_incomplete": "future not (fully) in the candles yet", "no_candles": "no candles", "bad_label": "unreadable label", "failed": "failed",
+             "future_incomplete": "future not (fully) in the candles yet", "no_candles": "no candles",
+             "bad_label": "unreadable label", "failed": "failed",
              "no_bar_time": "no bar time (windows sent without one)"}
     left = [f"{total[k]} {w}" for k, w in words.items() if total.get(k)]
     say(f"resolved {total.get('resolved', 0)} forecasts" + (f"; unresolved: {', '.join(left)}" if left else ""))
     return total.get("resolved", 0)
 
 # %% ../nbs/25_monitor.ipynb #2e515034
-def last_resolved(rows:pd.DataFrame, last:int=500) -> pd.DataFrame:
+def last_resolved(rows:pd.DataFrame, # logged forecasts of one bundle (`PredictionLog.rows`)
+                  last:int=500, # how many resolved forecasts to keep
+                 ) -> pd.DataFrame:
     "The `last` resolved forecasts of one bundle by bar time, each bar once (its latest forecast)."
-    if rows["bundle_sha"].nunique() > 1: raise ITFFError(f"live scores are per bundle; got {rows['bundle_sha'].nunique()} bundle shas")
+    if rows["bundle_sha"].nunique() > 1:
+        raise ITFFError(f"live scores are per bundle; got {rows['bundle_sha'].nunique()} bundle shas")
     r = rows[rows["outcome"].notna()].sort_values(["bar_time", "id"], kind="stable")
     return r.drop_duplicates("bar_time", keep="last").tail(last)
 
 # %% ../nbs/25_monitor.ipynb #aef7b35b
-def design_effect(y, block:int=48, n_boot:int=300, seed:int=0) -> float:
+def design_effect(y, # outcomes (or any series) in time order
+                  block:int=48, # bootstrap block length in rows
+                  n_boot:int=300, # bootstrap resamples
+                  seed:int=0, # bootstrap seed
+                 ) -> float:
     "Block-bootstrap variance of the mean of `y` over its variance for independent rows (at least 1)."
     y = np.asarray(y, "float64")
     if len(y) < 2 or y.var() == 0: return 1.0
     v = y[block_bootstrap_indices(len(y), block, n_boot, seed)].mean(axis=1).var()
     return float(max(1.0, v / (y.var() / len(y))))
 
-def ece_noise_floor(table:pd.DataFrame, deff:float=1.0) -> float:
-    "ECE a perfectly calibrated forecast shows from sampling alone, for the bins of a `reliability_table`; `deff`: design effect."
+# %% ../nbs/25_monitor.ipynb #2068e2a9
+def ece_noise_floor(table:pd.DataFrame, # a `reliability_table`
+                    deff:float=1.0, # design effect of the outcomes (`design_effect`)
+                   ) -> float:
+    ("ECE a perfectly calibrated forecast shows from sampling alone, for the bins of a `reliability_table`; "
+     "`deff`: design effect.")
     if not len(table): return float("nan")
     return float(np.sqrt(2 / np.pi * deff * table.predicted * (1 - table.predicted) * table.n).sum() / table.n.sum())
 
-def calibration_alarm(s:dict, reference:dict|None, min_n:int=100) -> dict:
+# %% ../nbs/25_monitor.ipynb #0dde07b8
+def calibration_alarm(s:dict, # live scores: n, ece_ci, ece_noise_floor, brier_ci
+                      reference:dict|None, # the bundle's validation scores, or None
+                      min_n:int=100, # fewest resolved forecasts the alarm needs
+                     ) -> dict:
     "The alarm test above on live scores `s` (n, ece_ci, ece_noise_floor, brier_ci) against validation's `reference`."
     out = {"alarm": False, "alarm_reasons": [], "alarm_test": {"min_n": min_n}}
     if s["n"] < min_n: return out | {"alarm_reasons": [f"too few resolved forecasts (n < {min_n})"]}
@@ -102,12 +121,15 @@ def calibration_alarm(s:dict, reference:dict|None, min_n:int=100) -> dict:
         t |= {"ece_live_lo": s["ece_ci"][0], "ece_validation_hi": reference["ece_ci"][1], "ece_allowance": allow,
               "ece_threshold": reference["ece_ci"][1] + allow}
         if t["ece_live_lo"] > t["ece_threshold"]:
-            why.append(f"live ECE lower bound {t['ece_live_lo']:.3f} > validation ECE upper bound {t['ece_validation_hi']:.3f} + allowance {allow:.3f}")
+            why.append(f"live ECE lower bound {t['ece_live_lo']:.3f} > "
+                       f"validation ECE upper bound {t['ece_validation_hi']:.3f} + allowance {allow:.3f}")
     if reference.get("brier_ci"):
         t |= {"brier_live_lo": s["brier_ci"][0], "brier_validation_hi": reference["brier_ci"][1]}
         if t["brier_live_lo"] > t["brier_validation_hi"]:
-            why.append(f"live Brier lower bound {t['brier_live_lo']:.4f} > validation Brier upper bound {t['brier_validation_hi']:.4f}")
-    if "ece_threshold" not in t and "brier_live_lo" not in t: return out | {"alarm_reasons": ["validation scores lack ece_ci/n and brier_ci"]}
+            why.append(f"live Brier lower bound {t['brier_live_lo']:.4f} > "
+                       f"validation Brier upper bound {t['brier_validation_hi']:.4f}")
+    if "ece_threshold" not in t and "brier_live_lo" not in t:
+        return out | {"alarm_reasons": ["validation scores lack ece_ci/n and brier_ci"]}
     return out | {"alarm": bool(why), "alarm_reasons": why}
 
 # %% ../nbs/25_monitor.ipynb #4d753f6a
@@ -116,29 +138,42 @@ def _hit_rate(y, decision, block, n_boot, seed) -> dict:
     d = np.nan_to_num(np.asarray(decision, "float64")) == 1
     if not d.any(): return {"hit_rate": float("nan"), "hit_rate_ci": [float("nan")] * 2, "n_decisions": 0}
     stat = lambda yy, dd: yy[dd == 1].mean() if (dd == 1).any() else np.nan
-    return {"hit_rate": float(y[d].mean()), "hit_rate_ci": list(bootstrap_ci(stat, y, d.astype(float), block, n_boot, seed=seed)), "n_decisions": int(d.sum())}
+    return {"hit_rate": float(y[d].mean()),
+            "hit_rate_ci": list(bootstrap_ci(stat, y, d.astype(float), block, n_boot, seed=seed)),
+            "n_decisions": int(d.sum())}
 
 def _ood_split(r:pd.DataFrame) -> dict|None:
     "Share of forecasts flagged out of distribution, and the Brier score of flagged and unflagged ones."
     f = r["in_distribution"]
     if f.isna().all(): return None
     brier = lambda m: float(brier_score_loss(r.outcome[m], r.probability[m])) if m.any() else float("nan")
-    return {"n_known": int(f.notna().sum()), "n_flagged": int((f == 0).sum()), "share_flagged": float((f[f.notna()] == 0).mean()),
+    return {"n_known": int(f.notna().sum()), "n_flagged": int((f == 0).sum()),
+            "share_flagged": float((f[f.notna()] == 0).mean()),
             "brier_flagged": brier(f == 0), "brier_in_distribution": brier(f == 1)}
 
 # %% ../nbs/25_monitor.ipynb #f9ef9516
 def live_scores(rows:pd.DataFrame, # logged forecasts of one bundle (`PredictionLog.rows`)
                 reference:dict|None, # the bundle's validation scores (`meta["validation"]["scores"]`), or None
-                last:int=500, block:int=48, n_boot:int=300, seed:int=0, min_n:int=100, bins:int=10) -> dict:
-    "Brier, BSS, ECE, hit rate with block-bootstrap CIs, reliability table and alarm over the last `last` resolved forecasts."
+                last:int=500, # score the last N resolved forecasts
+                block:int=48, # bootstrap block length in rows
+                n_boot:int=300, # bootstrap resamples
+                seed:int=0, # bootstrap seed
+                min_n:int=100, # fewest resolved forecasts the alarm needs
+                bins:int=10, # reliability bins
+               ) -> dict:
+    ("Brier, BSS, ECE, hit rate with block-bootstrap CIs, reliability table and alarm "
+     "over the last `last` resolved forecasts.")
     r = last_resolved(rows, last)
     y, p, nan = r.outcome.to_numpy("float64"), r.probability.to_numpy("float64"), float("nan")
     base = (reference or {}).get("base_rate")
-    s = {"n": len(r), "first_bar": r.bar_time.min() if len(r) else None, "last_bar": r.bar_time.max() if len(r) else None,
+    s = {"n": len(r), "first_bar": r.bar_time.min() if len(r) else None,
+         "last_bar": r.bar_time.max() if len(r) else None,
          "base_rate_reference": base}
     if len(r) < 2:
-        s |= {k: nan for k in ("brier", "bss", "ece", "ece_noise_floor", "design_effect", "roc_auc", "log_loss", "mean_p", "base_rate_observed", "hit_rate")}
-        s |= {"brier_ci": [nan] * 2, "bss_ci": [nan] * 2, "ece_ci": [nan] * 2, "hit_rate_ci": [nan] * 2, "n_decisions": 0, "ood": None, "reliability": []}
+        s |= {k: nan for k in ("brier", "bss", "ece", "ece_noise_floor", "design_effect", "roc_auc", "log_loss",
+                               "mean_p", "base_rate_observed", "hit_rate")}
+        s |= {"brier_ci": [nan] * 2, "bss_ci": [nan] * 2, "ece_ci": [nan] * 2, "hit_rate_ci": [nan] * 2,
+              "n_decisions": 0, "ood": None, "reliability": []}
         return s | calibration_alarm(s, reference, min_n)
     m = probability_metrics(y, p, base if base is not None else y.mean(), bins)
     ci = lambda stat, a=y, b=p: list(bootstrap_ci(stat, a, b, block, n_boot, seed=seed))
@@ -146,9 +181,12 @@ def live_scores(rows:pd.DataFrame, # logged forecasts of one bundle (`Prediction
     s |= {"brier": m["brier"], "brier_ci": ci(brier_score_loss),
           "bss": m["bss"] if base is not None else nan,
           "bss_ci": ci(_bss, y, np.column_stack([p, np.full(len(p), base)])) if base is not None else [nan] * 2,
-          "ece": m["ece"], "ece_ci": ci(lambda a, b: ece(a, b, bins)), "design_effect": design_effect(y, block, n_boot, seed),
-          "roc_auc": m["roc_auc"], "log_loss": m["log_loss"], "mean_p": m["mean_p"], "base_rate_observed": m["base_rate_test"],
-          **_hit_rate(y, r.decision, block, n_boot, seed), "ood": _ood_split(r), "reliability": table.to_dict(orient="records")}
+          "ece": m["ece"], "ece_ci": ci(lambda a, b: ece(a, b, bins)),
+          "design_effect": design_effect(y, block, n_boot, seed),
+          "roc_auc": m["roc_auc"], "log_loss": m["log_loss"], "mean_p": m["mean_p"],
+          "base_rate_observed": m["base_rate_test"],
+          **_hit_rate(y, r.decision, block, n_boot, seed), "ood": _ood_split(r),
+          "reliability": table.to_dict(orient="records")}
     s["ece_noise_floor"] = ece_noise_floor(table, s["design_effect"])
     return s | calibration_alarm(s, reference, min_n)
 
@@ -156,14 +194,17 @@ def live_scores(rows:pd.DataFrame, # logged forecasts of one bundle (`Prediction
 def bundles_by_sha(models_dir=None) -> dict[str, Path]:
     "Bundle folders under `models_dir/training` (default: the settings'), by their sha."
     root = Path(models_dir or get_settings().models_dir)/"training"
-    return {bundle_sha(f.parent): f.parent for f in sorted(root.glob(f"*/{HASHES}")) if not f.parent.name.startswith(".")}
+    return {bundle_sha(f.parent): f.parent for f in sorted(root.glob(f"*/{HASHES}"))
+            if not f.parent.name.startswith(".")}
 
+# %% ../nbs/25_monitor.ipynb #9ef46a4c
 def validation_reference(folder) -> tuple[dict|None, str|None]:
     "The validation scores in a bundle's meta.json, or None and why not."
     if folder is None: return None, "bundle not found under the models folder"
     try: scores = json.loads((Path(folder)/"meta.json").read_text()).get("validation", {}).get("scores")
     except (OSError, ValueError, AttributeError) as e: return None, f"{folder}/meta.json unreadable ({e})"
-    return (scores, None) if isinstance(scores, dict) and scores else (None, f"{Path(folder).name}: meta.json has no validation scores")
+    return ((scores, None) if isinstance(scores, dict) and scores
+            else (None, f"{Path(folder).name}: meta.json has no validation scores"))
 
 # %% ../nbs/25_monitor.ipynb #86ecd0f7
 def _json_clean(o):
@@ -176,36 +217,52 @@ def _json_clean(o):
     if isinstance(o, pd.Timestamp): return o.isoformat()
     return o
 
-def bundle_monitor(rows:pd.DataFrame, folder, last:int=500, plot_dir=None, min_n:int=100, **kw) -> dict:
+def bundle_monitor(rows:pd.DataFrame, # logged forecasts of one bundle (`PredictionLog.rows`)
+                   folder, # the bundle's folder (None: not found)
+                   last:int=500, # score the last N resolved forecasts
+                   plot_dir=None, # where the reliability PNG goes (None: no plot)
+                   min_n:int=100, # fewest resolved forecasts the alarm needs
+                   **kw,
+                  ) -> dict:
     "Identity, live scores and alarm of one bundle's forecasts; a reliability PNG in `plot_dir`."
     reference, why = validation_reference(folder)
     head, sha = rows.iloc[-1], rows.bundle_sha.iloc[0]
     s = live_scores(rows, reference, last, min_n=min_n, **kw)
     if why and s["n"] >= min_n: s["alarm_reasons"] = [why]
-    out = {k: head[k] for k in ("bundle_id", "symbol", "timeframe", "target", "model_type")} | {"bundle_path": str(folder) if folder else None} | s | {"reference": reference}
+    out = ({k: head[k] for k in ("bundle_id", "symbol", "timeframe", "target", "model_type")}
+           | {"bundle_path": str(folder) if folder else None} | s | {"reference": reference})
     if plot_dir is not None and s["n"]:
         r = last_resolved(rows, last)
-        fig = plot_reliability(r.outcome.to_numpy(), {"live": r.probability.to_numpy()}, title=f"{head.bundle_id}: last {s['n']} forecasts")
+        fig = plot_reliability(r.outcome.to_numpy(), {"live": r.probability.to_numpy()},
+                               title=f"{head.bundle_id}: last {s['n']} forecasts")
         out["reliability_plot"] = save_figure(fig, Path(plot_dir)/f"monitor_{sha[:12]}.png").name
     return out
 
 # %% ../nbs/25_monitor.ipynb #21e146b4
 def run_monitor(db=None, # the prediction log (path or `PredictionLog`; default `prediction_db_path()`)
-                source:str="bundled", models_dir=None, last:int=500,
+                source:str="bundled", # candles to resolve outcomes from: bundled, ccxt, yfinance or a candle file
+                models_dir=None, # bundles with their validation scores (default: the settings')
+                last:int=500, # score the last N resolved forecasts of each bundle
                 output=None, # JSON result (default `monitor_path()`); reliability PNGs beside it
-                now=None, log=print, data_dir=None, min_n:int=100) -> dict:
+                now=None, # the time horizons have passed by (default: the clock)
+                log=print, # where to report what stays unresolved
+                data_dir=None, # candle cache for ccxt and yfinance
+                min_n:int=100, # fewest resolved forecasts the alarm needs
+               ) -> dict:
     "Resolve what can be, score the last `last` forecasts of every bundle in the log, write the JSON result."
     output = Path(output or monitor_path())
     if isinstance(db, PredictionLog): plog = db
-    elif not Path(db := db or prediction_db_path()).is_file(): raise ITFFError(f"{db}: no prediction log there (set ITFF_PREDICTION_DB or --db)")
+    elif not Path(db := db or prediction_db_path()).is_file():
+        raise ITFFError(f"{db}: no prediction log there (set ITFF_PREDICTION_DB or --db)")
     else: plog = PredictionLog(db)
     try:
         resolved = resolve(plog, source, data_dir, now, say=log)
         rows, bundles = plog.rows(), bundles_by_sha(models_dir)
     finally:
         if plog is not db: plog.close()
-    res = {"generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "db": str(plog.path), "source": source,
-           "last": last, "min_n": min_n, "resolved_now": resolved, "unresolved": int(rows.outcome.isna().sum()), "bundles": {}}
+    res = {"generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "db": str(plog.path),
+           "source": source, "last": last, "min_n": min_n, "resolved_now": resolved,
+           "unresolved": int(rows.outcome.isna().sum()), "bundles": {}}
     groups = list(rows.groupby("bundle_sha", sort=True))
     for sha, g in tqdm(groups, desc="bundles", unit="bundle", disable=None):
         res["bundles"][sha] = bundle_monitor(g, bundles.get(sha), last, output.parent, min_n)
@@ -216,24 +273,33 @@ def run_monitor(db=None, # the prediction log (path or `PredictionLog`; default 
 # %% ../nbs/25_monitor.ipynb #adb3b427
 def _fmt(x, spec:str) -> str: return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
-def monitor_line(sha:str, b:dict) -> str:
+def monitor_line(sha:str, # the bundle's sha
+                 b:dict, # its entry in `run_monitor`'s bundles
+                ) -> str:
     "One line of a bundle's live scores and alarm."
     ci = lambda k, f: f"[{_fmt(b[k][0], f)}, {_fmt(b[k][1], f)}]"
-    state = f"ALARM: {'; '.join(b['alarm_reasons'])}" if b["alarm"] else "ok" + (f" ({'; '.join(b['alarm_reasons'])})" if b["alarm_reasons"] else "")
-    return (f"{b.get('bundle_id') or '?'} {sha[:12]}: n={b['n']} Brier {_fmt(b['brier'], '.4f')} {ci('brier_ci', '.4f')} BSS {_fmt(b['bss'], '+.3f')} "
-            f"ECE {_fmt(b['ece'], '.3f')} {ci('ece_ci', '.3f')} hit {_fmt(b['hit_rate'], '.1%')} of {b['n_decisions']} — {state}")
+    state = (f"ALARM: {'; '.join(b['alarm_reasons'])}" if b["alarm"]
+             else "ok" + (f" ({'; '.join(b['alarm_reasons'])})" if b["alarm_reasons"] else ""))
+    return (f"{b.get('bundle_id') or '?'} {sha[:12]}: n={b['n']} "
+            f"Brier {_fmt(b['brier'], '.4f')} {ci('brier_ci', '.4f')} "
+            f"BSS {_fmt(b['bss'], '+.3f')} "
+            f"ECE {_fmt(b['ece'], '.3f')} {ci('ece_ci', '.3f')} hit {_fmt(b['hit_rate'], '.1%')} of {b['n_decisions']} "
+            f"— {state}")
 
+# %% ../nbs/25_monitor.ipynb #f40b1730
 @call_parse
 def itff_monitor(
     db:str=None, # prediction log (default: $ITFF_PREDICTION_DB or $ITFF_HOME/predictions.db)
     source:str="bundled", # candles to resolve outcomes from: bundled, ccxt, yfinance or a candle file
     models_dir:str=None, # bundles with their validation scores (default: $ITFF_MODELS_DIR or ./models)
     last:int=500, # score the last N resolved forecasts of each bundle
-    output:str=None, # JSON result (default: $ITFF_MONITOR_FILE or reports/monitor.json); reliability PNGs beside it
+    # JSON result (default: $ITFF_MONITOR_FILE or reports/monitor.json); reliability PNGs beside it
+    output:str=None,
     data_dir:str=None, # candle cache of ccxt and yfinance (default: $ITFF_DATA_DIR or ./data)
     fail_on_alarm:bool=False, # exit with status 3 when any bundle's alarm is on (for cron)
 ):
-    "Resolve logged forecasts whose horizon has passed, score the last N of each bundle, alarm on degraded calibration."
+    ("Resolve logged forecasts whose horizon has passed, score the last N of each bundle, "
+     "alarm on degraded calibration.")
     with cli_errors():
         res = run_monitor(db, source, models_dir, last, output, data_dir=data_dir)
         for sha, b in res["bundles"].items(): print(monitor_line(sha, b))

@@ -1,4 +1,4 @@
-"""Is this input like the training data? A distance to the training windows, fitted at training, stored in the bundle, applied everywhere.
+"""Is this input like the training data? A distance to the training windows, stored in the bundle.
 
 Docs: https://itff.github.io/itff/ood.html.md"""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
-from sklearn.metrics import brier_score_loss, pairwise_distances
+from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import NearestNeighbors
 from .core import *
 
@@ -28,14 +28,16 @@ def window_summary(X:np.ndarray) -> np.ndarray:
 # %% ../nbs/12_ood.ipynb #2e8646a9
 @dataclass
 class OODGate:
-    "Dissimilarity of windows to the training windows (FreqAI's DI) and the validation threshold above which they are out of distribution."
+    ("Dissimilarity of windows to the training windows (FreqAI's DI) and the validation threshold above which they "
+     "are out of distribution.")
     center:np.ndarray; spread:np.ndarray     # standardisation of the summaries (training)
     pca_mean:np.ndarray; components:np.ndarray  # PCA fitted on training
     reference:np.ndarray                     # training windows in PCA space
     typical:float                            # their mean pairwise distance: the DI's unit
     threshold:float; k:int = 5; quantile:float = 0.99
 
-    def project(self, X) -> np.ndarray: return ((window_summary(X) - self.center) / self.spread - self.pca_mean) @ self.components.T
+    def project(self, X) -> np.ndarray:
+        return ((window_summary(X) - self.center) / self.spread - self.pca_mean) @ self.components.T
 
     def score(self, X) -> np.ndarray:
         "Mean distance to the `k` nearest training windows, in units of their typical distance."
@@ -48,15 +50,26 @@ class OODGate:
         return s, s <= self.threshold
 
     def summary(self) -> dict:
-        return {"method": "mean distance to the 5 nearest training windows in a PCA space (95% variance) of window summaries, over the training mean pairwise distance (FreqAI's DI)",
+        return {"method": "mean distance to the 5 nearest training windows in a PCA space (95% variance) of window "
+                          "summaries, over the training mean pairwise distance (FreqAI's DI)",
                 "rule": f"out of distribution above the {self.quantile:.0%} quantile of the validation windows' scores",
-                "threshold": float(self.threshold), "k": int(self.k), "quantile": float(self.quantile), "typical_distance": float(self.typical),
+                "threshold": float(self.threshold), "k": int(self.k), "quantile": float(self.quantile),
+                "typical_distance": float(self.typical),
                 "n_reference": int(len(self.reference)), "n_components": int(len(self.components))}
 
 # %% ../nbs/12_ood.ipynb #5b93b86c
-def fit_ood(train_X:np.ndarray, val_X:np.ndarray, quantile:float=0.99, k:int=5, variance:float=0.95, max_reference:int=4000, seed:int=0) -> OODGate:
+def fit_ood(train_X:np.ndarray, # (N, W, F) scaled training windows
+            val_X:np.ndarray, # (M, W, F) scaled validation windows
+            quantile:float=0.99, # of the validation scores: the threshold
+            k:int=5, # nearest neighbours
+            variance:float=0.95, # share of variance the PCA keeps
+            max_reference:int=4000, # training windows kept as the reference
+            seed:int=0, # random seed
+           ) -> OODGate:
     "The gate fitted on training windows, its threshold the `quantile` of the validation windows' scores."
-    if len(train_X) < 10 * k or len(val_X) < 10: raise ITFFError(f"too few windows to fit the out-of-distribution gate: {len(train_X)} training, {len(val_X)} validation")
+    if len(train_X) < 10 * k or len(val_X) < 10:
+        raise ITFFError(f"too few windows to fit the out-of-distribution gate: {len(train_X)} training, "
+                        f"{len(val_X)} validation")
     s = window_summary(train_X)
     center, spread = s.mean(axis=0), s.std(axis=0)
     spread[spread == 0] = 1.0
@@ -71,8 +84,12 @@ def fit_ood(train_X:np.ndarray, val_X:np.ndarray, quantile:float=0.99, k:int=5, 
     return gate
 
 # %% ../nbs/12_ood.ipynb #b3504624
-def shift_volatility(ohlcv:pd.DataFrame, factor:float=3.0, start=None) -> pd.DataFrame:
-    "The candles with every log move (close to close, and open/high/low around the close) `factor` times larger from `start` on."
+def shift_volatility(ohlcv:pd.DataFrame, # candles
+                     factor:float=3.0, # how much larger every log move gets
+                     start=None, # first bar shifted (None: all)
+                    ) -> pd.DataFrame:
+    ("The candles with every log move (close to close, and open/high/low around the close) `factor` times larger from "
+     "`start` on.")
     lc = np.log(ohlcv["close"])
     on = np.ones(len(ohlcv), bool) if start is None else np.asarray(ohlcv.index >= to_utc(start))
     k = np.where(on, factor, 1.0)
@@ -85,15 +102,20 @@ def shift_volatility(ohlcv:pd.DataFrame, factor:float=3.0, start=None) -> pd.Dat
 # %% ../nbs/12_ood.ipynb #490c20c1
 _OOD_ARRAYS = ("center", "spread", "pca_mean", "components", "reference")
 
-def save_ood(gate:OODGate, path) -> Path:
+def save_ood(gate:OODGate, # the fitted gate
+             path, # .npz file
+            ) -> Path:
     "Write the gate as an .npz of plain arrays (atomically)."
     scalars = {k: np.asarray(getattr(gate, k), "float64") for k in ("typical", "threshold", "k", "quantile")}
     with atomic_write(path) as f: np.savez(f, **{k: getattr(gate, k) for k in _OOD_ARRAYS}, **scalars)
     return Path(path)
 
+# %% ../nbs/12_ood.ipynb #07744e19
 def load_ood(path) -> OODGate:
     "The gate saved by `save_ood`; `ITFFError` naming what is wrong."
     try:
         with np.load(path, allow_pickle=False) as z: d = {k: z[k] for k in z.files}
-        return OODGate(*(d[k] for k in _OOD_ARRAYS), float(d["typical"]), float(d["threshold"]), int(d["k"]), float(d["quantile"]))
-    except (OSError, ValueError, KeyError) as e: raise ITFFError(f"{path}: not an out-of-distribution gate ({type(e).__name__}: {e})") from None
+        return OODGate(*(d[k] for k in _OOD_ARRAYS), float(d["typical"]), float(d["threshold"]), int(d["k"]),
+                       float(d["quantile"]))
+    except (OSError, ValueError, KeyError) as e:
+        raise ITFFError(f"{path}: not an out-of-distribution gate ({type(e).__name__}: {e})") from None

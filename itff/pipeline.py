@@ -30,7 +30,9 @@ from .cluster import dask_client, folder_bytes, install_outputs, run_tasks
 
 # %% ../nbs/24_pipeline.ipynb #89592c00
 @contextmanager
-def pipeline_lock(folder, name:str="itff-pipeline"):
+def pipeline_lock(folder, # where the lock file lives (the models folder)
+                  name:str="itff-pipeline", # the job the lock is for (names the lock file)
+                 ):
     "Hold an exclusive lock on `folder/.{name}.lock` for the block; `ITFFError` if another `name` run holds it."
     path = Path(folder)/f".{name}.lock"; path.parent.mkdir(parents=True, exist_ok=True)
     f = open(path, "a+")
@@ -47,27 +49,33 @@ def pipeline_lock(folder, name:str="itff-pipeline"):
 def prepare_data(cfg:ExperimentConfig, # symbol, timeframe, source, window, split, embargo and sentiment settings
                  labels=("direction", "level_up"), # labels to build datasets for
                  days:float=60, # history to fetch for network sources
-                 stage=None,
-                 candles:pd.DataFrame|None=None, # the candles, when the caller has them (a cluster task gets them this way)
+                 stage=None, # a `stage_logger` that reports each stage (default: silent)
+                 # the candles, when the caller has them (a cluster task gets them this way)
+                 candles:pd.DataFrame|None=None,
                 ) -> tuple[pd.DataFrame, dict]:
     "Candles → (sentiment) → features → one dataset per label; returns (candles, datasets)."
     stage = stage or stage_logger(lambda s: None)
-    with stage("data"): ohlcv = load_ohlcv(cfg.symbol, cfg.timeframe, cfg.source, days=days) if candles is None else candles
+    with stage("data"):
+        ohlcv = load_ohlcv(cfg.symbol, cfg.timeframe, cfg.source, days=days) if candles is None else candles
     sent = None
     if cfg.include_sentiment:
-        with stage("sentiment"): sent = sentiment_features(cfg.symbol, cfg.timeframe, index=ohlcv.index, delay=cfg.sentiment_delay)
+        with stage("sentiment"):
+            sent = sentiment_features(cfg.symbol, cfg.timeframe, index=ohlcv.index, delay=cfg.sentiment_delay)
     with stage("features"): feats = engineer_features(ohlcv, sent, cfg.timeframe)
     out = {}
     for name in labels:
-        with stage(f"dataset {name}"): out[name] = build_dataset(ohlcv, feats, replace(cfg, label=name).spec, cfg.window, cfg.split, cfg.embargo)
+        with stage(f"dataset {name}"):
+            out[name] = build_dataset(ohlcv, feats, replace(cfg, label=name).spec, cfg.window, cfg.split, cfg.embargo)
     return ohlcv, out
 
 # %% ../nbs/24_pipeline.ipynb #c9fac583
 def skill_words(skill:dict|None) -> str:
     "The skill gate in words: 'yes (p=…)' or 'NO (p=…): forecasts labelled no_skill'."
     if not skill: return "unknown"
-    return f"yes (p={skill['p_value']:.3f})" if skill["has_skill"] else f"NO (p={skill['p_value']:.3f}): forecasts labelled no_skill"
+    return (f"yes (p={skill['p_value']:.3f})" if skill["has_skill"]
+            else f"NO (p={skill['p_value']:.3f}): forecasts labelled no_skill")
 
+# %% ../nbs/24_pipeline.ipynb #87c0e915
 def training_row(label:str, # the label trained
                  model_type:str, # the model family
                  m:dict, # the experiment's metrics
@@ -76,18 +84,29 @@ def training_row(label:str, # the label trained
     "One line of the pipeline summary from an experiment's metrics."
     s, base = m["scores"]["model"], {k: m["scores"][k]["brier"] for k in ("climatology", "logistic", "gbm")}
     best = min(base, key=base.get)
-    return {"label": label, "model": model_type, "auc": round(s["roc_auc"], 4), "brier": round(s["brier"], 5), "bss": round(s["bss"], 4),
-            "ece": round(s["ece"], 4), "best_baseline": f"{best} {base[best]:.5f}", "verdict": m["verdict"].removeprefix("model "),
-            "threshold": m.get("decision", {}).get("threshold"), "skill": skill_words(m.get("skill")), "bundle": m["bundle"], "seconds": round(seconds, 1)}
+    return {"label": label, "model": model_type, "auc": round(s["roc_auc"], 4), "brier": round(s["brier"], 5),
+            "bss": round(s["bss"], 4),
+            "ece": round(s["ece"], 4), "best_baseline": f"{best} {base[best]:.5f}",
+            "verdict": m["verdict"].removeprefix("model "),
+            "threshold": m.get("decision", {}).get("threshold"), "skill": skill_words(m.get("skill")),
+            "bundle": m["bundle"], "seconds": round(seconds, 1)}
 
+# %% ../nbs/24_pipeline.ipynb #4ae900e8
 def run_pipeline(cfg:ExperimentConfig|None=None, # every setting but the label and model (default: ExperimentConfig())
-                 labels=("direction", "level_up"), model_types=("lstm", "transformer"), days:float=60,
-                 models_dir=None, reports_dir=None, log=print, progress:bool=True) -> pd.DataFrame:
+                 labels=("direction", "level_up"), # labels to train
+                 model_types=("lstm", "transformer"), # model families to train for each label
+                 days:float=60, # history to fetch for network sources
+                 models_dir=None, # where bundles go (default: $ITFF_MODELS_DIR)
+                 reports_dir=None, # where reports go (default: $ITFF_REPORTS_DIR)
+                 log=print, # where stage lines go
+                 progress:bool=True, # show training progress bars
+                ) -> pd.DataFrame:
     "Run every stage for every label × model under the pipeline lock; returns the summary table."
     cfg = cfg or ExperimentConfig()
     bad = [m for m in model_types if m not in MODEL_TYPES]
     if bad: raise ITFFError(f"unknown model type(s) {bad}; expected some of {list(MODEL_TYPES)}")
-    runs = [replace(cfg, label=name, model_type=mt) for name in labels for mt in model_types]   # bad labels fail here, before any work
+    # bad labels fail here, before any work
+    runs = [replace(cfg, label=name, model_type=mt) for name in labels for mt in model_types]
     models_dir = Path(models_dir or get_settings().models_dir)
     rows = []
     with pipeline_lock(models_dir):
@@ -95,32 +114,50 @@ def run_pipeline(cfg:ExperimentConfig|None=None, # every setting but the label a
         log(f"  {normalize_symbol(cfg.symbol)} {cfg.timeframe}: {gap_summary(ohlcv.index, cfg.timeframe)}")
         for run in runs:
             t0 = time.perf_counter()
-            m = run_experiment(run, models_dir, reports_dir, progress, log=lambda s: None, ohlcv=ohlcv, ds=dss[run.label],
-                               stage=stage_logger(log, f"{run.label} {run.model_type}: "))
+            m = run_experiment(run, models_dir, reports_dir, progress, log=lambda s: None, ohlcv=ohlcv,
+                               ds=dss[run.label], stage=stage_logger(log, f"{run.label} {run.model_type}: "))
             rows.append(training_row(run.label, run.model_type, m, time.perf_counter() - t0))
     return pd.DataFrame(rows)
 
+
 # %% ../nbs/24_pipeline.ipynb #3b7acfb8
-def train_task(cfg_dict:dict, candles:pd.DataFrame|None=None) -> dict:
+def train_task(cfg_dict:dict, # the experiment, as `ExperimentConfig.to_dict()`
+               candles:pd.DataFrame|None=None, # its candles (default: the worker loads the bundled ones)
+              ) -> dict:
     "On a worker: train one experiment in a scratch folder; its files (bundle, metrics, report) and metrics come back."
     cfg, t0 = ExperimentConfig.from_dict(cfg_dict), time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         ohlcv, dss = prepare_data(cfg, (cfg.label,), candles=candles)
-        m = run_experiment(cfg, Path(d)/"models", Path(d)/"reports", progress=False, log=lambda s: None, ohlcv=ohlcv, ds=dss[cfg.label])
+        m = run_experiment(cfg, Path(d)/"models", Path(d)/"reports", progress=False, log=lambda s: None, ohlcv=ohlcv,
+                           ds=dss[cfg.label])
         return {"metrics": m, "files": folder_bytes(d), "seconds": time.perf_counter() - t0}
 
-def run_pipeline_on_cluster(client, cfg:ExperimentConfig, symbols, timeframes, labels=("direction", "level_up"), model_types=("lstm",),
-                            days:float=60, models_dir=None, reports_dir=None, log=print, progress:bool=True) -> tuple[pd.DataFrame, dict]:
+# %% ../nbs/24_pipeline.ipynb #09a47555
+def run_pipeline_on_cluster(client, # a Dask client
+                            cfg:ExperimentConfig, # every setting but symbol, timeframe, label and model
+                            symbols, # pairs to train
+                            timeframes, # bar sizes to train
+                            labels=("direction", "level_up"), # labels to train
+                            model_types=("lstm",), # model families to train
+                            days:float=60, # history to fetch for network sources
+                            models_dir=None, # where bundles go (default: $ITFF_MODELS_DIR)
+                            reports_dir=None, # where reports go (default: $ITFF_REPORTS_DIR)
+                            log=print, # where progress lines go
+                            progress:bool=True, # show a progress bar
+                           ) -> tuple[pd.DataFrame, dict]:
     "One Dask task per symbol × timeframe × label × model; returns (summary of the successes, {combination: error})."
-    runs = {f"{normalize_symbol(s)}_{tf}_{lab}_{mt}": replace(cfg, symbol=normalize_symbol(s), timeframe=tf, label=lab, model_type=mt)
-            for s in symbols for tf in timeframes for lab in labels for mt in model_types}       # bad values fail here, before any work
+    # bad values fail here, before any work
+    runs = {f"{normalize_symbol(s)}_{tf}_{lab}_{mt}": replace(cfg, symbol=normalize_symbol(s), timeframe=tf, label=lab,
+                                                             model_type=mt)
+            for s in symbols for tf in timeframes for lab in labels for mt in model_types}
     s = get_settings(); models_dir, reports_dir = Path(models_dir or s.models_dir), Path(reports_dir or s.reports_dir)
     rows, failed = [], {}
     with pipeline_lock(models_dir):
         candles = {}
         for r in runs.values():     # workers load the bundled candles themselves; anything else travels with the task
             if r.source != "bundled" and (r.symbol, r.timeframe) not in candles:
-                candles[(r.symbol, r.timeframe)] = client.scatter(load_ohlcv(r.symbol, r.timeframe, r.source, days=days))
+                candles[(r.symbol, r.timeframe)] = client.scatter(load_ohlcv(r.symbol, r.timeframe, r.source,
+                                                                             days=days))
         jobs = {k: (r.to_dict(), candles.get((r.symbol, r.timeframe))) for k, r in runs.items()}
         for k, (res, err) in run_tasks(client, train_task, jobs, desc="pipeline", progress=progress, log=log).items():
             if err is None:
@@ -128,8 +165,10 @@ def run_pipeline_on_cluster(client, cfg:ExperimentConfig, symbols, timeframes, l
                 except ITFFError as e: err = f"outputs refused: {e}"
             if err is not None: failed[k] = err; continue
             m = res["metrics"] | {"bundle": str(models_dir/"training"/k)}
-            rows.append({"symbol": runs[k].symbol, "timeframe": runs[k].timeframe, **training_row(runs[k].label, runs[k].model_type, m, res["seconds"])})
+            rows.append({"symbol": runs[k].symbol, "timeframe": runs[k].timeframe,
+                         **training_row(runs[k].label, runs[k].model_type, m, res["seconds"])})
     return pd.DataFrame(rows), failed
+
 
 # %% ../nbs/24_pipeline.ipynb #0f9e9717
 def _data_only(cfg:ExperimentConfig, days:float):
@@ -139,7 +178,8 @@ def _data_only(cfg:ExperimentConfig, days:float):
     print("data stages done (--data-only: no model trained)")
 
 def _here(cfg, labels, models, days):
-    "The pipeline in this process; prints the summary (and the bundles without skill), exits 1 on an unexpected failure."
+    ("The pipeline in this process; prints the summary (and the bundles without skill), "
+     "exits 1 on an unexpected failure.")
     try: summary = run_pipeline(cfg, labels, models, days)
     except ITFFError: raise
     except Exception as e:
@@ -148,7 +188,8 @@ def _here(cfg, labels, models, days):
         sys.exit(1)
     print("\n" + summary.drop(columns=["bundle"]).to_string(index=False))
     for _, r in summary[summary.skill.str.startswith("NO")].iterrows():
-        print(f"⚠ {r.label} {r.model}: validation showed no skill over climatology; the service and reports label its forecasts no_skill")
+        print(f"⚠ {r.label} {r.model}: validation showed no skill over climatology; "
+              f"the service and reports label its forecasts no_skill")
     print(f"\nbundles in {get_settings().models_dir/'training'}, reports in {get_settings().reports_dir}")
     return summary
 
@@ -158,7 +199,8 @@ def _on_cluster(cfg, symbols, timeframes, labels, models, days, scheduler, worke
         summary, failed = run_pipeline_on_cluster(client, cfg, symbols, timeframes, labels, models, days)
     if len(summary): print("\n" + summary.drop(columns=["bundle"]).to_string(index=False))
     for k, err in failed.items(): print(f"✗ {k}: {err}", file=sys.stderr)
-    print(f"\n{len(summary)} combination(s) done, {len(failed)} failed; bundles in {get_settings().models_dir/'training'}")
+    print(f"\n{len(summary)} combination(s) done, {len(failed)} failed; "
+          f"bundles in {get_settings().models_dir/'training'}")
     if failed: sys.exit(min(len(failed), 125))
     return summary
 
@@ -172,7 +214,8 @@ def itff_pipeline(
     days:float=60, # history to fetch for network sources
     symbols:str=None, # comma-separated pairs: one Dask task per symbol × timeframe × label × model
     timeframes:str=None, # comma-separated bar sizes for --symbols (default: --timeframe)
-    scheduler:str=None, # Dask scheduler address, e.g. tcp://host:8786 (default: $ITFF_DASK_SCHEDULER, else a local cluster)
+    # Dask scheduler address, e.g. tcp://host:8786 (default: $ITFF_DASK_SCHEDULER, else a local cluster)
+    scheduler:str=None,
     workers:int=None, # local cluster size (default: one per core)
     model_type:Deprecated=None, # old spelling of --models
     train_direction:DeprecatedFlag=False, # old: --labels direction
@@ -189,8 +232,8 @@ def itff_pipeline(
         cfg = experiment_options(**options)
         if data_only: return _data_only(cfg, days)
         if symbols or timeframes or scheduler or workers or os.environ.get("ITFF_DASK_SCHEDULER"):
-            return _on_cluster(cfg, list_option(symbols, [cfg.symbol]), list_option(timeframes, [cfg.timeframe]), labs, mods, days,
-                               scheduler, workers)
+            return _on_cluster(cfg, list_option(symbols, [cfg.symbol]), list_option(timeframes, [cfg.timeframe]), labs,
+                               mods, days, scheduler, workers)
         return _here(cfg, labs, mods, days)
 
 # %% ../nbs/24_pipeline.ipynb #a40a5bc9
@@ -203,12 +246,15 @@ def itff_demo(
     "ITFF's main job on the bundled data: two labels × two models, evaluated against the baselines."
     with cli_errors():
         t0 = time.perf_counter()
-        summary = run_pipeline(ExperimentConfig(symbol, timeframe, epochs=epochs), ("direction", "level_up"), ("lstm", "transformer"))
+        summary = run_pipeline(ExperimentConfig(symbol, timeframe, epochs=epochs), ("direction", "level_up"),
+                               ("lstm", "transformer"))
         for _, r in summary.iterrows():
             m = json.loads((Path(r.bundle)/"metrics.json").read_text())
-            print(f"\n{m['id']} — {m['label']['definition']} — test {m['test']['first'][:10]} … {m['test']['last'][:10]} ({m['test']['n']:,} bars)")
+            print(f"\n{m['id']} — {m['label']['definition']} — "
+                  f"test {m['test']['first'][:10]} … {m['test']['last'][:10]} ({m['test']['n']:,} bars)")
             print(headline_table(m).to_string()); print(m["verdict"])
         print("\n" + summary.drop(columns=["bundle"]).to_string(index=False))
         s = get_settings()
-        print(f"\nbundles: {(s.models_dir/'training').resolve()}\nreports: {s.reports_dir.resolve()}\ntotal {time.perf_counter() - t0:.0f}s")
+        print(f"\nbundles: {(s.models_dir/'training').resolve()}\nreports: {s.reports_dir.resolve()}"
+              f"\ntotal {time.perf_counter() - t0:.0f}s")
         return summary

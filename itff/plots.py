@@ -18,7 +18,10 @@ from .core import *
 __all__ = ['save_figure', 'plot_roc', 'plot_pr', 'plot_reliability', 'plot_threshold_sweep', 'plot_coverage', 'plot_uncertainty']
 
 # %% ../nbs/13_plots.ipynb #34f3ca12
-def save_figure(fig:Figure, path, dpi:int=110) -> Path:
+def save_figure(fig:Figure, # the figure
+                path, # PNG file
+                dpi:int=110, # resolution
+               ) -> Path:
     "Write `fig` as a PNG atomically."
     with atomic_write(path) as f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
     return Path(path)
@@ -29,7 +32,10 @@ def _axes(title:str, xlabel:str, ylabel:str, size=(5.5, 4.2)):
     return fig, ax
 
 # %% ../nbs/13_plots.ipynb #3e52f5f6
-def plot_roc(y, probs:dict, title:str="ROC") -> Figure:
+def plot_roc(y, # 0/1 labels
+             probs:dict, # forecasts by name
+             title:str="ROC", # figure title
+            ) -> Figure:
     "ROC curves of each forecast in `probs`, with their AUC."
     fig, ax = _axes(title, "false positive rate", "true positive rate")
     for name, p in probs.items():
@@ -38,7 +44,11 @@ def plot_roc(y, probs:dict, title:str="ROC") -> Figure:
     ax.plot([0, 1], [0, 1], "k:", lw=1); ax.legend(loc="lower right", fontsize=8)
     return fig
 
-def plot_pr(y, probs:dict, title:str="Precision-recall") -> Figure:
+# %% ../nbs/13_plots.ipynb #85115a76
+def plot_pr(y, # 0/1 labels
+            probs:dict, # forecasts by name
+            title:str="Precision-recall", # figure title
+           ) -> Figure:
     "Precision-recall curves of each forecast, with the base rate as the no-skill line."
     fig, ax = _axes(title, "recall", "precision")
     for name, p in probs.items():
@@ -48,7 +58,11 @@ def plot_pr(y, probs:dict, title:str="Precision-recall") -> Figure:
     return fig
 
 # %% ../nbs/13_plots.ipynb #14815665
-def plot_reliability(y, probs:dict, bins:int=10, title:str="Reliability") -> Figure:
+def plot_reliability(y, # 0/1 labels
+                     probs:dict, # forecasts by name
+                     bins:int=10, # equal-mass bins
+                     title:str="Reliability", # figure title
+                    ) -> Figure:
     "Reliability curves (equal-mass bins) over a histogram of the predictions."
     fig = Figure(figsize=(5.5, 5.5))
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
@@ -63,7 +77,9 @@ def plot_reliability(y, probs:dict, bins:int=10, title:str="Reliability") -> Fig
     return fig
 
 # %% ../nbs/13_plots.ipynb #1edb0cb4
-def plot_threshold_sweep(sweep:pd.DataFrame, title:str="Threshold sweep") -> Figure:
+def plot_threshold_sweep(sweep:pd.DataFrame, # the result of `threshold_sweep`
+                         title:str="Threshold sweep", # figure title
+                        ) -> Figure:
     "Precision, recall, F1, coverage and net return per threshold."
     fig, ax = _axes(title, "threshold", "score")
     for col in ("precision", "recall", "f1", "coverage"): ax.plot(sweep.threshold, sweep[col], label=col)
@@ -74,7 +90,11 @@ def plot_threshold_sweep(sweep:pd.DataFrame, title:str="Threshold sweep") -> Fig
     ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper center")
     return fig
 
-def plot_coverage(curves:dict, metric:str="brier", title:str="Abstaining on uncertain bars") -> Figure:
+# %% ../nbs/13_plots.ipynb #37814490
+def plot_coverage(curves:dict, # coverage curves by forecast name
+                  metric:str="brier", # column to plot
+                  title:str="Abstaining on uncertain bars", # figure title
+                 ) -> Figure:
     "`metric` on the least-uncertain share of bars, one line per forecast."
     fig, ax = _axes(title, "coverage (share of bars kept, least uncertain first)", metric)
     for name, c in curves.items():
@@ -83,12 +103,17 @@ def plot_coverage(curves:dict, metric:str="brier", title:str="Abstaining on unce
     return fig
 
 # %% ../nbs/13_plots.ipynb #39241424
-def plot_uncertainty(std, correct, title:str="MC std of right and wrong calls") -> Figure:
+def plot_uncertainty(std, # MC standard deviation per row
+                     correct, # whether each call was right
+                     title:str="MC std of right and wrong calls", # figure title
+                    ) -> Figure:
     "Histograms of MC standard deviation for correct and wrong decisions."
     fig, ax = _axes(title, "MC standard deviation", "density")
     std, correct = np.asarray(std), np.asarray(correct, bool)
     rng_ = (0, float(std.max()) if std.size and std.max() > 0 else 1.0)
     for mask, name in ((correct, "right"), (~correct, "wrong")):
-        if mask.any(): ax.hist(std[mask], bins=40, range=rng_, density=True, alpha=0.5, label=f"{name} (mean {std[mask].mean():.4f})")
+        if mask.any():
+            ax.hist(std[mask], bins=40, range=rng_, density=True, alpha=0.5,
+                    label=f"{name} (mean {std[mask].mean():.4f})")
     ax.legend(fontsize=8)
     return fig

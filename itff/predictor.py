@@ -1,4 +1,4 @@
-"""A loaded, verified bundle that turns a feature window or recent candles into a calibrated probability with its uncertainty.
+"""A verified bundle that turns a feature window or recent candles into a calibrated probability with its uncertainty.
 
 Docs: https://itff.github.io/itff/predictor.html.md"""
 
@@ -30,12 +30,14 @@ class Predictor:
         self.horizon, self.threshold = m["horizon"], float(bundle.decision["threshold"])
         self.max_uncertainty = bundle.decision["max_uncertainty"]   # chosen on validation: abstain above this MC std
         self.ood = bundle.ood                              # out-of-distribution gate (None for bundles made before it)
-        self.trained_through = to_utc(m.get("trained_through") or m["parts"]["val"]["last"])   # the last candle the bundle saw
+        # the last candle the bundle saw
+        self.trained_through = to_utc(m.get("trained_through") or m["parts"]["val"]["last"])
         has = m.get("skill", {}).get("has_skill")
         self.skill = "unknown" if has is None else ("ok" if has else "no_skill")   # the validation skill gate
         cfg = bundle.config
         self.mc_samples, self.seed = int(mc_samples or cfg.get("mc_samples", 30)), int(cfg.get("seed", 0))
-        own = lambda xs: [jnp.array(x, copy=True) for x in xs]   # our own buffers: Keras's fit/predict donate the model's
+        # our own buffers: Keras's fit/predict donate the model's
+        own = lambda xs: [jnp.array(x, copy=True) for x in xs]
         self._fns = [mc_function(mm) for mm in bundle.models]
         self._tv = [own(v.value for v in mm.trainable_variables) for mm in bundle.models]
         self._ntv = [own(_seed_states(mm, self.seed + i)) for i, mm in enumerate(bundle.models)]
@@ -51,17 +53,22 @@ class Predictor:
              path=None, models_dir=None, mc_samples:int|None=None, warmup:bool=True) -> "Predictor":
         "Load by `symbol`/`timeframe`/`target`/`model_type` under `models_dir`, or from a bundle `path`."
         if path is None:
-            if None in (symbol, timeframe, target, model_type): raise ITFFError("give a bundle path, or symbol, timeframe, target and model_type")
+            if None in (symbol, timeframe, target, model_type):
+                raise ITFFError("give a bundle path, or symbol, timeframe, target and model_type")
             path = bundle_path(symbol, timeframe, target, model_type, models_dir)
         return cls(load_bundle(path), mc_samples, warmup)
 
     def _n(self, mc_samples) -> int: return self.mc_samples if mc_samples is None else int(mc_samples)
 
     @property
-    def candles_needed(self) -> int: return self.window + feature_warmup(self.timeframe)   # consecutive bars a forecast needs
+    def candles_needed(self) -> int:
+        # consecutive bars a forecast needs
+        return self.window + feature_warmup(self.timeframe)
 
     @property
-    def info(self) -> dict: return {**self.bundle.info(), "label": self.bundle.meta["label"]["definition"], "threshold": self.threshold}
+    def info(self) -> dict:
+        return {**self.bundle.info(), "label": self.bundle.meta["label"]["definition"],
+                "threshold": self.threshold}
 
 # %% ../nbs/22_predictor.ipynb #e271797e
 def _check_window(x, window:int, n_features:int) -> np.ndarray:
@@ -75,7 +82,10 @@ def _check_window(x, window:int, n_features:int) -> np.ndarray:
     return x
 
 @patch_to(Predictor)
-def samples(self, window, mc_samples:int|None=None) -> np.ndarray:
+def samples(self,
+            window, # one unscaled (window, F) feature array
+            mc_samples:int|None=None, # MC passes per member (default: the predictor's)
+           ) -> np.ndarray:
     "Pooled MC probabilities (n × members,) for one unscaled (window, F) array."
     return self._mc(self._scaled(window), self._checked_n(mc_samples))
 
@@ -86,7 +96,8 @@ def _checked_n(self, mc_samples) -> int:
     return n
 
 @patch_to(Predictor)
-def _scaled(self, window) -> np.ndarray: return self.bundle.scaler.transform(_check_window(window, self.window, len(self.features)))
+def _scaled(self, window) -> np.ndarray:
+    return self.bundle.scaler.transform(_check_window(window, self.window, len(self.features)))
 
 @patch_to(Predictor)
 def _mc(self, x:np.ndarray, n:int) -> np.ndarray:
@@ -97,13 +108,16 @@ def _mc(self, x:np.ndarray, n:int) -> np.ndarray:
 # %% ../nbs/22_predictor.ipynb #222b1759
 @patch_to(Predictor)
 def _decide(self, p:float, std:float, in_distribution:bool|None=None, allow_ood:bool=False) -> dict:
-    "The bundle's decision for one forecast (`itff.core.decide`: threshold, uncertainty cut-off, out-of-distribution gate)."
-    d = decide(p, std, self.threshold, self.max_uncertainty, None if in_distribution is None else [in_distribution], allow_ood)
+    ("The bundle's decision for one forecast "
+     "(`itff.core.decide`: threshold, uncertainty cut-off, out-of-distribution gate).")
+    d = decide(p, std, self.threshold, self.max_uncertainty, None if in_distribution is None else [in_distribution],
+               allow_ood)
     return {k: bool(v[0]) for k, v in d.items()}
 
 @patch_to(Predictor)
 def ood_check(self, window) -> dict:
-    "The out-of-distribution score of one unscaled (window, F) array and whether it is within the gate's threshold (None without a gate)."
+    ("The out-of-distribution score of one unscaled (window, F) array "
+     "and whether it is within the gate's threshold (None without a gate).")
     return self._ood_verdict(self._scaled(window))
 
 @patch_to(Predictor)
@@ -112,46 +126,71 @@ def _ood_verdict(self, x:np.ndarray) -> dict:
     s, ok = self.ood(x[None])
     return {"ood_score": float(s[0]), "in_distribution": bool(ok[0])}
 
+# %% ../nbs/22_predictor.ipynb #a55036b1
 @patch_to(Predictor)
-def predict_window(self, window, mc_samples:int|None=None, allow_ood:bool=False) -> dict:
-    "Calibrated probability, MC mean/std, entropy, mutual information, out-of-distribution score and decision for one (window, F) array."
+def predict_window(self,
+                   window, # one unscaled (window, F) feature array
+                   mc_samples:int|None=None, # MC passes per member (default: the predictor's)
+                   allow_ood:bool=False, # decide even when the window is out of distribution
+                  ) -> dict:
+    ("Calibrated probability, MC mean/std, entropy, mutual information, out-of-distribution score "
+     "and decision for one (window, F) array.")
     n, x = self._checked_n(mc_samples), self._scaled(window)   # scaled once, for the MC passes and the gate
     s, ood = mc_summary(self._mc(x, n)[:, None]), self._ood_verdict(x)
     p = float(self.bundle.calibrator(s["mean"])[0])
-    return {"probability": p, "mc_mean": float(s["mean"][0]), "mc_std": float(s["std"][0]), "entropy": float(s["entropy"][0]),
+    return {"probability": p, "mc_mean": float(s["mean"][0]), "mc_std": float(s["std"][0]),
+            "entropy": float(s["entropy"][0]),
             "expected_entropy": float(s["expected_entropy"][0]), "mutual_info": float(s["mutual_info"][0]),
-            **ood, **self._decide(p, float(s["std"][0]), ood["in_distribution"], allow_ood), "threshold": self.threshold, "max_uncertainty": self.max_uncertainty, "skill": self.skill,
+            **ood, **self._decide(p, float(s["std"][0]), ood["in_distribution"], allow_ood),
+            "threshold": self.threshold, "max_uncertainty": self.max_uncertainty, "skill": self.skill,
             "mc_samples": self._n(mc_samples) * len(self._fns), "model": self.bundle.info()}
 
 # %% ../nbs/22_predictor.ipynb #73d46ce4
-def last_run(ohlcv:pd.DataFrame, timeframe:str) -> tuple[pd.DataFrame, bool]:
+def last_run(ohlcv:pd.DataFrame, # validated candles
+             timeframe:str, # their bar length
+            ) -> tuple[pd.DataFrame, bool]:
     "The last gap-free run of bars, and whether a gap came before it."
     breaks = np.flatnonzero(np.diff(ohlcv.index.as_unit("ns").asi8) != timeframe_delta(timeframe).value)
     return (ohlcv.iloc[breaks[-1] + 1:], True) if len(breaks) else (ohlcv, False)
 
+# %% ../nbs/22_predictor.ipynb #3679babe
 @patch_to(Predictor)
 def window_from_candles(self, candles:pd.DataFrame) -> tuple[np.ndarray, pd.Timestamp]:
-    "The last (window, F) feature array built from `candles` (through `candle_windows`, as in training), and the bar it ends at."
+    ("The last (window, F) feature array built from `candles` (through `candle_windows`, as in training), "
+     "and the bar it ends at.")
     ohlcv = validate_ohlcv(candles, "candles", self.timeframe)
     need, recent, gap = self.candles_needed, *last_run(ohlcv, self.timeframe)
     if len(recent) < need:
-        raise DataError(f"candles: need {need} consecutive {self.timeframe} bars ending at the last one (window {self.window} + "
-                        f"{need - self.window} bars of history, so the features match training's within 1e-3 of a training std); "
+        raise DataError(f"candles: need {need} consecutive {self.timeframe} bars ending at the last one "
+                        f"(window {self.window} + "
+                        f"{need - self.window} bars of history, so the features match training's "
+                        f"within 1e-3 of a training std); "
                         f"got {len(recent)}" + (f" after a gap at {recent.index[0]}" if gap else ""))
-    sent = pd.DataFrame(0.0, index=recent.index, columns=SENTIMENT_COLUMNS) if any(f.startswith("sent_") for f in self.features) else None
+    sent = (pd.DataFrame(0.0, index=recent.index, columns=SENTIMENT_COLUMNS)
+            if any(f.startswith("sent_") for f in self.features) else None)
     feats = candle_features(recent, sent, self.features, self.timeframe)
     last = candle_windows(recent, self.window, self.timeframe, features=feats, keep=lambda ix: ix == recent.index[-1])
-    if len(last.y) == 0: raise DataError(f"candles: the features of the last {self.window} bars are not all finite (check the candles)")
+    if len(last.y) == 0:
+        raise DataError(f"candles: the features of the last {self.window} bars are not all finite (check the candles)")
     return last.X[0], ohlcv.index[-1]
 
+# %% ../nbs/22_predictor.ipynb #de709632
 @patch_to(Predictor)
-def predict_candles(self, candles:pd.DataFrame, mc_samples:int|None=None, allow_ood:bool=False) -> dict:
+def predict_candles(self,
+                    candles:pd.DataFrame, # recent OHLCV rows with a timestamp
+                    mc_samples:int|None=None, # MC passes per member (default: the predictor's)
+                    allow_ood:bool=False, # decide even when the window is out of distribution
+                   ) -> dict:
     "Forecast for the bar after the last of `candles` (OHLCV rows with a timestamp)."
     x, last = self.window_from_candles(candles)
-    used, recommended = len(last_run(validate_ohlcv(candles, "candles", self.timeframe), self.timeframe)[0]), self.candles_needed + FEATURE_WARMUP
-    warning = None if used >= recommended else (f"{used} consecutive bars used; {recommended} recommended (window + {recommended - self.window}) for features "
-                                                f"identical to training's; with fewer they agree within 1e-3 of a training std")
-    return {**self.predict_window(x, mc_samples, allow_ood), "bar_time": str(last), "horizon_bars": self.horizon, "candles_used": used, "warning": warning}
+    used = len(last_run(validate_ohlcv(candles, "candles", self.timeframe), self.timeframe)[0])
+    recommended = self.candles_needed + FEATURE_WARMUP
+    warning = None if used >= recommended else (f"{used} consecutive bars used; {recommended} recommended "
+                                                f"(window + {recommended - self.window}) for features "
+                                                f"identical to training's; with fewer they agree within 1e-3 "
+                                                f"of a training std")
+    return {**self.predict_window(x, mc_samples, allow_ood), "bar_time": str(last), "horizon_bars": self.horizon,
+            "candles_used": used, "warning": warning}
 
 # %% ../nbs/22_predictor.ipynb #39eb38bb
 @patch_to(Predictor)
@@ -159,19 +198,29 @@ def age(self, now=None) -> pd.Timedelta:
     "Time since the last candle the bundle was trained, calibrated or decided on."
     return (to_utc(now) if now is not None else pd.Timestamp.now(tz="UTC")) - self.trained_through
 
+# %% ../nbs/22_predictor.ipynb #3a8dfb03
 @patch_to(Predictor)
-def freshness(self, max_age:pd.Timedelta|None, now=None) -> dict:
+def freshness(self,
+              max_age:pd.Timedelta|None, # the oldest a bundle may be (None: never stale)
+              now=None, # the time to measure from (default: now)
+             ) -> dict:
     "Age in hours, the limit, and whether the bundle is older than `max_age` (None: never stale)."
     age = self.age(now)
     return {"trained_through": str(self.trained_through), "age_hours": round(age / pd.Timedelta(hours=1), 2),
-            "max_age_hours": None if max_age is None else round(max_age / pd.Timedelta(hours=1), 2), "stale": bool(max_age is not None and age > max_age)}
+            "max_age_hours": None if max_age is None else round(max_age / pd.Timedelta(hours=1), 2),
+            "stale": bool(max_age is not None and age > max_age)}
 
 # %% ../nbs/22_predictor.ipynb #976a4685
 @patch_to(Predictor)
-def predict_windows(self, X, mc_samples:int|None=None, chunk:int=256) -> pd.DataFrame:
+def predict_windows(self,
+                    X, # unscaled windows (N, window, F)
+                    mc_samples:int|None=None, # MC passes per member (default: the predictor's)
+                    chunk:int=256, # windows per batched MC pass
+                   ) -> pd.DataFrame:
     "Per-row calibrated probability and MC summary for unscaled windows (N, window, F)."
     X = np.asarray(X, "float64")
-    if X.ndim != 3 or X.shape[1:] != (self.window, len(self.features)): raise DataError(f"windows: expected shape (N, {self.window}, {len(self.features)}), got {X.shape}")
+    if X.ndim != 3 or X.shape[1:] != (self.window, len(self.features)):
+        raise DataError(f"windows: expected shape (N, {self.window}, {len(self.features)}), got {X.shape}")
     Xs = self.bundle.scaler.transform(X)
     s = mc_summary(ensemble_samples(self.bundle.models, Xs, self._n(mc_samples), seed=self.seed, chunk=chunk))
     out = pd.DataFrame({"probability": self.bundle.calibrator(s["mean"]), "mc_mean": s["mean"], "mc_std": s["std"],

@@ -6,7 +6,7 @@ Docs: https://itff.github.io/itff/predlog.html.md"""
 
 # %% ../nbs/23_predlog.ipynb #367bbe11
 from __future__ import annotations
-import json, logging, os, sqlite3, threading
+import json, logging, math, os, sqlite3, threading
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
@@ -24,26 +24,39 @@ def prediction_db_path(env=None) -> Path:
     env = os.environ if env is None else env
     return Path(env.get("ITFF_PREDICTION_DB") or get_settings(env).home/"predictions.db").expanduser()
 
+# %% ../nbs/23_predlog.ipynb #7187589b
 def monitor_path(env=None) -> Path:
     "The monitor's JSON result: `$ITFF_MONITOR_FILE`, else `monitor.json` in the reports folder."
     env = os.environ if env is None else env
     return Path(env.get("ITFF_MONITOR_FILE") or get_settings(env).reports_dir/"monitor.json").expanduser()
 
+
 # %% ../nbs/23_predlog.ipynb #b150b2f1
-COLUMNS = {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "logged_at": "TEXT NOT NULL", "request_id": "TEXT", "source": "TEXT",
+COLUMNS = {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "logged_at": "TEXT NOT NULL", "request_id": "TEXT",
+           "source": "TEXT",
            "bundle_id": "TEXT", "bundle_sha": "TEXT NOT NULL", "symbol": "TEXT", "timeframe": "TEXT", "target": "TEXT",
-           "model_type": "TEXT", "label": "TEXT", "bar_time": "TEXT", "horizon_bars": "INTEGER",   # bar_time NULL: a window sent without its time (never resolved)
-           "probability": "REAL", "mc_std": "REAL", "mutual_info": "REAL", "ood_score": "REAL", "in_distribution": "INTEGER",
+           # bar_time NULL: a window sent without its time (never resolved)
+           "model_type": "TEXT", "label": "TEXT", "bar_time": "TEXT", "horizon_bars": "INTEGER",
+           "probability": "REAL", "mc_std": "REAL", "mutual_info": "REAL", "ood_score": "REAL",
+           "in_distribution": "INTEGER",
            "decision": "INTEGER", "threshold": "REAL", "outcome": "REAL", "resolved_at": "TEXT"}
+_TIMES = ("logged_at", "bar_time", "resolved_at")
+
+# %% ../nbs/23_predlog.ipynb #3cbe27da
 SCHEMA = (f"CREATE TABLE IF NOT EXISTS forecasts ({', '.join(f'{k} {v}' for k, v in COLUMNS.items())});\n"
           "CREATE INDEX IF NOT EXISTS forecasts_sha_bar ON forecasts(bundle_sha, bar_time);\n"
           "CREATE INDEX IF NOT EXISTS forecasts_outcome ON forecasts(outcome);")
-WRITABLE = frozenset(COLUMNS) - {"id"}
-WAL_LIMIT_PAGES = 4000   # checkpoint inline only if the WAL outgrows the background checkpoints (sustained bursts)
-_TIMES = ("logged_at", "bar_time", "resolved_at")
 
+# %% ../nbs/23_predlog.ipynb #2914274f
+WRITABLE = frozenset(COLUMNS) - {"id"}
+
+# %% ../nbs/23_predlog.ipynb #ef367638
+WAL_LIMIT_PAGES = 4000   # checkpoint inline only if the WAL outgrows the background checkpoints (sustained bursts)
+
+# %% ../nbs/23_predlog.ipynb #c437db92
 class PredictionLogError(ITFFError):
     "The prediction log cannot be opened, read or written."
+
 
 # %% ../nbs/23_predlog.ipynb #5a07d809
 def _iso(t) -> str: return to_utc(t).isoformat()
@@ -60,10 +73,12 @@ def _complete_row(row:dict) -> dict:
     "`row` checked, with `logged_at` (now) and `horizon_bars` (from the label) filled in when absent."
     if not isinstance(row, dict) or not row.keys() <= WRITABLE:
         bad = sorted(set(row) - WRITABLE) if isinstance(row, dict) else type(row).__name__
-        raise PredictionLogError(f"unknown prediction log column(s) {bad}; expected some of {[c for c in COLUMNS if c != 'id']}")
+        raise PredictionLogError(f"unknown prediction log column(s) {bad}; "
+                                 f"expected some of {[c for c in COLUMNS if c != 'id']}")
     if row.get("bundle_sha") is None: raise PredictionLogError("a logged forecast needs its bundle_sha")
     extra = {} if "logged_at" in row else {"logged_at": datetime.now(timezone.utc)}
-    if "horizon_bars" not in row and isinstance(row.get("label"), dict): extra["horizon_bars"] = row["label"].get("horizon")
+    if "horizon_bars" not in row and isinstance(row.get("label"), dict):
+        extra["horizon_bars"] = row["label"].get("horizon")
     return {**extra, **row} if extra else row
 
 def _checkpointer(path:Path, stop:threading.Event, wake:threading.Event, every_s:float=30.0):
@@ -73,8 +88,11 @@ def _checkpointer(path:Path, stop:threading.Event, wake:threading.Event, every_s
         while not stop.is_set():
             wake.wait(every_s); wake.clear()
             if stop.is_set(): break                                           # closing: the last connection checkpoints
-            try: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()     # PASSIVE: never waits for, nor blocks, a writer; fetchall ends the statement (an open one would pin the WAL)
-            except sqlite3.Error as e: logging.getLogger("itff.monitor").warning("%s: WAL checkpoint failed (%s)", path, e)
+            # PASSIVE: never waits for, nor blocks, a writer;
+            # fetchall ends the statement (an open one would pin the WAL)
+            try: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as e:
+                logging.getLogger("itff.monitor").warning("%s: WAL checkpoint failed (%s)", path, e)
     finally: conn.close()
 
 # %% ../nbs/23_predlog.ipynb #6cbd8e0f
@@ -82,8 +100,10 @@ class PredictionLog:
     "Append-only log of served forecasts in SQLite (WAL); safe across threads and processes."
     def __init__(self, path, timeout:float=5.0, checkpoint_every:int=200):
         self.path, self.lock, self._inserts, self.conn = Path(path).expanduser(), threading.Lock(), {}, None
-        self.checkpoint_every, self._since, self._stop, self._wake = checkpoint_every, 0, threading.Event(), threading.Event()
-        if self.path.is_dir(): raise PredictionLogError(f"{self.path}: is a directory; the prediction log must be a file path")
+        self.checkpoint_every, self._since = checkpoint_every, 0
+        self._stop, self._wake = threading.Event(), threading.Event()
+        if self.path.is_dir():
+            raise PredictionLogError(f"{self.path}: is a directory; the prediction log must be a file path")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False, isolation_level=None)
@@ -91,19 +111,25 @@ class PredictionLog:
             self.journal_mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(SCHEMA)
-            if checkpoint_every: self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")   # the background thread's safety net
+            # the background thread's safety net
+            if checkpoint_every: self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")
         except (sqlite3.Error, OSError) as e:
             if self.conn is not None: self.conn.close()
             raise PredictionLogError(f"{self.path}: cannot open the prediction log ({e})") from e
-        if self.journal_mode != "wal": logging.getLogger("itff.monitor").warning("%s: WAL unavailable, journal mode %s", self.path, self.journal_mode)
-        if checkpoint_every: threading.Thread(target=_checkpointer, args=(self.path, self._stop, self._wake), daemon=True, name="itff-wal-checkpoint").start()
+        if self.journal_mode != "wal":
+            logging.getLogger("itff.monitor").warning("%s: WAL unavailable, journal mode %s", self.path,
+                                                      self.journal_mode)
+        if checkpoint_every:
+            threading.Thread(target=_checkpointer, args=(self.path, self._stop, self._wake), daemon=True,
+                             name="itff-wal-checkpoint").start()
 
     def append(self, row:dict) -> int:
         "Insert `row` (column → value) as its own committed transaction; its id. Raises `PredictionLogError`."
         row = _complete_row(row)
         keys = tuple(row)
         if (sql := self._inserts.get(keys)) is None:
-            sql = self._inserts[keys] = f"INSERT INTO forecasts ({', '.join(keys)}) VALUES ({', '.join('?' * len(keys))})"
+            sql = self._inserts[keys] = (f"INSERT INTO forecasts ({', '.join(keys)}) "
+                                         f"VALUES ({', '.join('?' * len(keys))})")
         try:
             vals = [_sql_value(k, v) for k, v in row.items()]
             with self.lock:
@@ -134,8 +160,12 @@ def __exit__(self:PredictionLog, *a): self.close()
 @patch
 def __repr__(self:PredictionLog): return f"PredictionLog({str(self.path)!r})"
 
+# %% ../nbs/23_predlog.ipynb #8d884ae8
 @patch
-def rows(self:PredictionLog, bundle_sha:str|None=None, resolved:bool|None=None) -> pd.DataFrame:
+def rows(self:PredictionLog,
+         bundle_sha:str|None=None, # only this bundle's forecasts (default: all)
+         resolved:bool|None=None, # only resolved (True) or unresolved (False) ones (default: both)
+        ) -> pd.DataFrame:
     "Logged forecasts, oldest first (of one bundle; only resolved or unresolved ones); times as UTC timestamps."
     where, params = [], []
     if bundle_sha is not None: where.append("bundle_sha = ?"); params.append(bundle_sha)
@@ -143,14 +173,20 @@ def rows(self:PredictionLog, bundle_sha:str|None=None, resolved:bool|None=None) 
     sql = "SELECT * FROM forecasts" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
     try:
         with self.lock: df = pd.read_sql_query(sql, self.conn, params=params)
-    except (sqlite3.Error, AttributeError, pd.errors.DatabaseError) as e: raise PredictionLogError(f"{self.path}: cannot read the prediction log ({e})") from e
+    except (sqlite3.Error, AttributeError, pd.errors.DatabaseError) as e:
+        raise PredictionLogError(f"{self.path}: cannot read the prediction log ({e})") from e
     for c in _TIMES: df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601")
-    for c in ("probability", "mc_std", "mutual_info", "ood_score", "in_distribution", "decision", "threshold", "outcome"): df[c] = df[c].astype("float64")
+    for c in ("probability", "mc_std", "mutual_info", "ood_score", "in_distribution", "decision", "threshold",
+              "outcome"): df[c] = df[c].astype("float64")
     return df
 
 # %% ../nbs/23_predlog.ipynb #2c4b4807
 @patch
-def set_outcomes(self:PredictionLog, ids, outcomes, resolved_at=None) -> int:
+def set_outcomes(self:PredictionLog,
+                 ids, # forecast ids
+                 outcomes, # their outcomes (0/1; NaN or None: skipped)
+                 resolved_at=None, # when they were resolved (default: now)
+                ) -> int:
     "Record the outcome of each forecast in `ids` that has none yet (NaN outcomes are skipped); how many were recorded."
     at = _iso(resolved_at if resolved_at is not None else datetime.now(timezone.utc))
     todo = [(float(o), at, int(i)) for i, o in zip(ids, outcomes) if o is not None and not math.isnan(o)]
@@ -159,9 +195,11 @@ def set_outcomes(self:PredictionLog, ids, outcomes, resolved_at=None) -> int:
             cur = self.conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                cur.executemany("UPDATE forecasts SET outcome = ?, resolved_at = ? WHERE id = ? AND outcome IS NULL", todo)
+                cur.executemany("UPDATE forecasts SET outcome = ?, resolved_at = ? WHERE id = ? AND outcome IS NULL",
+                                todo)
                 n = max(cur.rowcount, 0)
             except BaseException: cur.execute("ROLLBACK"); raise
             cur.execute("COMMIT")
             return n
-    except (sqlite3.Error, AttributeError) as e: raise PredictionLogError(f"{self.path}: cannot record outcomes ({e})") from e
+    except (sqlite3.Error, AttributeError) as e:
+        raise PredictionLogError(f"{self.path}: cannot record outcomes ({e})") from e

@@ -16,7 +16,7 @@ import pandas as pd
 from fastcore.script import call_parse
 from tqdm import tqdm
 from .core import *
-from .artifacts import BundleError, bundle_path, bundle_sha, verify_bundle
+from .artifacts import BundleError, bundle_path, bundle_sha, stored_config, verify_bundle
 from .cluster import dask_client, folder_bytes, install_outputs, run_tasks
 from .data import bundled_path
 from .rescore import evaluate_bundle
@@ -41,51 +41,76 @@ def template_path(name:str="evaluation.ipynb") -> Path:
     if not p.exists(): raise ITFFError(f"template {name!r} not found in {p.parent}; reinstall itff")
     return p
 
+# %% ../nbs/26_reports.ipynb #014de772
 def template_parameters(path=None) -> dict:
     "Names and defaults (as source text) of the template's `parameters` cell."
     import papermill as pm
     return {k: v["default"] for k, v in pm.inspect_notebook(str(path or template_path())).items()}
 
 # %% ../nbs/26_reports.ipynb #7ef70de7
-def evaluate_report(symbol:str, timeframe:str, label:str, model_type:str, # which bundle
-                    mc_samples:int|None=None, threshold:float|None=None, # None: as stored in the bundle
-                    data=None, start=None, # candles and first scored bar (None: the bundle's source and test start)
-                    output=None, models_dir=None, n_boot:int=300) -> tuple[dict, dict, Path]:
+def evaluate_report(symbol:str, # pair, e.g. BTCUSDT
+                    timeframe:str, # bar size, e.g. 1h
+                    label:str, # label name, e.g. direction
+                    model_type:str, # model type, e.g. lstm
+                    mc_samples:int|None=None, # MC-dropout samples (None: as stored in the bundle)
+                    threshold:float|None=None, # decision threshold (None: as stored in the bundle)
+                    data=None, # candles to score (None: the bundle's source)
+                    start=None, # first scored bar (None: the bundle's test start)
+                    output=None, # reports folder (None: the settings' reports_dir)
+                    models_dir=None, # bundles folder (None: the settings' models_dir)
+                    n_boot:int=300, # bootstrap resamples for CIs and paired tests
+                   ) -> tuple[dict, dict, Path]:
     "Score the bundle as `itff-evaluate --bundle` does; returns (metrics, bundle meta, report folder)."
-    path, eid = bundle_path(symbol, timeframe, label, model_type, models_dir), experiment_id(symbol, timeframe, label, model_type)
+    path, eid = (bundle_path(symbol, timeframe, label, model_type, models_dir),
+                 experiment_id(symbol, timeframe, label, model_type))
     if not path.exists(): raise BundleError(f"{path}: no bundle here; train it with itff-pipeline or itff-train")
     out = Path(output or get_settings().reports_dir)
     metrics = evaluate_bundle(path, data, start, out, mc_samples, threshold, n_boot, log=lambda s: None, name=eid)
     return metrics, json.loads((path/"meta.json").read_text()), out/eid
 
 # %% ../nbs/26_reports.ipynb #8ff2996f
-def report_facts(metrics:dict, meta:dict) -> pd.DataFrame:
+def report_facts(metrics:dict, # `evaluate_report`'s metrics
+                 meta:dict, # the bundle's meta.json
+                ) -> pd.DataFrame:
     "The run's facts as a two-column table: bundle, data, periods, base rates, calibrator, threshold, MC samples."
     t, th = metrics["test"], metrics["at_threshold"]["model"]["threshold"]
-    rows = {"bundle": f"{metrics['id']} (sha256 {metrics['bundle_sha256'][:12]}…)", "label": metrics["label"]["definition"],
-            "data": metrics["data"], "trained on": f"{meta['data_range'][0][:10]} … {meta['val_start'][:10]} (validation from {meta['val_start'][:10]})",
+    rows = {"bundle": f"{metrics['id']} (sha256 {metrics['bundle_sha256'][:12]}…)",
+            "label": metrics["label"]["definition"], "data": metrics["data"],
+            "trained on": f"{meta['data_range'][0][:10]} … {meta['val_start'][:10]} "
+                          f"(validation from {meta['val_start'][:10]})",
             "scored on": f"{t['first'][:16]} … {t['last'][:16]} ({t['n']:,} bars)",
-            "base rate": f"training {t['base_rate_train']:.3f}, reference {t.get('base_rate_reference', t['base_rate_train']):.3f}, scored bars {t['base_rate_test']:.3f}",
-            "calibrator": metrics["calibrator"]["kind"], "decision threshold": f"{th:.2f} ({meta.get('decision', {}).get('rule', 'as stored')})",
+            "base rate": f"training {t['base_rate_train']:.3f}, "
+                         f"reference {t.get('base_rate_reference', t['base_rate_train']):.3f}, "
+                         f"scored bars {t['base_rate_test']:.3f}",
+            "calibrator": metrics["calibrator"]["kind"],
+            "decision threshold": f"{th:.2f} ({meta.get('decision', {}).get('rule', 'as stored')})",
             "validation skill": skill_words(meta.get("skill")), "MC samples": str(metrics["mc_samples"])}
     return pd.DataFrame({"value": rows}).rename_axis("")
 
 # %% ../nbs/26_reports.ipynb #05070d85
-FORECAST_NAMES = {"model": "{m} (calibrated)", "model_raw": "{m} (raw MC mean)", "climatology": "climatology (validation base rate)",
+FORECAST_NAMES = {"model": "{m} (calibrated)", "model_raw": "{m} (raw MC mean)",
+                  "climatology": "climatology (validation base rate)",
                   "climatology_train": "climatology (training base rate)",
                   "logistic": "logistic regression", "gbm": "gradient boosting"}
 
-def comparison_table(metrics:dict, model_name:str="model") -> pd.DataFrame:
+# %% ../nbs/26_reports.ipynb #a4562176
+def comparison_table(metrics:dict, # `evaluate_report`'s metrics
+                     model_name:str="model", # the model's name in the row labels
+                    ) -> pd.DataFrame:
     "AUC and Brier with 95% CIs, BSS, ECE and paired-test p-values per forecast, with readable names."
     t = headline_table(metrics)
     return t.rename(index=lambda k: FORECAST_NAMES.get(k, k).format(m=model_name))
 
 # %% ../nbs/26_reports.ipynb #c4cd4074
 def _versus(v:dict, alpha:float) -> str:
-    how = "**beats**" if v["beats"] else "is **worse than**" if v["p"] < alpha and v["diff"] > 0 else "does **not** beat"
+    how = ("**beats**" if v["beats"] else "is **worse than**" if v["p"] < alpha and v["diff"] > 0
+           else "does **not** beat")
     return f"{how} {v['name']} (Brier {v['diff']:+.5f}, p = {v['p']:.3f})"
 
-def plain_verdict(metrics:dict, model_name:str="the model", alpha:float=0.05) -> str:
+def plain_verdict(metrics:dict, # `evaluate_report`'s metrics
+                  model_name:str="the model", # how the verdict names the model
+                  alpha:float=0.05, # significance level of each paired test
+                 ) -> str:
     "A paragraph in plain words: does the calibrated model beat climatology and gradient boosting, at what p?"
     r, t = metrics["comparison"]["model"], metrics["test"]
     vs = verdict_parts(r, alpha)                                # the one verdict rule (itff.evaluation)
@@ -99,14 +124,18 @@ def plain_verdict(metrics:dict, model_name:str="the model", alpha:float=0.05) ->
     text += (f"the win over {' and '.join(held)} holds." if held else "no win holds.")
     ref = t.get("base_rate_reference", t["base_rate_train"])
     if abs(t["base_rate_test"] - ref) > 0.05:
-        text += (f" The base rate moved from {ref:.3f} (the reference climatology's) to {t['base_rate_test']:.3f} on these bars: "
+        text += (f" The base rate moved from {ref:.3f} (the reference climatology's) "
+                 f"to {t['base_rate_test']:.3f} on these bars: "
                  "the model's calibration was fitted before that drift too.")
     return text
 
 # %% ../nbs/26_reports.ipynb #183ef009
 REPORT_FIGURES = ("roc", "pr", "reliability", "threshold_sweep", "coverage", "uncertainty", "backtest")
 
-def show_figure(folder, name:str):
+# %% ../nbs/26_reports.ipynb #61577020
+def show_figure(folder, # the report folder `evaluate_report` returned
+                name:str, # which figure, one of `REPORT_FIGURES`
+               ):
     "The report figure `name` (one of `REPORT_FIGURES`) from `folder`, for display."
     from IPython.display import Image
     if name not in REPORT_FIGURES: raise ITFFError(f"unknown figure {name!r}; expected one of {REPORT_FIGURES}")
@@ -116,30 +145,47 @@ def show_figure(folder, name:str):
 
 # %% ../nbs/26_reports.ipynb #54a35e14
 def _with_ci(v, ci, fmt:str) -> str:
-    return "—" if v is None or pd.isna(v) else f"{v:{fmt}}" + ("" if ci is None or any(pd.isna(c) for c in ci) else f" [{ci[0]:{fmt}}, {ci[1]:{fmt}}]")
+    return "—" if v is None or pd.isna(v) else f"{v:{fmt}}" + (
+        "" if ci is None or any(pd.isna(c) for c in ci) else f" [{ci[0]:{fmt}}, {ci[1]:{fmt}}]")
 
-def ood_summary(metrics:dict, meta:dict|None=None) -> tuple[pd.DataFrame|None, str]:
-    "The out-of-distribution gate on the scored bars: a table of flagged vs in-distribution bars, and its verdict in words."
+def ood_summary(metrics:dict, # `evaluate_report`'s metrics
+                meta:dict|None=None, # the bundle's meta.json, for the gate's rule
+               ) -> tuple[pd.DataFrame|None, str]:
+    "The out-of-distribution gate on the scored bars: flagged vs in-distribution bars, and its verdict in words."
     o = metrics.get("ood")
-    if not o: return None, "This bundle has no out-of-distribution gate (it was trained before ITFF had one): retrain it to get one."
-    rows = {name: {"bars": f"{n:,}", "Brier": _with_ci(o[f"brier_{k}"], o[f"brier_{k}_ci"], ".4f"), "ECE": _with_ci(o[f"ece_{k}"], o[f"ece_{k}_ci"], ".4f")}
-            for name, k, n in (("flagged (out of distribution)", "flagged", o["n_flagged"]), ("in distribution", "in_distribution", o["n"] - o["n_flagged"]))}
+    if not o:
+        return None, ("This bundle has no out-of-distribution gate (it was trained before ITFF had one): "
+                      "retrain it to get one.")
+    rows = {name: {"bars": f"{n:,}", "Brier": _with_ci(o[f"brier_{k}"], o[f"brier_{k}_ci"], ".4f"),
+                   "ECE": _with_ci(o[f"ece_{k}"], o[f"ece_{k}_ci"], ".4f")}
+            for name, k, n in (("flagged (out of distribution)", "flagged", o["n_flagged"]),
+                               ("in distribution", "in_distribution", o["n"] - o["n_flagged"]))}
     rule = ((meta or {}).get("ood") or {}).get("rule", "the threshold chosen on validation")
-    text = (f"{o['share_flagged']:.1%} of the {o['n']:,} scored bars were out of distribution ({rule}); the decisions abstained on them. "
+    text = (f"{o['share_flagged']:.1%} of the {o['n']:,} scored bars were out of distribution ({rule}); "
+            "the decisions abstained on them. "
             f"{o['verdict'][0].upper()}{o['verdict'][1:]}.")
     return pd.DataFrame(rows).T, text
 
-def live_summary(sha:str, path=None) -> tuple[pd.DataFrame|None, str]:
-    "itff-monitor's latest live scores of the bundle with sha256 `sha` (from `monitor_path()` or `path`), and a sentence with the alarm."
+# %% ../nbs/26_reports.ipynb #1895a18f
+def live_summary(sha:str, # the bundle's sha256
+                 path=None, # itff-monitor's JSON (None: `monitor_path()`)
+                ) -> tuple[pd.DataFrame|None, str]:
+    "itff-monitor's latest live scores of the bundle with sha256 `sha`, and a sentence with the alarm."
     p = Path(path or monitor_path())
     try: b = json.loads(p.read_text()).get("bundles", {}).get(sha)
     except (OSError, ValueError): b = None
-    if not b or not b.get("n"): return None, f"No resolved live forecasts of this bundle yet (itff-monitor's results: {p})."
+    if not b or not b.get("n"):
+        return None, f"No resolved live forecasts of this bundle yet (itff-monitor's results: {p})."
     row = {"resolved forecasts": f"{b['n']:,} ({str(b['first_bar'])[:16]} … {str(b['last_bar'])[:16]})",
-           "Brier": _with_ci(b["brier"], b.get("brier_ci"), ".4f"), "BSS vs validation climatology": _with_ci(b["bss"], b.get("bss_ci"), "+.4f"),
-           "ECE": _with_ci(b["ece"], b.get("ece_ci"), ".4f"), "hit rate of decisions": _with_ci(b.get("hit_rate"), b.get("hit_rate_ci"), ".3f") + f" ({b.get('n_decisions', 0)} decisions)"}
-    text = ("**Calibration alarm**: " + "; ".join(b["alarm_reasons"]) + ". Retrain or stop acting on this bundle." if b["alarm"] else
-            "No calibration alarm: live calibration is within what validation showed" + (f" ({'; '.join(b['alarm_reasons'])})" if b.get("alarm_reasons") else "") + ".")
+           "Brier": _with_ci(b["brier"], b.get("brier_ci"), ".4f"),
+           "BSS vs validation climatology": _with_ci(b["bss"], b.get("bss_ci"), "+.4f"),
+           "ECE": _with_ci(b["ece"], b.get("ece_ci"), ".4f"),
+           "hit rate of decisions": _with_ci(b.get("hit_rate"), b.get("hit_rate_ci"), ".3f")
+                                    + f" ({b.get('n_decisions', 0)} decisions)"}
+    text = ("**Calibration alarm**: " + "; ".join(b["alarm_reasons"]) + ". Retrain or stop acting on this bundle."
+            if b["alarm"] else
+            "No calibration alarm: live calibration is within what validation showed"
+            + (f" ({'; '.join(b['alarm_reasons'])})" if b.get("alarm_reasons") else "") + ".")
     return pd.DataFrame({"live": row}), text
 
 # %% ../nbs/26_reports.ipynb #8818336e
@@ -167,13 +213,20 @@ class ReportJob:
         data = self.params.get("data")
         if data not in (None, "bundled", "ccxt", "yfinance"): data = str(Path(data).resolve())
         return {"symbol": self.symbol, "timeframe": self.timeframe, "label": self.label, "model_type": self.model_type,
-                **self.params, "data": data, "output": str(self.reports_dir.resolve()), "models_dir": str(self.bundle.parent.parent.resolve())}
+                **self.params, "data": data, "output": str(self.reports_dir.resolve()),
+                "models_dir": str(self.bundle.parent.parent.resolve())}
 
 # %% ../nbs/26_reports.ipynb #adc11338
 def _split(s) -> list[str]: return [x.strip() for x in (s.split(",") if isinstance(s, str) else s) if x.strip()]
 
-def plan_reports(symbols, timeframes, labels, models, # lists or comma-separated strings
-                 models_dir=None, reports_dir=None, **params) -> tuple[list[ReportJob], list[str]]:
+def plan_reports(symbols, # pairs: a list or a comma-separated string
+                 timeframes, # bar sizes: a list or a comma-separated string
+                 labels, # labels: a list or a comma-separated string
+                 models, # model types: a list or a comma-separated string
+                 models_dir=None, # bundles folder (None: the settings' models_dir)
+                 reports_dir=None, # reports folder (None: the settings' reports_dir)
+                 **params, # the reports' parameters (`REPORT_PARAMS`)
+                ) -> tuple[list[ReportJob], list[str]]:
     "The jobs of a sweep that have a bundle, and one line for each combination that has none."
     symbols, timeframes, labels, models = (_split(x) for x in (symbols, timeframes, labels, models))
     for tf in timeframes: timeframe_delta(tf)
@@ -187,27 +240,38 @@ def plan_reports(symbols, timeframes, labels, models, # lists or comma-separated
             for lab in labels:
                 for mt in models:
                     path = bundle_path(s, tf, lab, mt, models_dir)
-                    if path.exists(): jobs.append(ReportJob(normalize_symbol(s), tf, lab, mt, path, reports_dir, params))
-                    else: missing.append(f"{experiment_id(s, tf, lab, mt)}: no bundle at {path}; train it with itff-pipeline")
+                    if path.exists():
+                        jobs.append(ReportJob(normalize_symbol(s), tf, lab, mt, path, reports_dir, params))
+                    else:
+                        missing.append(f"{experiment_id(s, tf, lab, mt)}: no bundle at {path}; "
+                                       "train it with itff-pipeline")
     return jobs, missing
 
 # %% ../nbs/26_reports.ipynb #baa34ac2
 REPORT_PARAMS = ("mc_samples", "threshold", "data", "start", "n_boot")   # what a sweep may set; None: the bundle's own
 
+# %% ../nbs/26_reports.ipynb #7d5c01e0
 def data_sha256(job:ReportJob) -> str|None:
     "sha256 of the candles a job scores: the bundled file or a local file; None for network sources."
-    src = job.params.get("data") or json.loads((job.bundle/"meta.json").read_text()).get("source", "bundled")
+    src = (job.params.get("data")
+           or stored_config(json.loads((job.bundle/"meta.json").read_text())).get("source", "bundled"))
     if src == "bundled": return sha256_file(bundled_path(job.symbol, job.timeframe))
     return sha256_file(src) if Path(src).is_file() else None
 
+# %% ../nbs/26_reports.ipynb #57370454
 def fingerprint(job:ReportJob) -> dict:
     "What decides whether a report must be rerun: bundle sha256, data sha256 and parameters."
     sha = bundle_sha(job.bundle) if (job.bundle/"hashes.json").exists() else None
-    return {"bundle_sha256": sha, "data_sha256": data_sha256(job), "params": {k: job.params.get(k) for k in REPORT_PARAMS}}
+    return {"bundle_sha256": sha, "data_sha256": data_sha256(job),
+            "params": {k: job.params.get(k) for k in REPORT_PARAMS}}
 
-def is_unchanged(job:ReportJob, fp:dict) -> bool:
+# %% ../nbs/26_reports.ipynb #02a7b709
+def is_unchanged(job:ReportJob, # the report
+                 fp:dict, # its `fingerprint` now
+                ) -> bool:
     "Did the last run of `job` succeed with the same fingerprint, and are its files still there?"
-    if fp["data_sha256"] is None or not (job.run_file.exists() and job.notebook.exists() and job.html.exists()): return False
+    if fp["data_sha256"] is None or not (job.run_file.exists() and job.notebook.exists() and job.html.exists()):
+        return False
     last = json.loads(job.run_file.read_text())
     if last.get("status") != "ok" or last.get("fingerprint") != fp: return False
     try: verify_bundle(job.bundle)    # a bundle damaged since its last report is rerun, and the report says so
@@ -215,26 +279,36 @@ def is_unchanged(job:ReportJob, fp:dict) -> bool:
     return True
 
 # %% ../nbs/26_reports.ipynb #68c500b6
-def export_html(notebook, path) -> Path:
+def export_html(notebook, # the executed notebook's path
+                path, # the HTML file to write
+               ) -> Path:
     "The executed `notebook` as standalone HTML with input cells and prompts hidden, written atomically."
     from nbconvert import HTMLExporter
-    body, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True).from_filename(str(notebook))
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_filename(str(notebook))
     with atomic_write(path, "w") as f: f.write(body)
     return Path(path)
 
 def _short_verdict(m:dict) -> str:
-    return "; ".join(("beats " if v["beats"] else "does not beat ") + v["ref"] for v in verdict_parts(m["comparison"]["model"]))
+    return "; ".join(("beats " if v["beats"] else "does not beat ") + v["ref"]
+                     for v in verdict_parts(m["comparison"]["model"]))
 
 # %% ../nbs/26_reports.ipynb #1a2a766c
-def summary_row(job:ReportJob, fp:dict, error:str|None, seconds:float) -> dict:
+def summary_row(job:ReportJob, # the report
+                fp:dict, # its `fingerprint`
+                error:str|None, # why the run failed (None: it succeeded)
+                seconds:float, # how long the run took
+               ) -> dict:
     "One line of `summary.csv` for a finished run of `job`."
-    row = {"report": job.id, "symbol": job.symbol, "timeframe": job.timeframe, "label": job.label, "model": job.model_type,
-           "status": "failed" if error else "ok", "error": error or "", "seconds": round(seconds, 1),
+    row = {"report": job.id, "symbol": job.symbol, "timeframe": job.timeframe, "label": job.label,
+           "model": job.model_type, "status": "failed" if error else "ok", "error": error or "",
+           "seconds": round(seconds, 1),
            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "html": job.html.name,
            "bundle_sha256": fp["bundle_sha256"], "data_sha256": fp["data_sha256"]}
     if error: return row
     m = json.loads((job.folder/"metrics.json").read_text()); r = m["comparison"]["model"]
-    return {**row, "auc": round(r["roc_auc"], 4), "auc_ci_low": round(r["roc_auc_ci"][0], 4), "auc_ci_high": round(r["roc_auc_ci"][1], 4),
+    return {**row, "auc": round(r["roc_auc"], 4), "auc_ci_low": round(r["roc_auc_ci"][0], 4),
+            "auc_ci_high": round(r["roc_auc_ci"][1], 4),
             "brier": round(r["brier"], 5), "bss": round(r["bss"], 4), "ece": round(r["ece"], 4),
             "p_vs_climatology": r.get("p_vs_climatology"), "p_vs_gbm": r.get("p_vs_gbm"), "verdict": _short_verdict(m),
             "n_test": m["test"]["n"], "test_first": m["test"]["first"], "test_last": m["test"]["last"]}
@@ -245,7 +319,9 @@ def _error_of(e:Exception) -> str:
     name, value = getattr(e, "ename", None), getattr(e, "evalue", None)
     return f"{name}: {value}" if name else f"{type(e).__name__}: {e}"
 
-def run_report(job:ReportJob, kernel_name:str|None=None) -> dict:
+def run_report(job:ReportJob, # the report to run
+               kernel_name:str|None=None, # Jupyter kernel for papermill (None: the template's)
+              ) -> dict:
     "Run the template for `job` with papermill, export HTML, record run.json; returns the summary row."
     import papermill as pm
     t0, fp, error = time.perf_counter(), fingerprint(job), None
@@ -260,25 +336,30 @@ def run_report(job:ReportJob, kernel_name:str|None=None) -> dict:
     return row
 
 # %% ../nbs/26_reports.ipynb #aeec9c53
-SUMMARY_COLUMNS = ["report", "symbol", "timeframe", "label", "model", "status", "auc", "auc_ci_low", "auc_ci_high", "brier", "bss", "ece",
-                   "p_vs_climatology", "p_vs_gbm", "verdict", "n_test", "test_first", "test_last", "bundle_sha256", "data_sha256",
-                   "seconds", "finished_at", "html", "error"]
+SUMMARY_COLUMNS = ["report", "symbol", "timeframe", "label", "model", "status", "auc", "auc_ci_low", "auc_ci_high",
+                   "brier", "bss", "ece", "p_vs_climatology", "p_vs_gbm", "verdict", "n_test", "test_first",
+                   "test_last", "bundle_sha256", "data_sha256", "seconds", "finished_at", "html", "error"]
 
+# %% ../nbs/26_reports.ipynb #f43fc923
 def read_runs(reports_dir=None) -> pd.DataFrame:
     "Every report's last run under `reports_dir`, one row each, in `SUMMARY_COLUMNS` order."
     runs = sorted(Path(reports_dir or get_settings().reports_dir).glob("*/run.json"))
     rows = [{k: v for k, v in json.loads(p.read_text()).items() if k != "fingerprint"} for p in runs]
     return pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
 
+# %% ../nbs/26_reports.ipynb #f231d400
 def read_summary(reports_dir=None) -> pd.DataFrame:
     "`summary.csv` under `reports_dir`, or an empty frame with its columns when there is none yet."
     p = Path(reports_dir or get_settings().reports_dir)/"summary.csv"
     return pd.read_csv(p) if p.exists() else pd.DataFrame(columns=SUMMARY_COLUMNS)
 
 # %% ../nbs/26_reports.ipynb #7643dd62
-INDEX_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222} table{border-collapse:collapse;font-size:14px}
-th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left} th{background:#f4f4f4} .ok{color:#1a7f37} .failed{color:#cf222e;font-weight:bold}"""
+INDEX_STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222} "
+               "table{border-collapse:collapse;font-size:14px}\n"
+               "th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left} th{background:#f4f4f4} "
+               ".ok{color:#1a7f37} .failed{color:#cf222e;font-weight:bold}")
 
+# %% ../nbs/26_reports.ipynb #fbb6af7f
 def _cell(col:str, v) -> str:
     if col == "html": return f'<a href="{html.escape(str(v))}">report</a>'
     if col == "status": return f'<span class="{html.escape(str(v))}">{html.escape(str(v))}</span>'
@@ -286,17 +367,24 @@ def _cell(col:str, v) -> str:
     if col in ("bundle_sha256", "data_sha256") and isinstance(v, str): return v[:12]
     return html.escape("" if v is None else str(v))
 
-def index_html(summary:pd.DataFrame, title:str="ITFF evaluation reports") -> str:
+def index_html(summary:pd.DataFrame, # one row per report, as `read_runs` gives
+               title:str="ITFF evaluation reports", # the page's title
+              ) -> str:
     "A standalone HTML page: one row per report with its scores, verdict, status and a link."
-    cols = ["report", "status", "auc", "brier", "bss", "ece", "p_vs_climatology", "p_vs_gbm", "verdict", "n_test", "test_first",
-            "test_last", "bundle_sha256", "seconds", "finished_at", "html", "error"]
+    cols = ["report", "status", "auc", "brier", "bss", "ece", "p_vs_climatology", "p_vs_gbm", "verdict", "n_test",
+            "test_first", "test_last", "bundle_sha256", "seconds", "finished_at", "html", "error"]
     head = "".join(f"<th>{c}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(c, r[c])}</td>" for c in cols) + "</tr>\n" for _, r in summary.iterrows())
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c, r[c])}</td>" for c in cols) + "</tr>\n"
+                   for _, r in summary.iterrows())
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{INDEX_STYLE}</style></head><body>"
-            f"<h1>{title}</h1><p>{len(summary)} reports, updated {when}. Scores are the calibrated model's on the scored bars; "
-            f"p-values are paired block-bootstrap tests of the Brier score.</p><table><tr>{head}</tr>\n{body}</table></body></html>")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+            f"<style>{INDEX_STYLE}</style></head><body>"
+            f"<h1>{title}</h1><p>{len(summary)} reports, updated {when}. "
+            "Scores are the calibrated model's on the scored bars; "
+            f"p-values are paired block-bootstrap tests of the Brier score.</p><table><tr>{head}</tr>\n{body}"
+            "</table></body></html>")
 
+# %% ../nbs/26_reports.ipynb #9215c4a5
 def write_index(reports_dir=None) -> pd.DataFrame:
     "Write `summary.csv` and `index.html` from every report's last run; returns the summary."
     reports_dir = Path(reports_dir or get_settings().reports_dir)
@@ -306,28 +394,37 @@ def write_index(reports_dir=None) -> pd.DataFrame:
     return summary
 
 # %% ../nbs/26_reports.ipynb #ce6a68d3
-def _line(row:dict) -> str:
-    if row["status"] == "failed": return f"✗ {row['report']} failed: {row['error']} (see {row['html']})"
-    if row["status"] == "unchanged": return f"= {row['report']} unchanged (same bundle, data and parameters); --force reruns it"
-    return f"✓ {row['report']} ({row['seconds']:.0f}s): AUC {row['auc']:.3f}, BSS {row['bss']:+.4f}, ECE {row['ece']:.4f}; {row['verdict']}"
-
-def report_task(job:ReportJob, bundle_files:dict, data_file:bytes|None, kernel_name:str|None=None) -> dict:
-    "On a Dask worker: rebuild the bundle (and data file) in a scratch folder, run the report there; its files come back as bytes."
+def report_task(job:ReportJob, # the report to run
+                bundle_files:dict, # the bundle's files: relative path → bytes
+                data_file:bytes|None, # the candle file's bytes (None: the job names no local file)
+                kernel_name:str|None=None, # Jupyter kernel for papermill (None: the template's)
+               ) -> dict:
+    "On a Dask worker: rebuild the bundle (and data file) in a scratch folder, run the report, return its files."
     with tempfile.TemporaryDirectory() as d:
         d = Path(d); bundle = d/"models/training"/job.id
-        for rel, data in bundle_files.items(): (bundle/rel).parent.mkdir(parents=True, exist_ok=True); (bundle/rel).write_bytes(data)
+        for rel, data in bundle_files.items():
+            (bundle/rel).parent.mkdir(parents=True, exist_ok=True); (bundle/rel).write_bytes(data)
         params = dict(job.params)
         if data_file is not None: (d/"candles.csv.gz").write_bytes(data_file); params["data"] = str(d/"candles.csv.gz")
         row = run_report(replace(job, bundle=bundle, reports_dir=d/"reports", params=params), kernel_name)
         return {"row": row, "files": folder_bytes(d/"reports")}
 
 def _shipped(job:ReportJob) -> tuple:
-    "What a report task carries to a worker that may not share this disk: the bundle's files, and the candle file if one is named."
+    "What a report task carries to a worker that may not share this disk: the bundle's files, and any candle file."
     data = job.params.get("data")
-    return folder_bytes(job.bundle), Path(data).read_bytes() if data not in (None, "bundled", "ccxt", "yfinance") else None
+    return (folder_bytes(job.bundle),
+            Path(data).read_bytes() if data not in (None, "bundled", "ccxt", "yfinance") else None)
+
+# %% ../nbs/26_reports.ipynb #d559db37
+def _line(row:dict) -> str:
+    if row["status"] == "failed": return f"✗ {row['report']} failed: {row['error']} (see {row['html']})"
+    if row["status"] == "unchanged":
+        return f"= {row['report']} unchanged (same bundle, data and parameters); --force reruns it"
+    return (f"✓ {row['report']} ({row['seconds']:.0f}s): AUC {row['auc']:.3f}, BSS {row['bss']:+.4f}, "
+            f"ECE {row['ece']:.4f}; {row['verdict']}")
 
 def _run_all(todo:list, jobs:int, kernel_name, log, scheduler:str|None=None) -> list[dict]:
-    "Run the reports: one after the other here with one job, else as tasks on Dask (a local cluster of `jobs` workers, or `scheduler`)."
+    "Run the reports one after the other here with one job, else as Dask tasks (`jobs` local workers, or `scheduler`)."
     rows = []
     if not todo: return rows
     if jobs <= 1 and not scheduler:
@@ -336,20 +433,38 @@ def _run_all(todo:list, jobs:int, kernel_name, log, scheduler:str|None=None) -> 
             for j in todo: rows.append(run_report(j, kernel_name)); bar.update(); say(_line(rows[-1]))
         return rows
     with dask_client(scheduler, jobs, log=log) as client:
-        res = run_tasks(client, report_task, {j.id: (j, *_shipped(j), kernel_name) for j in todo}, retries=1, desc="reports", log=log)
+        res = run_tasks(client, report_task, {j.id: (j, *_shipped(j), kernel_name) for j in todo}, retries=1,
+                        desc="reports", log=log)
     for j in todo:
         out, err = res[j.id]
-        if err is None: install_outputs({f"reports/{k}": v for k, v in out["files"].items()}, {"reports": (j.reports_dir, 1)}); rows.append(out["row"])
-        else: rows.append({"report": j.id, "symbol": j.symbol, "timeframe": j.timeframe, "label": j.label, "model": j.model_type, "status": "failed",
-                           "error": f"task failed: {err}", "html": j.html.name})
+        if err is None:
+            install_outputs({f"reports/{k}": v for k, v in out["files"].items()}, {"reports": (j.reports_dir, 1)})
+            rows.append(out["row"])
+        else:
+            rows.append({"report": j.id, "symbol": j.symbol, "timeframe": j.timeframe, "label": j.label,
+                         "model": j.model_type, "status": "failed", "error": f"task failed: {err}",
+                         "html": j.html.name})
         log(_line(rows[-1]))
     return rows
 
 # %% ../nbs/26_reports.ipynb #4b187c64
-def run_reports(symbols="BTCUSDT,ETHUSDT", timeframes="1h,30m", labels="direction,level_up", models="lstm,transformer",
-                data=None, start=None, mc_samples:int|None=None, threshold:float|None=None, n_boot:int=300,
-                jobs:int=1, force:bool=False, models_dir=None, reports_dir=None, kernel_name:str|None=None, log=print,
-                scheduler:str|None=None) -> pd.DataFrame:
+def run_reports(symbols="BTCUSDT,ETHUSDT", # pairs: a list or a comma-separated string
+                timeframes="1h,30m", # bar sizes: a list or a comma-separated string
+                labels="direction,level_up", # labels: a list or a comma-separated string
+                models="lstm,transformer", # model types: a list or a comma-separated string
+                data=None, # candles to score (None: each bundle's own source)
+                start=None, # first scored bar (None: each bundle's test start)
+                mc_samples:int|None=None, # MC-dropout samples (None: as trained)
+                threshold:float|None=None, # decision threshold (None: the bundle's)
+                n_boot:int=300, # bootstrap resamples for CIs and paired tests
+                jobs:int=1, # reports at once; more than 1 runs them as tasks on a local Dask cluster
+                force:bool=False, # rerun reports whose bundle, data and parameters are unchanged
+                models_dir=None, # bundles folder (None: the settings' models_dir)
+                reports_dir=None, # reports folder (None: the settings' reports_dir)
+                kernel_name:str|None=None, # Jupyter kernel for papermill (None: the template's)
+                log=print, # where the one-line progress messages go
+                scheduler:str|None=None, # Dask scheduler to run the reports on (None: here, or a local cluster)
+               ) -> pd.DataFrame:
     "Run the evaluation report of every combination with a bundle; returns this run's rows (ok, failed or unchanged)."
     reports_dir = Path(reports_dir or get_settings().reports_dir)
     planned, missing = plan_reports(symbols, timeframes, labels, models, models_dir, reports_dir,
@@ -373,7 +488,7 @@ def itff_reports(
     timeframes:str="1h,30m", # comma-separated bar sizes
     labels:str="direction,level_up", # comma-separated labels
     models:str="lstm,transformer", # comma-separated model types
-    source:str=None, # candles to score: bundled, a CSV/parquet file, ccxt or yfinance (default: each bundle's own source)
+    source:str=None, # candles to score: bundled, a CSV/parquet file, ccxt or yfinance (default: each bundle's source)
     start:str=None, # first scored bar (default: each bundle's test start); later dates score new months
     mc_samples:int=None, # MC-dropout samples (default: as trained)
     threshold:float=None, # decision threshold (default: the bundle's)
@@ -384,11 +499,13 @@ def itff_reports(
     data:Deprecated=None, # old spelling of --source
     jobs:Annotated[int, {"help": "==SUPPRESS=="}]=None, # old spelling of --workers
 ):
-    "Run the evaluation notebook with papermill for every combination with a bundle; write HTML reports, index.html and summary.csv."
+    ("Run the evaluation notebook with papermill for every combination with a bundle; "
+     "write HTML reports, index.html and summary.csv.")
     with cli_errors():
-        source, workers = renamed_option("--data", "--source", data, source), renamed_option("--jobs", "--workers", jobs, workers)
-        out = run_reports(symbols, timeframes, labels, models, source, start, mc_samples, threshold, n_boot, workers, force,
-                          scheduler=scheduler or os.environ.get("ITFF_DASK_SCHEDULER"))
+        source = renamed_option("--data", "--source", data, source)
+        workers = renamed_option("--jobs", "--workers", jobs, workers)
+        out = run_reports(symbols, timeframes, labels, models, source, start, mc_samples, threshold, n_boot, workers,
+                          force, scheduler=scheduler or os.environ.get("ITFF_DASK_SCHEDULER"))
     s = get_settings().reports_dir
     print(f"\n{len(out)} reports: {(out.status == 'ok').sum()} run, {(out.status == 'unchanged').sum()} unchanged, "
           f"{(out.status == 'failed').sum()} failed; index: {(s/'index.html').resolve()}")

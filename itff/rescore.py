@@ -1,4 +1,4 @@
-"""A saved bundle scored on its own test part or on months it never saw, beside references refitted on its training and validation ranges: `evaluate_bundle`, `evaluate_saved` and `itff-evaluate`.
+"""A saved bundle scored on its test part or on months it never saw, beside references refitted on its own ranges.
 
 Docs: https://itff.github.io/itff/rescore.html.md"""
 
@@ -26,53 +26,81 @@ __all__ = ['check_out_of_sample', 'with_warmup', 'evaluate_bundle', 'evaluate_sa
 def _bundle_windows(ohlcv, spec:LabelSpec, scaler, meta:dict, keep) -> Part:
     "The bundle's windows (its features, scaled with its scaler) ending at the valid bars where `keep(index)` holds."
     cfg = ExperimentConfig.from_meta(meta)
-    sent = sentiment_features(cfg.symbol, spec.timeframe, index=ohlcv.index, delay=cfg.sentiment_delay) if cfg.include_sentiment else None
+    sent = (sentiment_features(cfg.symbol, spec.timeframe, index=ohlcv.index, delay=cfg.sentiment_delay)
+            if cfg.include_sentiment else None)
     return candle_windows(ohlcv, meta["window"], spec.timeframe, spec, scaler, sentiment=sent, keep=keep)
 
 def _same_candles(meta:dict, candles:pd.DataFrame) -> bool:
     "Do `candles` hold exactly the bars the bundle was trained on (its recorded sha256)?"
-    return sha256_frame(candles.loc[to_utc(meta["data_range"][0]):to_utc(meta["data_range"][1])]) == meta["ohlcv_sha256"]
+    first, last = to_utc(meta["data_range"][0]), to_utc(meta["data_range"][1])
+    return sha256_frame(candles.loc[first:last]) == meta["ohlcv_sha256"]
 
 def _training_candles(meta:dict, data:pd.DataFrame, same:bool=False) -> pd.DataFrame:
-    "Candles covering the bundle's training range: `data` if it does (exactly the training bars if `same`), else the bundle's source, sha256-checked."
+    "Candles covering the training range: `data` if it does (exactly the training bars if `same`), else the bundle's."
     first, val_start = to_utc(meta["data_range"][0]), to_utc(meta["val_start"])
     if len(data) and data.index[0] <= first and data.index[-1] >= val_start:
-        if same and not _same_candles(meta, data): raise DataError(f"{meta['id']}: the data differs from what the model was trained on (sha256 mismatch); retrain it")
+        if same and not _same_candles(meta, data):
+            raise DataError(f"{meta['id']}: the data differs from what the model was trained on (sha256 mismatch); "
+                            "retrain it")
         return data
     cfg = ExperimentConfig.from_meta(meta); src = cfg.source
-    if src in ("ccxt", "yfinance"): raise DataError(f"the data file does not cover the training range {first} … {val_start} and the bundle was trained on {src} data: pass a file that covers it")
+    if src in ("ccxt", "yfinance"):
+        raise DataError(f"the data file does not cover the training range {first} … {val_start} and the bundle was "
+                        f"trained on {src} data: pass a file that covers it")
     cand = load_ohlcv(cfg.symbol, meta["timeframe"], src)
     if not _same_candles(meta, cand):
-        raise DataError(f"the candles in {src!r} differ from those the bundle was trained on (sha256 mismatch): pass the training data file")
+        raise DataError(f"the candles in {src!r} differ from those the bundle was trained on (sha256 mismatch): "
+                        "pass the training data file")
     return cand
 
 # %% ../nbs/20_rescore.ipynb #3d76590e
-def check_out_of_sample(meta:dict, start, allow_in_sample:bool=False):
+def check_out_of_sample(meta:dict, # the bundle's meta
+                        start, # first bar to score
+                        allow_in_sample:bool=False, # allow a start inside the training/validation period
+                       ):
     "Refuse a `start` inside the bundle's training or validation period: scores there are in-sample."
     seen = meta.get("validation", {}).get("calibration", {}).get("last") or meta["parts"]["val"]["last"]
     if to_utc(start) <= to_utc(seen) and not allow_in_sample:
-        raise DataError(f"--start {start} is inside the bundle's training/validation period (it saw bars up to {seen}): "
-                        f"scores there are in-sample. Start after {seen[:10]}, or pass --allow-in-sample to score it anyway")
+        raise DataError(f"--start {start} is inside the bundle's training/validation period "
+                        f"(it saw bars up to {seen}): scores there are in-sample. "
+                        f"Start after {seen[:10]}, or pass --allow-in-sample to score it anyway")
 
-def with_warmup(ohlcv:pd.DataFrame, meta:dict, start, prepend_history:bool=False, log=print) -> pd.DataFrame:
-    "Candles with the bars the first scored window needs before `start` (window + feature warm-up), prepending bundled history if asked."
+# %% ../nbs/20_rescore.ipynb #1d6f0fe9
+def with_warmup(ohlcv:pd.DataFrame, # candles to score
+                meta:dict, # the bundle's meta
+                start, # first bar to score
+                prepend_history:bool=False, # put bundled candles before `ohlcv` when it starts too late
+                log=print, # where the warm-up note goes
+               ) -> pd.DataFrame:
+    "Candles with the bars the first window needs before `start` (window + feature warm-up), bundled history if asked."
     warm, step = feature_warmup(meta["timeframe"]), timeframe_delta(meta["timeframe"])
     need = meta["window"] + warm
     have = int((ohlcv.index < to_utc(start)).sum())
     if have < need and prepend_history:
         hist = load_ohlcv(ExperimentConfig.from_meta(meta).symbol, meta["timeframe"], "bundled")
         ohlcv = pd.concat([hist[hist.index < ohlcv.index[0]], ohlcv]); have = int((ohlcv.index < to_utc(start)).sum())
-    log(f"warm-up: the first scored window needs {need} bars before {start} (window {meta['window']} + features {warm}); "
-        f"the data has {have}" + ("" if have >= need else f": windows start {need - have} bars ({(need - have) * step}) later; --prepend-history fills them from the bundled candles"))
+    short = (f": windows start {need - have} bars ({(need - have) * step}) later; "
+             "--prepend-history fills them from the bundled candles")
+    log(f"warm-up: the first scored window needs {need} bars before {start} "
+        f"(window {meta['window']} + features {warm}); the data has {have}" + ("" if have >= need else short))
     return ohlcv
 
 # %% ../nbs/20_rescore.ipynb #92ad736c
-def evaluate_bundle(bundle, data=None, start=None, output=None, mc_samples:int|None=None, threshold:float|None=None,
-                    n_boot:int=300, log=print, same_training_data:bool=False, name:str|None=None, chunk:int|None=None, # 1: MC masks per window, as served
+def evaluate_bundle(bundle, # the bundle folder
+                    data=None, # candles: an OHLCV file, 'bundled', 'ccxt', … (default: the bundle's own source)
+                    start=None, # first bar to score (default: the bundle's test start)
+                    output=None, # reports root (default: the settings' reports_dir)
+                    mc_samples:int|None=None, # MC samples (default: as trained)
+                    threshold:float|None=None, # decision threshold (default: as the bundle chose)
+                    n_boot:int=300, # bootstrap resamples
+                    log=print, # where progress lines go
+                    same_training_data:bool=False, # require `data` to hold exactly the training bars
+                    name:str|None=None, # report folder name (default: `{id}_from_{start}`)
+                    chunk:int|None=None, # 1: MC masks per window, as served
                     allow_in_sample:bool=False, # score a start inside the training/validation period anyway
                     prepend_history:bool=False, # put the bundled candles before a file that starts too late for warm-up
                    ) -> dict:
-    "Score a bundle on `data` (an OHLCV file, 'bundled', 'ccxt', …; default: its own source) from `start` on, beside references refitted on its training and validation ranges."
+    "Score a bundle on `data` from `start` on, beside references refitted on its training and validation ranges."
     b = load_bundle(bundle); meta = b.meta
     cfg = ExperimentConfig.from_meta(meta); spec = cfg.spec
     data = cfg.source if data is None else data
@@ -82,32 +110,45 @@ def evaluate_bundle(bundle, data=None, start=None, output=None, mc_samples:int|N
     ohlcv = with_warmup(ohlcv, meta, start, prepend_history, log)
     args = (spec, b.scaler, meta)
     test = _bundle_windows(ohlcv, *args, keep=lambda ix: ix >= start)
-    if len(test.y) == 0: raise DataError(f"{data}: no complete window ends at or after {start} (need {meta['window']} + warm-up bars and {spec.horizon} bars of future)")
+    if len(test.y) == 0:
+        raise DataError(f"{data}: no complete window ends at or after {start} "
+                        f"(need {meta['window']} + warm-up bars and {spec.horizon} bars of future)")
     first, val_start = to_utc(meta["data_range"][0]), to_utc(meta["val_start"])
     known = _training_candles(meta, ohlcv, same_training_data)
     train = _bundle_windows(known, *args, keep=lambda ix: (ix >= first) & (ix < val_start))
-    v = meta.get("validation", {}).get("calibration") or meta["parts"]["val"]   # where the model was calibrated: the references are too
+    # where the model was calibrated: the references are too
+    v = meta.get("validation", {}).get("calibration") or meta["parts"]["val"]
     val = _bundle_windows(known, *args, keep=lambda ix: (ix >= to_utc(v["first"])) & (ix <= to_utc(v["last"])))
     ds = SequenceDataset(train, val, test, b.scaler, meta)
     n, thr, seed = mc_samples or cfg.mc_samples, b.decision["threshold"] if threshold is None else threshold, cfg.seed
     fc = forecast(b.models, b.calibrator, test.X, n, seed, ood=b.ood, chunk=chunk)
-    metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, seed), thr, b.decision["max_uncertainty"], cfg.costs,   # as the bundle chose
-                              n_boot=n_boot, seed=seed)
+    metrics, plots = evaluate(ds, ohlcv, spec, fc, fit_references(ds, seed), thr, b.decision["max_uncertainty"],
+                              cfg.costs, n_boot=n_boot, seed=seed)   # as the bundle chose
     metrics = {"id": b.id, "bundle_sha256": b.sha, "data": str(data), "start": str(start), "label": spec.to_dict(),
                "calibrator": {"kind": b.calibrator.kind, "params": b.calibrator.params}, **metrics, "mc_samples": n}
-    out = write_report(Path(output or get_settings().reports_dir)/(name or f"{b.id}_from_{start:%Y%m%d}"), metrics, plots,
-                       f"{b.id} from {start:%Y-%m-%d}".replace("_", " "))
+    folder = Path(output or get_settings().reports_dir)/(name or f"{b.id}_from_{start:%Y%m%d}")
+    out = write_report(folder, metrics, plots, f"{b.id} from {start:%Y-%m-%d}".replace("_", " "))
     log(headline_table(metrics).to_string()); log(metrics["verdict"]); log(f"report in {out}")
     return metrics
 
 # %% ../nbs/20_rescore.ipynb #4d8499da
-def evaluate_saved(symbol:str="BTCUSDT", timeframe:str="1h", label:str="direction", model_type:str="lstm", mc_samples:int|None=None,
-                   threshold:float|None=None, output=None, models_dir=None, n_boot:int=300, log=print) -> dict:
+def evaluate_saved(symbol:str="BTCUSDT", # pair of the saved model
+                   timeframe:str="1h", # bar size of the saved model
+                   label:str="direction", # label the model was trained for
+                   model_type:str="lstm", # lstm or transformer
+                   mc_samples:int|None=None, # MC samples (default: as trained)
+                   threshold:float|None=None, # decision threshold (default: as the bundle chose)
+                   output=None, # reports root (default: the settings' reports_dir)
+                   models_dir=None, # models root (default: the settings' models_dir)
+                   n_boot:int=300, # bootstrap resamples
+                   log=print, # where progress lines go
+                  ) -> dict:
     "Re-evaluate a model saved by `run_experiment` on its test part; write the report to `output`."
     eid = experiment_id(symbol, timeframe, label, model_type)
     path = Path(models_dir or get_settings().models_dir)/"training"/eid
     if not path.exists(): raise ITFFError(f"{path}: no trained model here; train it with itff-train")
-    return evaluate_bundle(path, None, None, output, mc_samples, threshold, n_boot, log, same_training_data=True, name=eid)
+    return evaluate_bundle(path, None, None, output, mc_samples, threshold, n_boot, log, same_training_data=True,
+                           name=eid)
 
 # %% ../nbs/20_rescore.ipynb #15597e96
 @call_parse
@@ -126,7 +167,7 @@ def itff_evaluate(
     prepend_history:bool=False, # prepend the bundled candles when --source starts too late for warm-up
     data:Deprecated=None, # old spelling of --source
 ):
-    "Evaluate a trained model against the baselines on its test part, or on --source from --start; write metrics, plots, CSVs."
+    "Evaluate a trained model against the baselines on its test part, or on --source from --start; write the report."
     with cli_errors():
         source = renamed_option("--data", "--source", data, source)
         if bundle is None and (source is None and start is None):

@@ -1,4 +1,4 @@
-"""Per-feature standardisation fitted on training rows and stored as JSON: the one piece of preprocessing the serving path needs.
+"""Per-feature standardisation fitted on training rows and stored as JSON: the one preprocessing serving needs.
 
 Docs: https://itff.github.io/itff/scaler.html.md"""
 
@@ -36,22 +36,29 @@ class Scaler:
     def transform(self, x) -> np.ndarray:
         "Standardised float32 copy of `x` (…, F)."
         if isinstance(x, pd.DataFrame):
-            if list(map(str, x.columns)) != self.features: raise DataError(f"scaler: columns {list(x.columns)} differ from the fitted {self.features}")
+            if list(map(str, x.columns)) != self.features:
+                raise DataError(f"scaler: columns {list(x.columns)} differ from the fitted {self.features}")
             x = x.to_numpy()
         x = np.asarray(x, dtype="float64")
-        if x.shape[-1] != len(self.features): raise DataError(f"scaler: expected {len(self.features)} features, got {x.shape[-1]}")
+        if x.shape[-1] != len(self.features):
+            raise DataError(f"scaler: expected {len(self.features)} features, got {x.shape[-1]}")
         return ((x - self.mean) / self.std).astype("float32")
 
-    def to_dict(self): return {"kind": "standard", "features": self.features, "mean": self.mean.tolist(), "std": self.std.tolist(), "n_rows": self.n_rows}
+    def to_dict(self): return {"kind": "standard", "features": self.features, "mean": self.mean.tolist(),
+                               "std": self.std.tolist(), "n_rows": self.n_rows}
     def save(self, path): return write_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, d, source="scaler"):
         "Scaler from its JSON dict; `DataError` naming what is wrong."
         try: feats, mean, std = list(d["features"]), np.asarray(d["mean"], "float64"), np.asarray(d["std"], "float64")
-        except (KeyError, TypeError, ValueError) as e: raise DataError(f"{source}: not a scaler file ({type(e).__name__}: {e}); expected features, mean, std") from e
-        if not (len(feats) == mean.shape[-1] == std.shape[-1]) or mean.ndim != 1: raise DataError(f"{source}: {len(feats)} features but {mean.shape} means and {std.shape} stds")
-        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()): raise DataError(f"{source}: mean/std must be finite and std > 0")
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"{source}: not a scaler file ({type(e).__name__}: {e}); "
+                            "expected features, mean, std") from e
+        if not (len(feats) == mean.shape[-1] == std.shape[-1]) or mean.ndim != 1:
+            raise DataError(f"{source}: {len(feats)} features but {mean.shape} means and {std.shape} stds")
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+            raise DataError(f"{source}: mean/std must be finite and std > 0")
         return cls(feats, mean, std, int(d.get("n_rows", 0)))
 
     @classmethod

@@ -28,29 +28,40 @@ def load_headlines(path=None) -> pd.DataFrame:
     if missing: raise DataError(f"{path}: missing column(s) {missing}; expected at least timestamp, title")
     ts = pd.to_datetime(df["timestamp"].astype(str), errors="coerce", format="ISO8601", utc=True)  # zone-less → UTC
     bad = np.flatnonzero(ts.isna())
-    if len(bad): raise DataError(f"{path}: row {bad[0] + 1}, column 'timestamp': cannot parse {df['timestamp'].iloc[bad[0]]!r} as a time")
+    if len(bad): raise DataError(f"{path}: row {bad[0] + 1}, column 'timestamp': "
+                                 f"cannot parse {df['timestamp'].iloc[bad[0]]!r} as a time")
     df = df.assign(timestamp=ts.dt.as_unit("ns"), title=df["title"].fillna("").astype(str),
                    text=df["text"].fillna("").astype(str) if "text" in df else "")
     return df.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 # %% ../nbs/02_sentiment.ipynb #6be79a51
-POS, NEG = 0.05, -0.05  # VADER's recommended compound thresholds
+POS = 0.05  # VADER's recommended compound threshold of a positive text
 
+# %% ../nbs/02_sentiment.ipynb #31875fab
+NEG = -0.05  # VADER's recommended compound threshold of a negative text
+
+# %% ../nbs/02_sentiment.ipynb #a90c3183
 def score_headlines(df:pd.DataFrame) -> pd.DataFrame:
     "`df` with VADER `compound`, `pos`, `neg` columns (title + text)."
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
     sia = SentimentIntensityAnalyzer()
     scores = [sia.polarity_scores(f"{t}. {x}".strip(". ")) for t, x in zip(df["title"], df["text"])]
-    out = df.assign(compound=[s["compound"] for s in scores], pos=[s["pos"] for s in scores], neg=[s["neg"] for s in scores])
+    out = df.assign(compound=[s["compound"] for s in scores], pos=[s["pos"] for s in scores],
+                    neg=[s["neg"] for s in scores])
     if "src_polarity" not in out: out["src_polarity"] = np.nan
     return out
 
 # %% ../nbs/02_sentiment.ipynb #04b877a0
 MIDNIGHT_RULES = ("end_of_day", "drop", "keep")
 
-def effective_times(timestamps:pd.Series, midnight:str="end_of_day", delay="0s") -> pd.Series:
-    "When each headline may be used: date-only stamps (00:00:00) moved to the end of their day (or NaT if dropped), plus `delay`."
-    if midnight not in MIDNIGHT_RULES: raise ITFFError(f"unknown midnight rule {midnight!r}; expected one of {list(MIDNIGHT_RULES)}")
+# %% ../nbs/02_sentiment.ipynb #6f54219c
+def effective_times(timestamps:pd.Series, # headline publication times (UTC)
+                    midnight:str="end_of_day", # date-only (00:00:00) stamps: end_of_day, drop or keep
+                    delay="0s", # extra publication lag to assume (a Timedelta or string like '15min')
+                   ) -> pd.Series:
+    "When each headline may be used: date-only stamps moved to the end of their day (or NaT if dropped), plus `delay`."
+    if midnight not in MIDNIGHT_RULES:
+        raise ITFFError(f"unknown midnight rule {midnight!r}; expected one of {list(MIDNIGHT_RULES)}")
     try: lag = pd.Timedelta(delay)
     except ValueError as e: raise ITFFError(f"delay {delay!r} is not a time span like '15min' ({e})") from None
     if lag < pd.Timedelta(0): raise ITFFError(f"delay must not be negative, got {delay!r}")
@@ -63,6 +74,7 @@ def effective_times(timestamps:pd.Series, midnight:str="end_of_day", delay="0s")
 # %% ../nbs/02_sentiment.ipynb #2d0ee9cb
 SENTIMENT_COLUMNS = ["sent_count", "sent_mean", "sent_pos_share", "sent_neg_share", "sent_src_polarity", "sent_ewm"]
 
+# %% ../nbs/02_sentiment.ipynb #5d1d345e
 def bar_sentiment(scored:pd.DataFrame, # output of `score_headlines`
                   index:pd.DatetimeIndex, # bar open times (UTC)
                   timeframe:str="1h", # bar size
@@ -85,9 +97,16 @@ def bar_sentiment(scored:pd.DataFrame, # output of `score_headlines`
     return out.astype("float64").rename_axis("timestamp")
 
 # %% ../nbs/02_sentiment.ipynb #50838227
-def sentiment_features(symbol:str="BTCUSDT", timeframe:str="1h", index=None, headlines=None, subjects=None, halflife:float=24,
-                       delay="0s", midnight:str="end_of_day") -> pd.DataFrame:
-    "Per-bar sentiment for `symbol` from `headlines` (a path or frame; bundled by default), each counted from `effective_times`."
+def sentiment_features(symbol:str="BTCUSDT", # pair whose bundled bar grid to use when `index` is not given
+                       timeframe:str="1h", # bar size
+                       index=None, # bar open times (default: the bundled candles of `symbol`)
+                       headlines=None, # a headline CSV path or frame (default: the bundled set)
+                       subjects=None, # subjects to keep (default: all)
+                       halflife:float=24, # half-life of `sent_ewm`, in bars
+                       delay="0s", # extra publication lag to assume (a Timedelta or string like '15min')
+                       midnight:str="end_of_day", # date-only (00:00:00) stamps: end_of_day, drop or keep
+                      ) -> pd.DataFrame:
+    "Per-bar sentiment for `symbol` from `headlines`, each counted from `effective_times`."
     news = headlines if isinstance(headlines, pd.DataFrame) else load_headlines(headlines)
     if subjects and "subject" in news: news = news[news["subject"].isin(list(subjects))]
     index = index if index is not None else load_ohlcv(symbol, timeframe).index
@@ -112,8 +131,11 @@ def itff_fetch_sentiment(
         news = load_headlines(file)
         if limit: news = news.tail(limit)
         index = (load_ohlcv(symbol, timeframe) if candles == "bundled" else read_ohlcv_file(candles, timeframe)).index
-        out = sentiment_features(symbol, timeframe, index, news, subjects.split(",") if subjects else None, halflife, delay, midnight)
-        path = Path(output or get_settings().data_dir/"sentiment")/f"{normalize_symbol(symbol)}_{timeframe}_sentiment.parquet"
+        keep = subjects.split(",") if subjects else None
+        out = sentiment_features(symbol, timeframe, index, news, keep, halflife, delay, midnight)
+        folder = Path(output or get_settings().data_dir/"sentiment")
+        path = folder/f"{normalize_symbol(symbol)}_{timeframe}_sentiment.parquet"
         write_parquet(out, path)
-        print(f"{len(news):,} headlines → {int((out.sent_count > 0).sum()):,} of {len(out):,} bars with news; wrote {path.name}")
+        print(f"{len(news):,} headlines → {int((out.sent_count > 0).sum()):,} of {len(out):,} bars with news; "
+              f"wrote {path.name}")
         return path

@@ -1,4 +1,4 @@
-"""The project's Quarto site (proposal, literature survey, operations guide, reports index): the cells its pages run, and a pandoc renderer for machines without Quarto.
+"""The project's Quarto site: the cells its pages run, and a pandoc renderer for machines without Quarto.
 
 Docs: https://itff.github.io/itff/site.html.md"""
 
@@ -22,10 +22,12 @@ __all__ = ['CELL', 'site_reports_dir', 'read_report_summary', 'results_markdown'
 
 # %% ../nbs/29_site.ipynb #81ac2c6b
 def site_reports_dir() -> Path:
-    "Where the pages read reports from: `$ITFF_REPORTS_DIR`, else the project's `reports/` (pages run from `proposal/`)."
+    ("Where the pages read reports from: `$ITFF_REPORTS_DIR`, else the project's `reports/` (pages run from "
+     "`proposal/`).")
     env = os.environ.get("ITFF_REPORTS_DIR")
     return Path(env) if env else Path(__file__).resolve().parents[1]/"reports"
 
+# %% ../nbs/29_site.ipynb #1cc9be86
 def read_report_summary(reports_dir=None) -> pd.DataFrame:
     "The successful rows of `summary.csv` (empty when there is none yet)."
     path = Path(reports_dir or site_reports_dir())/"summary.csv"
@@ -33,36 +35,54 @@ def read_report_summary(reports_dir=None) -> pd.DataFrame:
     df = pd.read_csv(path)
     return df[df.status == "ok"] if "status" in df else df
 
+# %% ../nbs/29_site.ipynb #244678ad
 def _p(x) -> str: return "" if pd.isna(x) else f"{x:.3f}"
 
 def results_markdown(reports_dir=None) -> str:
     "The results table (one row per report: AUC [CI], Brier, BSS, ECE, p-values, verdict, test span) as markdown."
     df = read_report_summary(reports_dir)
-    if df.empty: return "*No evaluation reports yet: run `itff-pipeline` and `itff-reports` (or `make demo reports`), then render again.*"
-    rows = ["| symbol | tf | label | model | AUC [95% CI] | Brier | BSS | ECE | p vs clim. | p vs GBM | verdict | test bars |",
+    if df.empty:
+        return ("*No evaluation reports yet: run `itff-pipeline` and `itff-reports` (or `make demo reports`), "
+                "then render again.*")
+    rows = ["| symbol | tf | label | model | AUC [95% CI] | Brier | BSS | ECE | p vs clim. | p vs GBM | verdict "
+            "| test bars |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in df.itertuples():
-        rows.append(f"| {r.symbol} | {r.timeframe} | {r.label} | {r.model} | {r.auc:.3f} [{r.auc_ci_low:.3f}, {r.auc_ci_high:.3f}] | {r.brier:.4f} | "
-                    f"{r.bss:+.4f} | {r.ece:.4f} | {_p(r.p_vs_climatology)} | {_p(r.p_vs_gbm)} | {r.verdict} | {int(r.n_test):,} ({str(r.test_first)[:10]} … {str(r.test_last)[:10]}) |")
-    return "\n".join(rows) + f"\n\n: Test-period scores of every report in `reports/summary.csv` ({len(df)} rows). {{#tbl-results}}"
+        rows.append(f"| {r.symbol} | {r.timeframe} | {r.label} | {r.model} | "
+                    f"{r.auc:.3f} [{r.auc_ci_low:.3f}, {r.auc_ci_high:.3f}] | {r.brier:.4f} | "
+                    f"{r.bss:+.4f} | {r.ece:.4f} | {_p(r.p_vs_climatology)} | {_p(r.p_vs_gbm)} | {r.verdict} | "
+                    f"{int(r.n_test):,} ({str(r.test_first)[:10]} … {str(r.test_last)[:10]}) |")
+    return ("\n".join(rows)
+            + f"\n\n: Test-period scores of every report in `reports/summary.csv` ({len(df)} rows). {{#tbl-results}}")
 
 # %% ../nbs/29_site.ipynb #9e558d5d
-def reliability_markdown(out_png, reports_dir=None, title:str="Reliability of the reported models (test months)") -> str:
-    "Plot every ok report's calibrated forecasts against outcomes (from its predictions.csv) to `out_png`; the markdown image, or '' without reports."
+def reliability_markdown(out_png, # where the figure is written
+                         reports_dir=None, # the reports folder (default: `site_reports_dir()`)
+                         title:str="Reliability of the reported models (test months)", # the figure's title and caption
+                        ) -> str:
+    ("Plot every ok report's calibrated forecasts against outcomes (from its predictions.csv) to `out_png`; the "
+     "markdown image, or '' without reports.")
     rd, df = Path(reports_dir or site_reports_dir()), read_report_summary(reports_dir)
-    preds = {r.report: read_predictions(rd/r.report/"predictions.csv") for r in df.itertuples() if (rd/r.report/"predictions.csv").exists()}
+    preds = {r.report: read_predictions(rd/r.report/"predictions.csv") for r in df.itertuples()
+             if (rd/r.report/"predictions.csv").exists()}
     if not preds: return ""
     save_figure(reliability_figure(preds, title), out_png)
-    return f"![{title}. Each point is a bin of forecasts; the diagonal is perfect calibration.]({Path(out_png).name}){{#fig-reliability}}"
+    return (f"![{title}. Each point is a bin of forecasts; the diagonal is perfect calibration.]"
+            f"({Path(out_png).name}){{#fig-reliability}}")
 
-def reliability_figure(preds:dict, title:str):
+# %% ../nbs/29_site.ipynb #ecc2aef5
+def reliability_figure(preds:dict, # report name -> its predictions (`y`, `p_model`)
+                       title:str, # the axis title
+                      ):
     "One reliability curve per report (equal-mass bins, `itff.metrics.reliability_table`), on one axis."
     from matplotlib.figure import Figure
     fig = Figure(figsize=(5.5, 4.5)); ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     for name, p in preds.items():
-        t = reliability_table(p.y, p.p_model); ax.plot(t.predicted, t.observed, "o-", ms=3, label=name.replace("_", " "))
-    ax.set_xlabel("forecast probability"); ax.set_ylabel("observed frequency"); ax.set_title(title, fontsize=10); ax.grid(alpha=0.3)
+        t = reliability_table(p.y, p.p_model)
+        ax.plot(t.predicted, t.observed, "o-", ms=3, label=name.replace("_", " "))
+    ax.set_xlabel("forecast probability"); ax.set_ylabel("observed frequency")
+    ax.set_title(title, fontsize=10); ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
 
@@ -75,13 +95,17 @@ def reports_index_markdown(reports_dir=None) -> str:
     rows = ["| report | status | AUC | BSS | verdict or error | finished |", "|---|---|---|---|---|---|"]
     for r in df.itertuples():
         auc = f"{r.auc:.3f}" if r.status == "ok" else ""; bss = f"{r.bss:+.4f}" if r.status == "ok" else ""
-        rows.append(f"| [{r.report}](reports/{r.html}) | {r.status} | {auc} | {bss} | {r.verdict if r.status == 'ok' else r.error} | {r.finished_at if 'finished_at' in df else ''} |")
+        rows.append(f"| [{r.report}](reports/{r.html}) | {r.status} | {auc} | {bss} | "
+                    f"{r.verdict if r.status == 'ok' else r.error} | {r.finished_at if 'finished_at' in df else ''} |")
     return "\n".join(rows)
 
 # %% ../nbs/29_site.ipynb #ba64a776
 CELL = re.compile(r"^```\{python\}[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 
-def fill_code_cells(text:str, cwd) -> str:
+# %% ../nbs/29_site.ipynb #8059e1d3
+def fill_code_cells(text:str, # the page's source (Quarto markdown)
+                    cwd, # the folder the cells run from
+                   ) -> str:
     "`text` with each ```{python}``` cell replaced by what it prints, run from `cwd` in one shared namespace."
     ns, old = {"__name__": "__page__"}, os.getcwd()
     def run(m):
@@ -92,16 +116,24 @@ def fill_code_cells(text:str, cwd) -> str:
     try: return CELL.sub(run, text)
     finally: os.chdir(old)
 
-def render_page(qmd, out_html) -> str:
-    "Render one page with pandoc --citeproc (code cells filled); returns pandoc's messages, raises `ITFFError` on an unresolved citation."
+# %% ../nbs/29_site.ipynb #a1562dd9
+def render_page(qmd, # the page (.qmd)
+                out_html, # the HTML file to write
+               ) -> str:
+    ("Render one page with pandoc --citeproc (code cells filled); returns pandoc's messages, raises `ITFFError` on an "
+     "unresolved citation.")
     qmd, out_html = Path(qmd), Path(out_html)
-    if shutil.which("pandoc") is None: raise ITFFError("pandoc is not installed (apt-get install pandoc), and neither is Quarto")
-    md = re.sub(r"\]\(([^)\s]+)\.qmd\)", r"](\1.html)", fill_code_cells(qmd.read_text(), qmd.parent))   # links between pages, as Quarto rewrites them
+    if shutil.which("pandoc") is None:
+        raise ITFFError("pandoc is not installed (apt-get install pandoc), and neither is Quarto")
+    # links between pages, as Quarto rewrites them
+    md = re.sub(r"\]\(([^)\s]+)\.qmd\)", r"](\1.html)", fill_code_cells(qmd.read_text(), qmd.parent))
     out_html.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".md", dir=qmd.parent, delete=False) as f: f.write(md)
     try:
-        r = subprocess.run(["pandoc", f.name, "--from", "markdown", "--standalone", "--citeproc", "--resource-path", str(qmd.parent),
-                            "--metadata", f"pagetitle={qmd.stem}", "-o", str(out_html)], capture_output=True, text=True, cwd=qmd.parent)
+        r = subprocess.run(["pandoc", f.name, "--from", "markdown", "--standalone", "--citeproc",
+                            "--resource-path", str(qmd.parent), "--metadata", f"pagetitle={qmd.stem}",
+                            "-o", str(out_html)],
+                           capture_output=True, text=True, cwd=qmd.parent)
     finally: os.unlink(f.name)
     if r.returncode != 0: raise ITFFError(f"{qmd}: pandoc failed: {r.stderr.strip()}")
     missing = re.findall(r"Citeproc: citation (\S+) not found", r.stderr)
@@ -115,8 +147,12 @@ def site_pages(root) -> list[Path]:
     cfg = yaml.safe_load((Path(root)/"_quarto.yml").read_text())
     return [Path(root)/p for p in cfg["project"]["render"]]
 
-def render_site(root=".", out=None) -> list[Path]:
-    "Render every page of the site with pandoc into `out` (default `root/_site`), keeping the folder layout; returns the HTML files."
+# %% ../nbs/29_site.ipynb #34882623
+def render_site(root=".", # project folder holding _quarto.yml
+                out=None, # output folder (default: `root/_site`)
+               ) -> list[Path]:
+    ("Render every page of the site with pandoc into `out` (default `root/_site`), keeping the folder layout; returns "
+     "the HTML files.")
     root = Path(root).resolve(); out = Path(out or root/"_site")
     done = []
     for page in site_pages(root):
@@ -126,6 +162,7 @@ def render_site(root=".", out=None) -> list[Path]:
         done.append(html)
     return done
 
+# %% ../nbs/29_site.ipynb #db1d8d90
 @call_parse
 def itff_site(
     root:str=".", # project folder holding _quarto.yml

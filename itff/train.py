@@ -25,7 +25,10 @@ __all__ = ['BASELINES', 'synthetic_ohlcv', 'EpochBar', 'class_weights', 'fit_mod
 def synthetic_ohlcv(phi:float=0.5, # AR(1) coefficient of returns (0: random walk)
                     n:int=6000, # bars
                     vol:float=0.005, # per-bar return volatility
-                    timeframe:str="1h", start="2022-01-01", seed:int=0) -> pd.DataFrame:
+                    timeframe:str="1h", # bar size
+                    start="2022-01-01", # first bar's open time
+                    seed:int=0, # seed of the noise
+                   ) -> pd.DataFrame:
     "Valid OHLCV candles whose returns follow AR(1) with coefficient `phi`."
     rng = np.random.default_rng(seed)
     e, r = rng.normal(0, vol, n), np.zeros(n)
@@ -33,18 +36,23 @@ def synthetic_ohlcv(phi:float=0.5, # AR(1) coefficient of returns (0: random wal
     close = 100 * np.exp(np.cumsum(r)); open_ = np.r_[close[0], close[:-1]]
     wick = np.abs(rng.normal(0, vol / 5, (2, n))) * close
     idx = pd.date_range(start, periods=n, freq=timeframe_delta(timeframe), tz="UTC", name="timestamp").as_unit("ns")
-    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) + wick[0], "low": np.minimum(open_, close) - wick[1],
-                         "close": close, "volume": rng.uniform(1, 2, n)}, index=idx)
+    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) + wick[0],
+                         "low": np.minimum(open_, close) - wick[1], "close": close, "volume": rng.uniform(1, 2, n)},
+                        index=idx)
 
 # %% ../nbs/08_train.ipynb #9835f7b4
 class EpochBar(keras.callbacks.Callback):
     "A tqdm bar over epochs showing training and validation loss."
-    def __init__(self, epochs:int, desc:str="fit", disable:bool=False): super().__init__(); self.bar = tqdm(total=epochs, desc=desc, unit="epoch", disable=disable)
+    def __init__(self, epochs:int, desc:str="fit", disable:bool=False):
+        super().__init__(); self.bar = tqdm(total=epochs, desc=desc, unit="epoch", disable=disable)
     def on_epoch_end(self, epoch, logs=None):
         self.bar.update(1); self.bar.set_postfix({k: f"{v:.4f}" for k, v in (logs or {}).items() if "loss" in k})
     def on_train_end(self, logs=None): self.bar.close()
 
-def class_weights(y:np.ndarray, how:str|None) -> dict|None:
+# %% ../nbs/08_train.ipynb #c1d43503
+def class_weights(y:np.ndarray, # training labels
+                  how:str|None, # 'balanced', or None/'none' for no weighting
+                 ) -> dict|None:
     "Keras `class_weight` dict for `how='balanced'`, else None."
     if how in (None, "", "none"): return None
     if how != "balanced": raise ITFFError(f"unknown class weighting {how!r}; expected 'balanced' or none")
@@ -52,28 +60,37 @@ def class_weights(y:np.ndarray, how:str|None) -> dict|None:
     return {0: float(w[0]), 1: float(w[1])}
 
 # %% ../nbs/08_train.ipynb #efd13085
-def fit_model(model, ds:SequenceDataset,
+def fit_model(model, # a built, uncompiled model
+              ds:SequenceDataset, # windows; early stopping needs `ds.val`
               epochs:int=30, # upper bound; early stopping usually ends sooner
-              batch_size:int=256,
+              batch_size:int=256, # windows per batch
               lr:float=1e-3, # Adam learning rate
               patience:int=4, # epochs without validation improvement before stopping
               class_weight:str|None=None, # 'balanced' or None
-              seed:int=0, progress:bool=True) -> dict:
+              seed:int=0, # seed of shuffling and dropout
+              progress:bool=True, # show a bar over epochs
+             ) -> dict:
     "Train `model` on `ds.train`, early-stopped on `ds.val` log loss; returns the history (best weights restored)."
     keras.utils.set_random_seed(seed)
     if len(ds.val.y) == 0: raise ITFFError("fit_model needs validation windows for early stopping")
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy")
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     h = model.fit(ds.train.X, ds.train.y, validation_data=(ds.val.X, ds.val.y), epochs=epochs, batch_size=batch_size,
-                  class_weight=class_weights(ds.train.y, class_weight), callbacks=[stop, EpochBar(epochs, model.name, not progress)],
-                  verbose=0, shuffle=True)
+                  class_weight=class_weights(ds.train.y, class_weight),
+                  callbacks=[stop, EpochBar(epochs, model.name, not progress)], verbose=0, shuffle=True)
     hist = {k: [float(x) for x in v] for k, v in h.history.items()}
     hist["best_epoch"] = int(np.argmin(hist["val_loss"])) + 1
     return hist
 
 # %% ../nbs/08_train.ipynb #84226d3e
-def train_models(ds:SequenceDataset, model_type:str="lstm", n_members:int=1, seed:int=0,
-                 model_kw:dict|None=None, progress:bool=True, **fit_kw) -> tuple[list, list]:
+def train_models(ds:SequenceDataset, # train and validation windows
+                 model_type:str="lstm", # 'lstm' or 'transformer'
+                 n_members:int=1, # models in the ensemble
+                 seed:int=0, # seed of the first member (seed + i for member i)
+                 model_kw:dict|None=None, # arguments of the model builder
+                 progress:bool=True, # show a bar over epochs
+                 **fit_kw,
+                ) -> tuple[list, list]:
     "Train `n_members` models (seeds seed, seed+1, …); returns (models, histories)."
     if n_members < 1: raise ITFFError(f"an ensemble needs at least 1 member, got {n_members}")
     models, hists = [], []
@@ -88,24 +105,37 @@ class Climatology:
     def fit(self, X, y): self.rate_ = float(np.mean(y)); return self
     def predict_proba(self, X): return np.column_stack([np.full(len(X), 1 - self.rate_), np.full(len(X), self.rate_)])
 
+# %% ../nbs/08_train.ipynb #cea2cacc
 BASELINES = ("climatology", "logistic", "gbm")
 
-def make_baseline(name:str, seed:int=0):
+# %% ../nbs/08_train.ipynb #c49f4cda
+def make_baseline(name:str, # 'climatology', 'logistic' or 'gbm'
+                  seed:int=0, # seed of the gradient boosting
+                 ):
     "An unfitted baseline by name."
     if name == "climatology": return Climatology()
     if name == "logistic": return LogisticRegression(C=0.1, max_iter=2000)
-    if name == "gbm": return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=200,
-                                                            l2_regularization=1.0, early_stopping=False, random_state=seed)
+    if name == "gbm":
+        return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=200,
+                                              l2_regularization=1.0, early_stopping=False, random_state=seed)
     raise ITFFError(f"unknown baseline {name!r}; expected one of {list(BASELINES)}")
 
+# %% ../nbs/08_train.ipynb #44b4c317
 def last_bar(X:np.ndarray) -> np.ndarray:
     "The last bar's features of each window: (N, W, F) → (N, F)."
     return np.asarray(X)[:, -1, :]
 
-def fit_baselines(ds:SequenceDataset, names=BASELINES, seed:int=0) -> dict:
+# %% ../nbs/08_train.ipynb #83d2ad74
+def fit_baselines(ds:SequenceDataset, # the dataset (fitted on its training windows)
+                  names=BASELINES, # baselines to fit
+                  seed:int=0, # seed of the gradient boosting
+                 ) -> dict:
     "Baselines fitted on the training windows' last bars."
     return {n: make_baseline(n, seed).fit(last_bar(ds.train.X), ds.train.y) for n in names}
 
-def baseline_probs(baselines:dict, X:np.ndarray) -> dict[str, np.ndarray]:
+# %% ../nbs/08_train.ipynb #a13d2d08
+def baseline_probs(baselines:dict, # fitted baselines, by name
+                   X:np.ndarray, # (N, W, F) windows
+                  ) -> dict[str, np.ndarray]:
     "P(label) of every baseline for windows `X`."
     return {n: b.predict_proba(last_bar(X))[:, 1] for n, b in baselines.items()}

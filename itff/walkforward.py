@@ -1,4 +1,4 @@
-"""Rolling-origin retraining: one model per block of the test months, each trained only on what came before it, scored per fold and pooled.
+"""Rolling-origin retraining: one model per test block, trained only on what came before it, scored per fold and pooled.
 
 Docs: https://itff.github.io/itff/walkforward.html.md"""
 
@@ -29,8 +29,13 @@ from .plots import save_figure
 from .evaluation import ood_effect, predictions_frame
 
 # %% ../nbs/21_walkforward.ipynb #5a7eed81
-def fold_blocks(test_start, end, months:int=3, folds:int|None=None) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    "Scoring blocks [start, end) covering `test_start` … `end`: `folds` equal blocks, or blocks of `months` months (a last piece shorter than half a block joins the one before)."
+def fold_blocks(test_start, # first test bar (timestamp or date string)
+                end, # end of the test span (exclusive)
+                months:int=3, # months per block (used when `folds` is None)
+                folds:int|None=None, # split the span into this many equal blocks instead
+               ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    ("Scoring blocks [start, end) covering `test_start` … `end`: `folds` equal blocks, or blocks of `months` months "
+     "(a last piece shorter than half a block joins the one before).")
     start, end = to_utc(test_start), to_utc(end)
     if not start < end: raise ITFFError(f"walk-forward: the test span {start} … {end} is empty")
     if folds is not None:
@@ -44,8 +49,14 @@ def fold_blocks(test_start, end, months:int=3, folds:int|None=None) -> list[tupl
         cuts.append(end)
     return [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in zip(cuts[:-1], cuts[1:])]
 
+
 # %% ../nbs/21_walkforward.ipynb #fe1bdb64
-def fold_dataset(ohlcv:pd.DataFrame, features:pd.DataFrame, cfg:ExperimentConfig, block:tuple, val_span:pd.Timedelta):
+def fold_dataset(ohlcv:pd.DataFrame, # the candles
+                 features:pd.DataFrame, # the feature frame built from them
+                 cfg:ExperimentConfig, # the experiment (label, window, embargo)
+                 block:tuple, # the scoring block (start, end)
+                 val_span:pd.Timedelta, # length of the validation part just before `block`
+                ):
     "The dataset of the fold scoring `block`: validation = the `val_span` before it, training = everything earlier."
     start, end = block
     ds = build_dataset(ohlcv, features, cfg.spec, cfg.window, (start - val_span, start), cfg.embargo)
@@ -53,16 +64,27 @@ def fold_dataset(ohlcv:pd.DataFrame, features:pd.DataFrame, cfg:ExperimentConfig
     if len(ds.test.y) == 0: raise ITFFError(f"walk-forward: no test windows in {start} … {end}")
     return replace(ds, meta={**ds.meta, "parts": {**ds.meta["parts"], "test": part_span(ds.test)}})
 
+
 # %% ../nbs/21_walkforward.ipynb #267c283a
 FORECASTS = ("model", "logistic", "gbm", "climatology", "climatology_train")
 
-def pooled_scores(preds:pd.DataFrame, timeframe:str, n_boot:int=300, seed:int=0) -> pd.DataFrame:
+# %% ../nbs/21_walkforward.ipynb #30cf41a1
+def pooled_scores(preds:pd.DataFrame, # `predictions_frame` rows of all folds, with a `fold` column
+                  timeframe:str, # bar length, sets the bootstrap block
+                  n_boot:int=300, # bootstrap resamples
+                  seed:int=0, # bootstrap seed
+                 ) -> pd.DataFrame:
     "Scores of every forecast on the pooled predictions of all folds (`predictions_frame` rows with a `fold` column)."
     probs = {k: preds[f"p_{k}"].to_numpy() for k in FORECASTS if f"p_{k}" in preds}
-    return compare(preds.y.to_numpy(), probs, preds.p_climatology.to_numpy(), block=bootstrap_block(timeframe), n_boot=n_boot, seed=seed)
+    return compare(preds.y.to_numpy(), probs, preds.p_climatology.to_numpy(), block=bootstrap_block(timeframe),
+                   n_boot=n_boot, seed=seed)
+
 
 # %% ../nbs/21_walkforward.ipynb #bf8d89ca
-def plot_skill_by_fold(folds:pd.DataFrame, pooled:pd.DataFrame, title:str="Skill by fold") -> Figure:
+def plot_skill_by_fold(folds:pd.DataFrame, # the per-fold table (`fold_row` rows)
+                       pooled:pd.DataFrame, # `pooled_scores` of all folds
+                       title:str="Skill by fold", # figure title
+                      ) -> Figure:
     "BSS per fold (with 95% block-bootstrap intervals) of the model and the baselines; pooled values as dashed lines."
     fig = Figure(figsize=(7.5, 4.2)); ax = fig.add_subplot()
     x = np.arange(len(folds))
@@ -78,89 +100,136 @@ def plot_skill_by_fold(folds:pd.DataFrame, pooled:pd.DataFrame, title:str="Skill
     ax.legend(fontsize=8, title="dashed: pooled", title_fontsize=8)
     return fig
 
+
 # %% ../nbs/21_walkforward.ipynb #1f934fa9
-def fold_row(k:int, block:tuple, f) -> dict:
+def fold_row(k:int, # fold number (from 0)
+             block:tuple, # the fold's scoring block (start, end)
+             f, # the fold's `Fitted` result
+            ) -> dict:
     "One line of the per-fold table from a fold's `Fitted` result."
     c, d = f.metrics["comparison"], f.decision
     row = {"fold": k, "block_start": block[0], "block_end": block[1], "train_last": f.ds.train.times[-1],
            "calibration_last": f.ds.val.times[-1], "test_first": f.ds.test.times[0], "test_last": f.ds.test.times[-1],
-           "n": len(f.ds.test.y), "base_rate_test": float(f.ds.test.y.mean()), "climatology": f.metrics["test"]["base_rate_reference"],
-           "auc": c["model"]["roc_auc"], "auc_ci": c["model"]["roc_auc_ci"], "brier": c["model"]["brier"], "brier_ci": c["model"]["brier_ci"],
-           "ece": c["model"]["ece"], "p_vs_climatology": c["model"].get("p_vs_climatology"), "p_vs_gbm": c["model"].get("p_vs_gbm"),
-           "has_skill": f.decision["skill"]["has_skill"], "threshold": d["threshold"], "best_epoch": f.histories[0]["best_epoch"]}
+           "n": len(f.ds.test.y), "base_rate_test": float(f.ds.test.y.mean()),
+           "climatology": f.metrics["test"]["base_rate_reference"],
+           "auc": c["model"]["roc_auc"], "auc_ci": c["model"]["roc_auc_ci"], "brier": c["model"]["brier"],
+           "brier_ci": c["model"]["brier_ci"],
+           "ece": c["model"]["ece"], "p_vs_climatology": c["model"].get("p_vs_climatology"),
+           "p_vs_gbm": c["model"].get("p_vs_gbm"),
+           "has_skill": f.decision["skill"]["has_skill"], "threshold": d["threshold"],
+           "best_epoch": f.histories[0]["best_epoch"]}
     for name in ("model", "logistic", "gbm", "climatology_train"):
         row[f"bss_{name}"], row[f"bss_{name}_ci"] = c[name]["bss"], c[name]["bss_ci"]
     o = f.metrics.get("ood", {})   # the fold's own gate, fitted on its training windows, threshold on its validation
-    row |= {"ood_flagged": o.get("share_flagged"), "brier_flagged": o.get("brier_flagged"), "brier_in_distribution": o.get("brier_in_distribution"),
+    row |= {"ood_flagged": o.get("share_flagged"), "brier_flagged": o.get("brier_flagged"),
+            "brier_in_distribution": o.get("brier_in_distribution"),
             "brier_ood_difference": o.get("brier_difference"), "brier_ood_difference_ci": o.get("brier_difference_ci")}
     return row
 
 def _fold_line(r:dict, total:int) -> str:
     lo, hi = r["bss_model_ci"]
-    return (f"fold {r['fold'] + 1}/{total} {r['test_first']:%Y-%m-%d} … {r['test_last']:%Y-%m-%d} ({r['n']:,} bars): AUC {r['auc']:.3f}, "
-            f"BSS {r['bss_model']:+.4f} [{lo:+.4f}, {hi:+.4f}] (GBM {r['bss_gbm']:+.4f}), p vs clim. {r['p_vs_climatology']:.3f}, "
+    return (f"fold {r['fold'] + 1}/{total} {r['test_first']:%Y-%m-%d} … {r['test_last']:%Y-%m-%d} "
+            f"({r['n']:,} bars): AUC {r['auc']:.3f}, "
+            f"BSS {r['bss_model']:+.4f} [{lo:+.4f}, {hi:+.4f}] (GBM {r['bss_gbm']:+.4f}), "
+            f"p vs clim. {r['p_vs_climatology']:.3f}, "
             f"validation skill {'yes' if r['has_skill'] else 'no'}")
 
+
 # %% ../nbs/21_walkforward.ipynb #83321082
-def run_fold(cfg_dict:dict, ohlcv:pd.DataFrame, features:pd.DataFrame, k:int, block:tuple, val_span:pd.Timedelta) -> dict:
-    "Train, calibrate and score fold `k` (in this process or on a Dask worker); returns its table row, predictions and metrics."
+def run_fold(cfg_dict:dict, # the experiment, as `ExperimentConfig.to_dict()`
+             ohlcv:pd.DataFrame, # the candles
+             features:pd.DataFrame, # the feature frame built from them
+             k:int, # fold number (from 0)
+             block:tuple, # the fold's scoring block (start, end)
+             val_span:pd.Timedelta, # length of the validation part just before `block`
+            ) -> dict:
+    ("Train, calibrate and score fold `k` (in this process or on a Dask worker); "
+     "returns its table row, predictions and metrics.")
     cfg = ExperimentConfig.from_dict(cfg_dict)
     ds = fold_dataset(ohlcv, features, cfg, block, val_span)
-    f = fit_and_score(replace(cfg, split=(str(block[0] - val_span), str(block[0]))), ds, ohlcv, progress=False, log=lambda s: None)
-    return {"row": fold_row(k, block, f), "predictions": predictions_frame(f.plots).assign(fold=k), "metrics": f.metrics | {"decision": f.decision, "fold": k}}
+    f = fit_and_score(replace(cfg, split=(str(block[0] - val_span), str(block[0]))), ds, ohlcv,
+                      progress=False, log=lambda s: None)
+    return {"row": fold_row(k, block, f), "predictions": predictions_frame(f.plots).assign(fold=k),
+            "metrics": f.metrics | {"decision": f.decision, "fold": k}}
 
 def _fold_results(cfg, ohlcv, features, blocks, val_span, client, progress, log) -> list[dict]:
     "Every fold's result, in fold order: one Dask task per fold with a `client`, else one after the other here."
     if client is None:
         out = []
         for k, b in enumerate(tqdm(blocks, desc=f"walk-forward {cfg.id}", unit="fold", disable=not progress)):
-            out.append(run_fold(cfg.to_dict(), ohlcv, features, k, b, val_span)); log(_fold_line(out[-1]["row"], len(blocks)))
+            out.append(run_fold(cfg.to_dict(), ohlcv, features, k, b, val_span))
+            log(_fold_line(out[-1]["row"], len(blocks)))
         return out
     data = client.scatter([ohlcv, features], broadcast=True)       # sent once to every worker, not once per fold
-    res = run_tasks(client, run_fold, {f"{cfg.id}_fold{k}": (cfg.to_dict(), *data, k, b, val_span) for k, b in enumerate(blocks)},
-                    desc=f"walk-forward {cfg.id}", progress=progress, log=log)
+    tasks = {f"{cfg.id}_fold{k}": (cfg.to_dict(), *data, k, b, val_span) for k, b in enumerate(blocks)}
+    res = run_tasks(client, run_fold, tasks, desc=f"walk-forward {cfg.id}", progress=progress, log=log)
     failed = {k: e for k, (_, e) in res.items() if e}
     if failed: raise ITFFError(f"walk-forward folds failed: {failed}")
     out = [r for r, _ in res.values()]
     for r in out: log(_fold_line(r["row"], len(blocks)))
     return out
 
+
 # %% ../nbs/21_walkforward.ipynb #91484e03
-def walk_forward(cfg:ExperimentConfig, months:int=3, folds:int|None=None, output=None, progress:bool=True, log=print,
-                 ohlcv:pd.DataFrame|None=None, features:pd.DataFrame|None=None, client=None) -> dict:
-    "Retrain and score `cfg` fold by fold over its test span (one Dask task per fold given a `client`); returns {folds, pooled, predictions, folder} and writes them."
+def walk_forward(cfg:ExperimentConfig, # the experiment to evaluate
+                 months:int=3, # months per test block (used when `folds` is None)
+                 folds:int|None=None, # split the test span into this many equal blocks instead
+                 output=None, # folder (default: $ITFF_REPORTS_DIR/walkforward/{id})
+                 progress:bool=True, # show a progress bar
+                 log=print, # where progress lines go
+                 ohlcv:pd.DataFrame|None=None, # the candles (default: loaded for `cfg`)
+                 features:pd.DataFrame|None=None, # the feature frame (given together with `ohlcv`)
+                 client=None, # a Dask client: one task per fold (default: folds run here, one after the other)
+                ) -> dict:
+    ("Retrain and score `cfg` fold by fold over its test span (one Dask task per fold given a `client`); "
+     "returns {folds, pooled, predictions, folder} and writes them.")
     t0 = time.perf_counter()
-    if ohlcv is None: ohlcv, features = load_inputs(cfg.symbol, cfg.timeframe, cfg.source, cfg.include_sentiment, sentiment_delay=cfg.sentiment_delay)
+    if ohlcv is None:
+        ohlcv, features = load_inputs(cfg.symbol, cfg.timeframe, cfg.source, cfg.include_sentiment,
+                                      sentiment_delay=cfg.sentiment_delay)
     val_start, test_start = split_boundaries(features.index, cfg.split)
     blocks = fold_blocks(test_start, features.index[-1] + timeframe_delta(cfg.timeframe), months, folds)
     out = Path(output or get_settings().reports_dir/"walkforward"/cfg.id)
-    log(f"{cfg.id}: {len(blocks)} folds over {blocks[0][0]:%Y-%m-%d} … {blocks[-1][1]:%Y-%m-%d}, validation blocks of {test_start - val_start}")
+    log(f"{cfg.id}: {len(blocks)} folds over {blocks[0][0]:%Y-%m-%d} … {blocks[-1][1]:%Y-%m-%d}, "
+        f"validation blocks of {test_start - val_start}")
     results = _fold_results(cfg, ohlcv, features, blocks, test_start - val_start, client, progress, log)
     for r in results: write_json(out/f"fold_{r['metrics']['fold']}"/"metrics.json", r["metrics"])
-    folds_df, preds = pd.DataFrame([r["row"] for r in results]), pd.concat([r["predictions"] for r in results], ignore_index=True)
+    folds_df = pd.DataFrame([r["row"] for r in results])
+    preds = pd.concat([r["predictions"] for r in results], ignore_index=True)
     pooled = pooled_scores(preds, cfg.timeframe, cfg.n_boot, cfg.seed)
-    ood = ood_effect(preds.y, preds.p_model, preds.in_distribution.astype(bool), bootstrap_block(cfg.timeframe), cfg.n_boot, cfg.seed) if "in_distribution" in preds else None
+    ood = (ood_effect(preds.y, preds.p_model, preds.in_distribution.astype(bool), bootstrap_block(cfg.timeframe),
+                      cfg.n_boot, cfg.seed) if "in_distribution" in preds else None)
     if ood: log(f"out-of-distribution gate over all folds: {ood['share_flagged']:.1%} flagged; {ood['verdict']}")
-    save_csv(folds_df, out/"folds.csv"); save_csv(pooled.reset_index(names="forecast"), out/"pooled.csv"); save_csv(preds, out/"predictions.csv")
-    save_figure(plot_skill_by_fold(folds_df, pooled, f"Walk-forward skill by fold — {cfg.id.replace('_', ' ')}"), out/"skill_by_fold.png")
-    write_json(out/"walkforward.json", {"config": cfg.to_dict(), "months": months, "folds": len(blocks), "seconds": round(time.perf_counter() - t0, 1),
+    save_csv(folds_df, out/"folds.csv"); save_csv(pooled.reset_index(names="forecast"), out/"pooled.csv")
+    save_csv(preds, out/"predictions.csv")
+    save_figure(plot_skill_by_fold(folds_df, pooled, f"Walk-forward skill by fold — {cfg.id.replace('_', ' ')}"),
+                out/"skill_by_fold.png")
+    write_json(out/"walkforward.json", {"config": cfg.to_dict(), "months": months, "folds": len(blocks),
+                                        "seconds": round(time.perf_counter() - t0, 1),
                                         "per_fold": json.loads(folds_df.to_json(orient="records", date_format="iso")),
                                         "pooled": json.loads(pooled.to_json(orient="index")), "ood_pooled": ood})
     return {"folds": folds_df, "pooled": pooled, "predictions": preds, "folder": out, "ood": ood}
+
 
 # %% ../nbs/21_walkforward.ipynb #fe220519
 def walkforward_table(wf:dict) -> pd.DataFrame:
     "Per-fold and pooled AUC, Brier, BSS [95% CI], ECE and p vs climatology of the model, with GBM's BSS beside it."
     ci = lambda v, lo_hi, f: f"{v:{f}} [{lo_hi[0]:{f}}, {lo_hi[1]:{f}}]"
-    rows = [{"fold": f"{r.fold + 1}: {r.test_first:%Y-%m-%d} … {r.test_last:%Y-%m-%d}", "n": r.n, "AUC": ci(r.auc, r.auc_ci, ".3f"),
-             "Brier": ci(r.brier, r.brier_ci, ".4f"), "BSS": ci(r.bss_model, r.bss_model_ci, "+.4f"), "ECE": f"{r.ece:.4f}",
+    rows = [{"fold": f"{r.fold + 1}: {r.test_first:%Y-%m-%d} … {r.test_last:%Y-%m-%d}", "n": r.n,
+             "AUC": ci(r.auc, r.auc_ci, ".3f"),
+             "Brier": ci(r.brier, r.brier_ci, ".4f"), "BSS": ci(r.bss_model, r.bss_model_ci, "+.4f"),
+             "ECE": f"{r.ece:.4f}",
              "p vs clim.": f"{r.p_vs_climatology:.3f}", "GBM BSS": f"{r.bss_gbm:+.4f}",
-             "OOD flagged": f"{r.ood_flagged:.1%}" if getattr(r, "ood_flagged", None) is not None else ""} for r in wf["folds"].itertuples()]
+             "OOD flagged": f"{r.ood_flagged:.1%}" if getattr(r, "ood_flagged", None) is not None else ""}
+            for r in wf["folds"].itertuples()]
     m, g = wf["pooled"].loc["model"], wf["pooled"].loc["gbm"]
-    rows.append({"fold": "pooled", "n": int(wf["folds"].n.sum()), "AUC": ci(m.roc_auc, m.roc_auc_ci, ".3f"), "Brier": ci(m.brier, m.brier_ci, ".4f"),
-                 "BSS": ci(m.bss, m.bss_ci, "+.4f"), "ECE": f"{m.ece:.4f}", "p vs clim.": f"{m.p_vs_climatology:.3f}", "GBM BSS": f"{g.bss:+.4f}",
+    rows.append({"fold": "pooled", "n": int(wf["folds"].n.sum()), "AUC": ci(m.roc_auc, m.roc_auc_ci, ".3f"),
+                 "Brier": ci(m.brier, m.brier_ci, ".4f"),
+                 "BSS": ci(m.bss, m.bss_ci, "+.4f"), "ECE": f"{m.ece:.4f}", "p vs clim.": f"{m.p_vs_climatology:.3f}",
+                 "GBM BSS": f"{g.bss:+.4f}",
                  "OOD flagged": f"{wf['ood']['share_flagged']:.1%}" if wf.get("ood") else ""})
     return pd.DataFrame(rows).set_index("fold")
+
 
 # %% ../nbs/21_walkforward.ipynb #410d9888
 @call_parse
@@ -173,7 +242,8 @@ def itff_walkforward(
     workers:int=None, # run the folds as Dask tasks on a local cluster of this many workers
     **options,
 ):
-    "Walk-forward evaluation: retrain per fold on everything before it, score the next block, report per fold and pooled."
+    ("Walk-forward evaluation: retrain per fold on everything before it, score the next block, "
+     "report per fold and pooled.")
     with cli_errors():
         cfg = experiment_options(**options)
         if scheduler or workers or os.environ.get("ITFF_DASK_SCHEDULER"):

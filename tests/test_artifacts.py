@@ -90,6 +90,6 @@ def test_repository_manifest_lists_whole_demo_bundles():
     for e in m["artifacts"]:
         folder, name = e["destination"].rsplit("/", 1)
         per_bundle.setdefault(folder, set()).add(name)
-    want = set(model_files(1)) | {"scaler.json", "calibrator.json", "meta.json", "metrics.json", "hashes.json"}
+    want = set(model_files(1)) | {"scaler.json", "calibrator.json", "meta.json", "metrics.json", "hashes.json", "ood.npz"}   # ood.npz: hashes.json lists it
     assert sorted(per_bundle) == [f"models/training/BTCUSDT_1h_{lab}_{mt}" for lab in ("direction", "level_up") for mt in ("lstm", "transformer")]
     assert all(v == want for v in per_bundle.values())

@@ -35,7 +35,7 @@ def dash_home(tiny_home, tmp_path_factory):
     home = tmp_path_factory.mktemp("dash")
     shutil.copytree(tiny_home/"models", home/"models"); shutil.copytree(tiny_home/"reports", home/"reports")
     r = run_cli("itff-reports", "--symbols", "BTCUSDT,ETHUSDT", "--timeframes", "1h", "--labels", "direction", "--models", "lstm",
-                "--n-boot", "40", "--jobs", "2", cwd=home, env={"ITFF_HOME": str(home)})
+                "--n-boot", "40", "--workers", "2", cwd=home, env={"ITFF_HOME": str(home)})
     assert r.returncode == 0, r.stdout + r.stderr
     served_forecasts(home, tiny_home/"btcusdt_candles.csv")
     return home
@@ -52,7 +52,7 @@ def served_forecasts(home, candles):
             log.append({"logged_at": r.time, "request_id": f"r{i}", "source": "api", "bundle_id": meta["id"], "bundle_sha": bundle_sha(folder),
                         "symbol": "BTCUSDT", "timeframe": "1h", "target": "direction", "model_type": "lstm", "label": json.dumps(meta["label"]),
                         "bar_time": r.time, "probability": r.p_model, "mc_std": r.mc_std, "mutual_info": r.mutual_info,
-                        "decision": int(r.p_model >= meta["threshold"]), "threshold": meta["threshold"]})
+                        "decision": int(r.p_model >= meta["decision"]["threshold"]), "threshold": meta["decision"]["threshold"]})
     r = run_cli("itff-monitor", "--db", home/"predictions.db", "--source", candles, cwd=home, env={"ITFF_HOME": str(home)})
     assert r.returncode == 0 and (home/"reports/monitor.json").exists(), r.stdout + r.stderr
 

@@ -15,11 +15,11 @@ ID = "BTCUSDT_1h_direction_lstm"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    "One small pipeline run on a synthetic candle file (both labels, LSTM), shared by the tests below."
+    "One small pipeline run on a synthetic candle file (no label option: both labels by default; LSTM), shared by the tests below."
     home = tmp_path_factory.mktemp("home")
     candles = home/"candles.csv"
     synthetic_ohlcv(0.3, n=3000).reset_index().to_csv(candles, index=False)
-    r = run_cli("itff-pipeline", "--source", candles, "--train-direction", "--train-level", "--model-type", "lstm",
+    r = run_cli("itff-pipeline", "--source", candles, "--models", "lstm",
                 "--epochs", "2", "--window", "16", "--mc-samples", "8", "--threshold", "0.45", cwd=home, env={"ITFF_HOME": str(home)})
     assert r.returncode == 0, r.stdout + r.stderr
     return home, candles, r.stdout
@@ -33,7 +33,7 @@ def test_pipeline_stages_and_summary(trained):
     assert "best_baseline" in out and "climatology" in out
     for lab in ("direction", "level_up"):
         b = load_bundle(home/f"models/training/BTCUSDT_1h_{lab}_lstm")     # every hash verifies
-        assert b.meta["source"].endswith("candles.csv") and b.meta["window"] == 16
+        assert b.config["source"].endswith("candles.csv") and b.meta["window"] == 16 and b.config["epochs"] == 2
         assert (home/f"reports/BTCUSDT_1h_{lab}_lstm/reliability.png").exists()
 
 
@@ -57,21 +57,33 @@ def test_evaluate_bundle_reproduces_stored_metrics(trained):
     r = run_cli("itff-evaluate", "--bundle", home/f"models/training/{ID}", "--data", candles, "--output", home/"eval",
                 cwd=home, env={"ITFF_HOME": str(home)})
     assert r.returncode == 0, r.stdout + r.stderr
+    assert "--data is deprecated" in r.stderr and "use --source" in r.stderr      # the old spelling works, with a one-line note
     again = json.loads(next((home/"eval").glob(f"{ID}_from_*/metrics.json")).read_text())
     assert again["test"] == stored["test"]
     for name in ("model", "model_raw", "climatology", "logistic", "gbm"):
         for k in ("roc_auc", "brier", "bss", "log_loss", "ece"):
             assert again["scores"][name][k] == pytest.approx(stored["scores"][name][k], abs=1e-9), (name, k)
-    later = run_cli("itff-evaluate", "--bundle", home/f"models/training/{ID}", "--data", candles, "--start", stored["test"]["last"][:10],
+    later = run_cli("itff-evaluate", "--bundle", home/f"models/training/{ID}", "--source", candles, "--start", stored["test"]["last"][:10],
                     "--output", home/"eval2", cwd=home)
     assert later.returncode == 0, later.stderr
     assert json.loads(next((home/"eval2").glob("*/metrics.json")).read_text())["test"]["n"] < stored["test"]["n"]
-    inside = run_cli("itff-evaluate", "--bundle", home/f"models/training/{ID}", "--data", candles, "--start", "2022-01-10",
+    inside = run_cli("itff-evaluate", "--bundle", home/f"models/training/{ID}", "--source", candles, "--start", "2022-01-10",
                      "--output", home/"eval3", cwd=home)
     assert inside.returncode == 2 and "in-sample" in inside.stderr and "--allow-in-sample" in inside.stderr and not (home/"eval3").exists()
-    allowed = run_cli("itff-evaluate", "--bundle", home/f"models/training/{ID}", "--data", candles, "--start", "2022-01-10",
+    allowed = run_cli("itff-evaluate", "--bundle", home/f"models/training/{ID}", "--source", candles, "--start", "2022-01-10",
                       "--allow-in-sample", "--output", home/"eval3", cwd=home)
     assert allowed.returncode == 0 and "warm-up: the first scored window needs" in allowed.stdout
+
+
+def test_pipeline_data_only_and_old_spellings(tmp_path):
+    "--data-only runs the data stages and trains nothing; the original README's flags still parse, each with a note."
+    candles = tmp_path/"candles.csv"
+    synthetic_ohlcv(0.3, n=600).reset_index().to_csv(candles, index=False)
+    r = run_cli("itff-pipeline", "--source", candles, "--data-only", "--train-level", "--model-type", "transformer",
+                cwd=tmp_path, env={"ITFF_HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "data stages done (--data-only: no model trained)" in r.stdout and not (tmp_path/"models/training").exists()
+    assert "--model-type is deprecated" in r.stderr and "use --models" in r.stderr and "use --labels" in r.stderr
 
 
 def flip_byte(path):
@@ -111,8 +123,8 @@ def test_decisions_and_skill_gate_chosen_on_validation(tiny_home):
     "Without --threshold, the bundle's threshold, uncertainty cut-off and skill verdict come from the calibration part and drive the Predictor."
     b = load_bundle(tiny_home/"models/training/BTCUSDT_1h_direction_lstm")
     d, v, skill = b.meta["decision"], b.meta["validation"], b.meta["skill"]
-    assert d["rule"].startswith("best mean net return") and b.meta["threshold"] == d["threshold"]
-    assert b.meta["max_uncertainty"] == d["max_uncertainty"]
+    assert d["rule"].startswith("best mean net return") and b.decision["threshold"] == d["threshold"]
+    assert b.decision["max_uncertainty"] == d["max_uncertainty"]
     assert v["early_stopping"]["last"] < v["calibration"]["first"] and v["gap_windows"] == b.meta["horizon"]
     assert skill["p_value"] >= 1 / 301 and skill["has_skill"] == (skill["brier_minus_climatology"] < 0 and skill["p_value"] < 0.05)
     assert len(d["sweep"]["threshold"]) == 19                                       # the validation sweep it chose from is kept

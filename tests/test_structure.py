@@ -149,3 +149,15 @@ def test_patched_methods_have_show_doc():
             for cls, meth in re.findall(r"@patch_to\((\w+)[^)]*\)\s*\ndef (\w+)", src):
                 if not meth.startswith("_") and f"show_doc({cls}.{meth})" not in shown: missing.append(f"{p.name}: {cls}.{meth}")
     assert not missing, "patched methods without show_doc:\n" + "\n".join(missing)
+
+
+def test_lines_of_at_most_120_characters():
+    "ruff's E501 at 120 on itff/, except the first `__all__` line nbdev writes (it wraps the list at 120, then prefixes it)."
+    import json, subprocess, sys
+    ruff = Path(sys.executable).parent/"ruff"
+    files = [str(f) for f in sorted((ROOT/"itff").glob("*.py")) if f.name != "_modidx.py"]
+    out = subprocess.run([str(ruff), "check", "--select", "E501", "--line-length", "120", "--output-format", "json", "--exit-zero",
+                          *files], capture_output=True, text=True, check=True).stdout
+    long = [f"{Path(v['filename']).name}:{v['location']['row']}" for v in json.loads(out)
+            if not Path(v["filename"]).read_text().splitlines()[v["location"]["row"] - 1].startswith("__all__ = [")]
+    assert not long, f"{len(long)} lines over 120 characters: {long[:20]}"
