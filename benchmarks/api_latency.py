@@ -39,12 +39,12 @@ def free_port():
     with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
 
-def serve(app, env, app_dir=None, workers=2):
-    "Start uvicorn serving `app`; returns (process, url) once every worker answers."
+def serve(app, env, app_dir=None, workers=2, log_dir=None):
+    "Start uvicorn serving `app` (its log in `log_dir`); returns (process, url) once every worker answers."
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
            "--log-level", "warning"] + (["--app-dir", str(app_dir)] if app_dir else [])
-    log = Path(tempfile.gettempdir())/f"itff-bench-{port}.log"
+    log = Path(log_dir or tempfile.gettempdir())/f"uvicorn-{port}.log"
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     url, t0, ok, probe = f"http://127.0.0.1:{port}", time.time(), 0, "/ready" if "itff" in app else "/docs"
     while time.time() - t0 < 180 and proc.poll() is None:   # all workers up: 20 successes in a row, fresh connections
@@ -65,8 +65,8 @@ def wrk(url, script, clients, seconds):
         return round(float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 3)
     errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors += sum(int(x) for x in re.findall(r"Socket errors: .*?(\d+)", out))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
-    return {"clients": clients, "p50_ms": ms("50"), "p99_ms": ms("99"), "req_per_s": rps, "errors": errors}, out
+    n, rps = int(re.search(r"(\d+) requests in", out)[1]), float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+    return {"clients": clients, "requests": n, "p50_ms": ms("50"), "p99_ms": ms("99"), "req_per_s": rps, "errors": errors}, out
 
 
 def httpx_clients(url, body, clients, seconds):
@@ -81,22 +81,23 @@ def httpx_clients(url, body, clients, seconds):
     with ThreadPoolExecutor(clients) as ex: runs = list(ex.map(one, range(clients)))
     t = np.concatenate([r[0] for r in runs]) * 1e3
     q = lambda x: round(float(np.percentile(t, x)), 3)
-    return ({"clients": clients, "p50_ms": q(50), "p99_ms": q(99), "req_per_s": round(len(t) / seconds, 1),
-             "errors": sum(r[1] for r in runs)}, f"last response: {runs[-1][2]}")
+    return ({"clients": clients, "requests": len(t), "p50_ms": q(50), "p99_ms": q(99),
+             "req_per_s": round(len(t) / seconds, 1), "errors": sum(r[1] for r in runs)}, f"last response: {runs[-1][2]}")
 
 
 def load(url, body, script, clients, seconds, check=True):
     "Drive /predict with `clients` clients for `seconds` (wrk when installed); raise on any failed request if `check`."
     use_wrk = shutil.which("wrk")
     res, report = wrk(url, script, clients, seconds) if use_wrk else httpx_clients(url, body, clients, seconds)
-    if res["errors"] and check:
-        raise RuntimeError(f"{res['errors']} failed requests against {url}: the numbers would be meaningless\n{report}")
+    if check and (res["errors"] or not res["requests"]):
+        raise RuntimeError(f"{res['errors']} failed requests of {res['requests']} against {url}: the numbers would be "
+                           f"meaningless\n{report}")
     return res
 
 
 def measure(app, env, app_dir, body, script, seconds, workers, many):
     "Serve `app`, check one request, warm every worker, then measure at 1 and at `many` clients."
-    proc, url = serve(app, env, app_dir, workers)
+    proc, url = serve(app, env, app_dir, workers, log_dir=Path(script).parent)   # the run's temp folder
     try:
         r = httpx.post(url + "/predict", content=body, headers={"content-type": "application/json"}, timeout=30)
         if r.status_code != 200: raise RuntimeError(f"{app}: /predict answered {r.status_code}: {r.text[:500]}")

@@ -21,9 +21,9 @@ def parser(doc:str) -> argparse.ArgumentParser:
 
 
 def out_path(name:str, smoke:bool=False, out=None) -> Path:
-    "Where a result goes: `out` if given, else benchmarks/results/`name`.json, or a fresh temp folder for a smoke run."
+    "Where a result goes: `out` if given, else benchmarks/results/`name`.json, or the temp folder's itff-bench-smoke/."
     if out is not None: return Path(out)
-    return Path(tempfile.mkdtemp(prefix="itff-bench-smoke-"))/f"{name}.json" if smoke else RESULTS/f"{name}.json"
+    return (Path(tempfile.gettempdir())/"itff-bench-smoke" if smoke else RESULTS)/f"{name}.json"
 
 
 def save_results(res: dict, out) -> dict:
