@@ -20,7 +20,7 @@ from fastapi.security import APIKeyHeader
 from fastcore.script import call_parse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from typing import Any
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 from slowapi.middleware import SlowAPIASGIMiddleware
@@ -102,17 +102,18 @@ class ModelRegistry:
         finally: self.loading = False
         return self
 
-    def get(self, symbol:str, timeframe:str, target:str, model_type:str) -> Predictor:
+    def get(self, symbol:str, timeframe:str, label:str, model_type:str) -> Predictor:
         "The predictor for this request, or a 422 naming the field that matches no loaded model."
-        keys, want = list(self.predictors), (normalize_symbol(symbol), timeframe, target, model_type)
-        for i, field in enumerate(("symbol", "timeframe", "target", "model_type")):
+        keys, want = list(self.predictors), (normalize_symbol(symbol), timeframe, label, model_type)
+        for i, field in enumerate(("symbol", "timeframe", "label", "model_type")):
             ok = [k for k in keys if k[:i + 1] == want[:i + 1]]
             if not ok: raise field_error(field, f"no loaded model for {field} {want[i]!r}; "
                                                 f"loaded: {sorted({k[i] for k in keys if k[:i] == want[:i]})}", want[i])
         return self.predictors[want]
 
     def describe(self, max_age=None) -> list[dict]:
-        return [{**p.bundle.info(), "symbol": k[0], "timeframe": k[1], "target": k[2], "model_type": k[3],
+        return [{**p.bundle.info(), "symbol": k[0], "timeframe": k[1], "label": k[2], "target": k[2],
+                 "model_type": k[3],
                  **p.freshness(max_age)} for k, p in sorted(self.predictors.items())]
 
 # %% ../nbs/27_api.ipynb #0536785b
@@ -159,11 +160,12 @@ def candle_row(row) -> Candle:
 class PredictRequest(BaseModel):
     "A forecast request: exactly one of `sequence` or `candles`."
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"symbol": "BTCUSDT", "target": "direction", "model_type": "lstm", "mc_samples": 30,
+        {"symbol": "BTCUSDT", "label": "direction", "model_type": "lstm", "mc_samples": 30,
          "sequence": [[0.0] * 21] * 48}]})
     symbol: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9/_:.\-]+$",
                         description="pair, e.g. BTCUSDT or BTC/USDT")
-    target: Target = Field("direction", description="label the model forecasts")
+    label: Target = Field("direction", validation_alias=AliasChoices("label", "target"),
+                          description="label the model forecasts (`target` is accepted as an alias)")
     model_type: ModelType = "lstm"
     timeframe: Timeframe = "1h"
     mc_samples: int = Field(30, ge=1, le=200, description="Monte-Carlo dropout samples")
@@ -203,7 +205,8 @@ class ModelInfo(BaseModel):
 # %% ../nbs/27_api.ipynb #ac0c2d08
 class Prediction(BaseModel):
     "A calibrated forecast with its uncertainty."
-    symbol: str; timeframe: str; target: str; model_type: str
+    symbol: str; timeframe: str; label: str; model_type: str
+    target: str = Field(description="deprecated: the same as `label` (kept for one release)")
     probability: float = Field(description="calibrated probability of the label")
     mc_mean: float = Field(description="raw mean of the MC samples, before calibration")
     mc_std: float; entropy: float; expected_entropy: float; mutual_info: float
@@ -236,8 +239,8 @@ class ApiMetrics:
         self.latency = Histogram("itff_http_request_seconds", "Request latency by route", ["route"], registry=r,
                                  buckets=(.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1,
                                           2.5))
-        self.predictions = Counter("itff_predictions_total", "Predictions by symbol, target and model",
-                                   ["symbol", "target", "model"], registry=r)
+        self.predictions = Counter("itff_predictions_total", "Predictions by symbol, label and model",
+                                   ["symbol", "label", "model"], registry=r)
         self.load_failures = Counter("itff_model_load_failures_total", "Bundles that failed to load", registry=r)
         self.loaded = Gauge("itff_bundles_loaded", "Bundles loaded and serving", registry=r)
         self.log_failures = Counter("itff_prediction_log_failures_total",
@@ -454,19 +457,21 @@ def _add_handlers(app, limiter):
 # %% ../nbs/27_api.ipynb #104b74b2
 class BundleStatus(BaseModel):
     id: str; sha256: str; created_at: str | None = None; itff_version: str | None = None
-    symbol: str; timeframe: str; target: str; model_type: str
+    symbol: str; timeframe: str; label: str; model_type: str
+    target: str = Field(description="deprecated: the same as `label` (kept for one release)")
     trained_through: str; age_hours: float; max_age_hours: float | None = None; stale: bool
 
 # %% ../nbs/27_api.ipynb #7ace822e
 class ModelCard(BaseModel):
     "What a client needs to call one loaded model: build `sequence` as `window` rows of `features`, in this order."
-    symbol: str; timeframe: str; target: str; model_type: str
+    symbol: str; timeframe: str; label: str; model_type: str
+    target: str = Field(description="deprecated: the same as `label` (kept for one release)")
     id: str; sha256: str; created_at: str | None = None
     window: int = Field(description="rows of a `sequence`: bars, oldest first")
     features: list[str] = Field(
         description="columns of a `sequence`, in this order (raw values; the service scales them)")
     candles_needed: int = Field(description="consecutive bars a `candles` request needs (window + feature warm-up)")
-    label: str = Field(description="what the probability is of"); horizon_bars: int
+    label_definition: str = Field(description="what the probability is of"); horizon_bars: int
     threshold: float; max_uncertainty: float | None = None; calibrator: str
     skill: Literal["ok", "no_skill", "unknown"]
     test: dict = Field(description="the bundle's test summary: period, n, AUC, Brier, BSS, ECE")
@@ -481,10 +486,11 @@ def model_card(pred:Predictor, # a loaded predictor
     "The `ModelCard` of a loaded predictor."
     m, s = pred.bundle.meta, pred.bundle.metrics
     sc, t = s.get("scores", {}).get("model", {}), s.get("test", {})
-    return {"symbol": stored_config(m)["symbol"], "timeframe": m["timeframe"], "target": m["label"]["name"],
+    return {"symbol": stored_config(m)["symbol"], "timeframe": m["timeframe"], "label": m["label"]["name"],
+            "target": m["label"]["name"],
             "model_type": stored_config(m)["model_type"], **pred.bundle.info(),
             "window": pred.window, "features": pred.features, "candles_needed": pred.candles_needed,
-            "label": m["label"]["definition"], "horizon_bars": pred.horizon, "threshold": pred.threshold,
+            "label_definition": m["label"]["definition"], "horizon_bars": pred.horizon, "threshold": pred.threshold,
             "max_uncertainty": pred.max_uncertainty, "calibrator": pred.bundle.calibrator.kind, "skill": pred.skill,
             "test": {"first": t.get("first"), "last": t.get("last"), "n": t.get("n"),
                      **{k: sc.get(k) for k in ("roc_auc", "brier", "bss", "ece")}},
@@ -532,7 +538,8 @@ def answered(app, # the FastAPI app (metrics, prediction log)
     m = pred.bundle.meta
     app.state.metrics.predictions.labels(stored_config(m)["symbol"], m["label"]["name"],
                                          stored_config(m)["model_type"]).inc()
-    res = {**out, "symbol": stored_config(m)["symbol"], "timeframe": m["timeframe"], "target": m["label"]["name"],
+    res = {**out, "symbol": stored_config(m)["symbol"], "timeframe": m["timeframe"], "label": m["label"]["name"],
+           "target": m["label"]["name"],
            "model_type": stored_config(m)["model_type"],
            **extra, "latency_ms": round((time.perf_counter() - t0) * 1e3, 3), "request_id": rid}
     log_forecast(app, pred, res, source)
@@ -551,7 +558,7 @@ def log_forecast(app, # the FastAPI app (prediction log, metrics)
     try:
         log.append({"logged_at": pd.Timestamp.now(tz="UTC").isoformat(), "request_id": res["request_id"],
                     "source": source, "bundle_id": pred.bundle.id, "bundle_sha": pred.bundle.sha,
-                    "symbol": res["symbol"], "timeframe": res["timeframe"], "target": res["target"],
+                    "symbol": res["symbol"], "timeframe": res["timeframe"], "target": res["label"],
                     "model_type": res["model_type"], "label": json.dumps(pred.bundle.meta["label"]),
                     "bar_time": res.get("bar_time"), "horizon_bars": pred.horizon, "probability": res["probability"],
                     "mc_std": res["mc_std"], "mutual_info": res["mutual_info"], "ood_score": res.get("ood_score"),
@@ -605,7 +612,7 @@ def _add_routes(app, limiter):
         ("Calibrated probability, MC mean/std, entropy, mutual information and decision "
          "for a sequence or recent candles.")
         t0 = time.perf_counter()
-        pred = _ready(request).get(req.symbol, req.timeframe, req.target, req.model_type)
+        pred = _ready(request).get(req.symbol, req.timeframe, req.label, req.model_type)
         return _predict(request.app, pred, req, t0, request.state.request_id)
 
     _add_webhook(app)
@@ -617,7 +624,8 @@ class TradingViewAlert(BaseModel):
     passphrase: str | None = None
     ticker: str = Field(min_length=1, max_length=40); interval: str = Field(min_length=1, max_length=8)
     time: str | None = None; close: float | None = None
-    target: Target = "direction"; model_type: ModelType = "lstm"; mc_samples: int = Field(30, ge=1, le=200)
+    label: Target = Field("direction", validation_alias=AliasChoices("label", "target"))
+    model_type: ModelType = "lstm"; mc_samples: int = Field(30, ge=1, le=200)
 
 # %% ../nbs/27_api.ipynb #8c820edc
 class WebhookResult(Prediction):
@@ -682,7 +690,7 @@ def _add_webhook(app):
             raise HTTPException(401, "missing or wrong passphrase")
         symbol, tf = tv_symbol(alert.ticker), tv_timeframe(alert.interval)
         if alert.time: _alert_time(alert.time)
-        pred = _ready(request).get(symbol, tf, alert.target, alert.model_type)
+        pred = _ready(request).get(symbol, tf, alert.label, alert.model_type)
         candles = request.app.state.candles.get(symbol, tf, pred.window + 600)
         fresh = fresh_or_refuse(pred, request.app.state.config)
         out = pred.predict_candles(candles, alert.mc_samples) | fresh
@@ -690,7 +698,7 @@ def _add_webhook(app):
         res = answered(request.app, pred, out, t0, request.state.request_id, "webhook", ticker=alert.ticker,
                        alert_time=alert.time, alert_stale=stale)
         logging.getLogger("itff.api").info("tradingview %s %s %s: p=%.3f decision=%s bar=%s alert_stale=%s",
-                                           alert.ticker, tf, alert.target,
+                                           alert.ticker, tf, alert.label,
                                            res["probability"], res["decision"], res["bar_time"], stale)
         return res
 

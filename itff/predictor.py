@@ -49,13 +49,13 @@ class Predictor:
         for f, tv, ntv in zip(self._fns, self._tv, self._ntv): np.asarray(f(tv, ntv, z))
 
     @classmethod
-    def load(cls, symbol:str|None=None, timeframe:str|None=None, target:str|None=None, model_type:str|None=None,
+    def load(cls, symbol:str|None=None, timeframe:str|None=None, label:str|None=None, model_type:str|None=None,
              path=None, models_dir=None, mc_samples:int|None=None, warmup:bool=True) -> "Predictor":
-        "Load by `symbol`/`timeframe`/`target`/`model_type` under `models_dir`, or from a bundle `path`."
+        "Load by `symbol`/`timeframe`/`label`/`model_type` under `models_dir`, or from a bundle `path`."
         if path is None:
-            if None in (symbol, timeframe, target, model_type):
-                raise ITFFError("give a bundle path, or symbol, timeframe, target and model_type")
-            path = bundle_path(symbol, timeframe, target, model_type, models_dir)
+            if None in (symbol, timeframe, label, model_type):
+                raise ITFFError("give a bundle path, or symbol, timeframe, label and model_type")
+            path = bundle_path(symbol, timeframe, label, model_type, models_dir)
         return cls(load_bundle(path), mc_samples, warmup)
 
     def _n(self, mc_samples) -> int: return self.mc_samples if mc_samples is None else int(mc_samples)

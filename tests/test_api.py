@@ -78,7 +78,7 @@ def post(server, body, token=TOKEN, path="/predict", **kw):
 def test_health_ready_metrics(secured):
     h = httpx.get(secured.url + "/health").json()
     assert h["status"] == "ok" and h["ready"] is True
-    assert {(b["symbol"], b["target"]) for b in h["bundles"]} == {("BTCUSDT", "direction"), ("BTCUSDT", "level_up")}
+    assert {(b["symbol"], b["label"]) for b in h["bundles"]} == {("BTCUSDT", "direction"), ("BTCUSDT", "level_up")}
     assert all(len(b["sha256"]) == 64 and b["created_at"] for b in h["bundles"])
     assert "scaler.json fails its sha256 check" in h["failed"]["ETHUSDT_1h_direction_lstm"]
     assert httpx.get(secured.url + "/ready").json() == {"ready": True, "bundles": 2, "failed": 1}
@@ -88,7 +88,7 @@ def test_health_ready_metrics(secured):
 
 
 def test_predict_sequence_matches_predictor(secured, models, window):
-    r = post(secured, {"symbol": "btc/usdt", "target": "direction", "model_type": "lstm", "mc_samples": 30, "sequence": window.tolist()})
+    r = post(secured, {"symbol": "btc/usdt", "label": "direction", "model_type": "lstm", "mc_samples": 30, "sequence": window.tolist()})
     assert r.status_code == 200, r.text
     body = r.json()
     local = Predictor.load("BTCUSDT", "1h", "direction", "lstm", models_dir=models).predict_window(window, 30)
@@ -99,14 +99,14 @@ def test_predict_sequence_matches_predictor(secured, models, window):
     assert body["model"]["sha256"] == local["model"]["sha256"] and body["request_id"] == r.headers["x-request-id"]
     assert body["latency_ms"] > 0
     m = httpx.get(secured.url + "/metrics").text
-    assert 'itff_predictions_total{model="lstm",symbol="BTCUSDT",target="direction"}' in m
+    assert 'itff_predictions_total{label="direction",model="lstm",symbol="BTCUSDT"}' in m
     assert 'itff_http_request_seconds_bucket{le="0.005",route="/predict"}' in m
 
 
 def test_predict_from_candles(secured):
     bars = load_ohlcv("BTCUSDT", "1h", start="2025-09-15").iloc[-300:]
     candles = [{"timestamp": t.isoformat(), **{k: float(v) for k, v in row.items()}} for t, row in bars.iterrows()]
-    r = post(secured, {"symbol": "BTCUSDT", "target": "level_up", "candles": candles})
+    r = post(secured, {"symbol": "BTCUSDT", "label": "level_up", "candles": candles})
     assert r.status_code == 200, r.text
     assert r.json()["bar_time"] == str(bars.index[-1]) and 0 < r.json()["probability"] < 1
     assert r.json()["candles_used"] == 300
@@ -120,7 +120,7 @@ def test_predict_from_candles(secured):
     assert bad.status_code == 422 and len(bad.json()["detail"]) == 1, bad.text
     assert bad.json()["detail"][0]["loc"] == ["body", "candles"] and "row 2:" in bad.text and "3 of 300 rows are malformed" in bad.text
     candles[-1]["high"] = 1.0   # high below open/close
-    r = post(secured, {"symbol": "BTCUSDT", "target": "level_up", "candles": candles})
+    r = post(secured, {"symbol": "BTCUSDT", "label": "level_up", "candles": candles})
     assert r.status_code == 422 and "column 'high'" in r.text and r.json()["detail"][0]["loc"] == ["body", "candles"]
 
 
@@ -138,7 +138,7 @@ def test_auth(secured, models, window):
 
 @pytest.mark.parametrize("change, loc, words", [
     ({"symbol": "DOGEUSDT"}, ["body", "symbol"], "no loaded model for symbol 'DOGEUSDT'"),
-    ({"target": "level_down"}, ["body", "target"], "no loaded model for target 'level_down'"),
+    ({"label": "level_down"}, ["body", "label"], "no loaded model for label 'level_down'"),
     ({"target": "moon"}, ["body", "target"], "Input should be"),
     ({"model_type": "gru"}, ["body", "model_type"], "'lstm' or 'transformer'"),
     ({"timeframe": "4h"}, ["body", "timeframe"], "no loaded model for timeframe '4h'; loaded: ['1h']"),
@@ -151,8 +151,9 @@ def test_auth(secured, models, window):
     ({"unexpected": 1}, ["body", "unexpected"], "Extra inputs are not permitted")])
 def test_validation_errors_name_the_field(secured, window, change, loc, words):
     seq = {"cut": window[:20].tolist(), "narrow": window[:, :20].tolist()}
-    body = {"symbol": "BTCUSDT", "target": "direction", "model_type": "lstm", "sequence": window.tolist(),
+    body = {"symbol": "BTCUSDT", "label": "direction", "model_type": "lstm", "sequence": window.tolist(),
             **{k: seq.get(v, v) if isinstance(v, str) else v for k, v in change.items()}}
+    if "target" in change: body.pop("label")              # the old spelling alone: its error names it
     r = post(secured, body)
     assert r.status_code == 422, r.text
     d = r.json()["detail"][0]
@@ -184,12 +185,12 @@ def test_chunked_body_over_the_cap_is_413_without_reading_it_all(secured):
 def test_models_endpoint_is_enough_to_build_a_request(secured, models):
     "A client that knows only GET /models builds a sequence request and gets the Predictor's answer."
     cards = httpx.get(secured.url + "/models", headers={"X-API-Token": TOKEN}).json()
-    card = next(c for c in cards if c["target"] == "level_up")
+    card = next(c for c in cards if c["label"] == "level_up")
     assert {c["id"] for c in cards} == {"BTCUSDT_1h_direction_lstm", "BTCUSDT_1h_level_up_lstm"}    # the corrupt bundle is not offered
     assert card["candles_needed"] > card["window"] and 0 < card["threshold"] <= 1 and card["test"]["n"] > 0
     candles = load_ohlcv(card["symbol"], card["timeframe"], start="2025-06-01")
     seq = engineer_features(candles)[card["features"]].iloc[-card["window"]:].to_numpy()
-    r = post(secured, {"symbol": card["symbol"], "timeframe": card["timeframe"], "target": card["target"], "model_type": card["model_type"],
+    r = post(secured, {"symbol": card["symbol"], "timeframe": card["timeframe"], "label": card["label"], "model_type": card["model_type"],
                        "mc_samples": 30, "sequence": seq.tolist()})
     assert r.status_code == 200, r.text
     local = Predictor.load(path=models/"training"/card["id"]).predict_window(seq, 30)
@@ -227,7 +228,7 @@ def test_tradingview_webhook(secured):
     j = httpx.post(url, json={"passphrase": SECRET, "ticker": "BINANCE:BTCUSDT", "interval": "60", "time": "2025-09-30T23:00:00Z",
                               "close": 114048.93, "target": "level_up", "strategy": "itff"})
     assert j.status_code == 200, j.text
-    assert j.json()["symbol"] == "BTCUSDT" and j.json()["target"] == "level_up" and j.json()["alert_stale"] is False
+    assert j.json()["symbol"] == "BTCUSDT" and j.json()["label"] == "level_up" and j.json()["alert_stale"] is False
     t = httpx.post(url, content="passphrase=tv-secret\nticker=BTCUSDT\ninterval=1H\ntime=2026-01-05T10:00:00Z", headers={"content-type": "text/plain"})
     assert t.status_code == 200 and t.json()["alert_stale"] is True and t.json()["timeframe"] == "1h"
     assert httpx.post(url, json={"passphrase": "guess", "ticker": "BTCUSDT", "interval": "60"}).status_code == 401
@@ -280,7 +281,7 @@ def test_shipped_templates_work_as_tradingview_fills_them(secured, name):
     ctype = "application/json" if name.endswith(".json") else "text/plain"
     r = httpx.post(secured.url + "/webhook/tradingview", content=filled, headers={"content-type": ctype}, timeout=30)
     assert r.status_code == 200, r.text
-    assert r.json()["target"] == ("level_up" if "level_up" in name else "direction") and r.json()["alert_stale"] is False
+    assert r.json()["label"] == ("level_up" if "level_up" in name else "direction") and r.json()["alert_stale"] is False
 
 
 def test_skill_gate_labels_or_refuses(models, window, tmp_path):
@@ -343,7 +344,7 @@ def test_two_workers_share_metrics_and_the_rate_limit(models, window, tmp_path):
         served = predictions_by_worker(mp)
         assert sum(1 for n in served.values() if n > 0) == 2, served                # both workers answered …
         text = httpx.get(s.url + "/metrics").text
-        line = next(l for l in text.splitlines() if l.startswith('itff_predictions_total{model="lstm",symbol="BTCUSDT",target="direction"}'))
+        line = next(l for l in text.splitlines() if l.startswith('itff_predictions_total{label="direction",model="lstm",symbol="BTCUSDT"}'))
         assert float(line.split()[-1]) == 8.0 == sum(served.values()), line         # … and /metrics adds their counts up
     finally:
         s.stop(); redis.kill()
