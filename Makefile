@@ -69,6 +69,7 @@ bench: install
 	$(BIN)/python benchmarks/api_latency.py --model transformer
 	$(BIN)/python benchmarks/cluster_speedup.py
 	$(BIN)/python benchmarks/prediction_log.py
+	$(BIN)/python benchmarks/paired_test_size.py
 
 # Every benchmark in its --smoke mode (tiny sizes, seconds each, JSON in a temp folder), so that a benchmark that stops
 # working fails `make test`. The API one drives wrk when it is installed, else httpx.
@@ -78,6 +79,7 @@ bench-smoke: install
 	$(BIN)/python benchmarks/predictor_latency.py --smoke
 	$(BIN)/python benchmarks/api_latency.py --smoke
 	$(BIN)/python benchmarks/cluster_speedup.py --smoke
+	$(BIN)/python benchmarks/paired_test_size.py --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache _docs

@@ -166,7 +166,11 @@ _OLD_TRAIN = ("ensemble", "epochs", "batch_size", "lr", "patience", "class_weigh
 
 def stored_config(meta:dict) -> dict:
     "A bundle's experiment settings, named as `ExperimentConfig` names them: its `config`, or what an old bundle kept."
-    if "config" in meta: return dict(meta["config"])
+    if "config" in meta:
+        c, lab = dict(meta["config"]), meta.get("label", {})
+        for k in ("horizon", "theta"):   # as resolved when the bundle was trained, whatever the defaults are now
+            if c.get(k) is None and k in lab: c[k] = lab[k]
+        return c
     lab, train = meta["label"], meta.get("train", {})
     return {**{k: meta[k] for k in _OLD_TOP if k in meta}, **{k: train[k] for k in _OLD_TRAIN if k in train},
             "timeframe": meta["timeframe"], "label": lab["name"], "horizon": lab["horizon"], "theta": lab["theta"],

@@ -1,4 +1,4 @@
-"""Scores at a threshold and without one, calibration error, uncertainty, block-bootstrap intervals and paired tests.
+"""Scores at a threshold and without one, calibration error, uncertainty, bootstrap intervals, paired tests, Holm.
 
 Docs: https://itff.github.io/itff/metrics.html.md"""
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
+from statsmodels.stats.multitest import multipletests
 from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score, brier_score_loss,
                              confusion_matrix, f1_score, log_loss, precision_score, recall_score, roc_auc_score)
 from .core import *
@@ -17,8 +18,9 @@ from .backtest import Costs
 
 # %% auto #0
 __all__ = ['threshold_metrics', 'reliability_table', 'ece', 'probability_metrics', 'block_bootstrap_indices', 'bootstrap_ci',
-           'bootstrap_block', 'paired_bootstrap', 'coverage_curve', 'uncertainty_metrics', 'net_return',
-           'threshold_sweep', 'save_csv', 'compare', 'reference_scores']
+           'bootstrap_block', 'paired_bootstrap', 'sn_p_value', 'self_normalized_test', 'fixed_b_test', 'paired_test',
+           'holm', 'coverage_curve', 'uncertainty_metrics', 'net_return', 'threshold_sweep', 'save_csv', 'compare',
+           'reference_scores']
 
 # %% ../nbs/11_metrics.ipynb #a7c71339
 def threshold_metrics(y, # 0/1 labels
@@ -129,6 +131,93 @@ def paired_bootstrap(y, # 0/1 labels
     # a bootstrap p-value is at least 1/(B+1): B resamples cannot show p = 0
     pval = min(1.0, 2 * (k + 1) / (len(d) + 1))
     return {"diff": float(score(y, p_a) - score(y, p_b)), "ci": [float(lo), float(hi)], "p_value": float(pval)}
+
+# %% ../nbs/11_metrics.ipynb #0b30e331
+# log10 P(U > u) at sqrt(u) = 0, 0.5, ..., 30 for U = W(1)^2 / int B^2 (Lobato 2001): rebuilt and checked below
+_SN_LOG10P = np.array([
+    0.0000, -0.0703, -0.1493, -0.2355, -0.3272, -0.4230, -0.5217, -0.6224, -0.7247, -0.8281, -0.9324, -1.0373,
+    -1.1427, -1.2485, -1.3547, -1.4612, -1.5678, -1.6747, -1.7817, -1.8889, -1.9962, -2.1036, -2.2111, -2.3186,
+    -2.4263, -2.5340, -2.6418, -2.7496, -2.8575, -2.9654, -3.0733, -3.1813, -3.2893, -3.3974, -3.5055, -3.6136,
+    -3.7217, -3.8298, -3.9380, -4.0462, -4.1544, -4.2626, -4.3709, -4.4792, -4.5874, -4.6957, -4.8041, -4.9124,
+    -5.0208, -5.1292, -5.2376, -5.3460, -5.4545, -5.5630, -5.6715, -5.7800, -5.8886, -5.9972, -6.1059, -6.2146,
+    -6.3233])
+
+def sn_p_value(u, # self-normalised statistic(s), U >= 0
+              ) -> np.ndarray:
+    "P(U > u) under H0 for Lobato's (2001) statistic: `_SN_LOG10P` interpolated in (√u, log₁₀ p), linear beyond."
+    x = np.sqrt(np.minimum(np.asarray(u, "float64"), 1e12)) / 0.5
+    i = np.clip(np.floor(x), 0, len(_SN_LOG10P) - 2).astype(int)
+    return np.minimum(1.0, 10 ** (_SN_LOG10P[i] + (x - i) * (_SN_LOG10P[i + 1] - _SN_LOG10P[i])))
+
+# %% ../nbs/11_metrics.ipynb #f1b5f6ce
+def _series(d, who:str) -> np.ndarray:
+    d = np.asarray(d, "float64")
+    if d.ndim != 1 or len(d) < 2: raise ITFFError(f"{who}: need a 1-D series of at least 2 values, got shape {d.shape}")
+    if not np.isfinite(d).all():
+        raise ITFFError(f"{who}: value {np.flatnonzero(~np.isfinite(d))[0]} is not a finite number")
+    return d
+
+def self_normalized_test(d, # loss differentials d_t, one per bar, in time order
+                        ) -> dict:
+    "Lobato (2001) / Shao (2010) self-normalised test of E[d_t] = 0: statistic U, two-sided p-value, n."
+    d = _series(d, "self_normalized_test")
+    n, mean = len(d), d.mean()
+    c = np.sum(np.cumsum(d - mean) ** 2) / n ** 2            # n⁻² Σ (S_t − t·mean)²
+    u = n * mean ** 2 / c if c > 0 else (0.0 if mean == 0 else np.inf)
+    return {"stat": float(u), "p_value": float(sn_p_value(u)), "n": n}
+
+# %% ../nbs/11_metrics.ipynb #bfa41f8c
+_KV_BARTLETT = {0.05: (1.9600, 2.9694, 0.4160, -0.5324), 0.10: (1.6449, 2.1859, 0.3142, -0.3427)}  # KV (2005)
+
+def fixed_b_test(d, # loss differentials d_t, one per bar, in time order
+                 b:float=0.5, # Bartlett bandwidth as a share of the series: M = b·n, 0 < b ≤ 1
+                 alpha:float=0.05, # two-sided level: 0.05 or 0.10 (the levels with published cubics)
+                ) -> dict:
+    "Kiefer–Vogelsang (2005) fixed-b t-test of E[d_t] = 0 (Bartlett, M = b·n): t, critical value, reject or not."
+    if alpha not in _KV_BARTLETT: raise ITFFError(f"fixed_b_test: alpha must be 0.05 or 0.10, got {alpha}")
+    if not 0 < b <= 1: raise ITFFError(f"fixed_b_test: b must be in (0, 1], got {b}")
+    d = _series(d, "fixed_b_test")
+    n, x = len(d), d - d.mean()
+    m = max(1, int(b * n))
+    f = np.fft.rfft(x, 2 * n)
+    gamma = np.fft.irfft(f * np.conj(f), 2 * n)[:m] / n       # autocovariances at lags 0 … M−1
+    lrv = gamma[0] + 2 * np.sum((1 - np.arange(1, m) / m) * gamma[1:])
+    t = d.mean() / np.sqrt(lrv / n) if lrv > 0 else (0.0 if d.mean() == 0 else np.inf)
+    cv = float(np.polyval(_KV_BARTLETT[alpha][::-1], b))
+    return {"stat": float(t), "critical_value": cv, "reject": bool(abs(t) > cv), "b": float(b), "n": n}
+
+# %% ../nbs/11_metrics.ipynb #45896158
+_ROW_LOSS = {"brier": lambda y, p: (p - y) ** 2,
+             "log_loss": lambda y, p: -(y * np.log(p) + (1 - y) * np.log1p(-p))}
+
+def paired_test(y, # 0/1 labels, in time order
+                p_a, # forecast A
+                p_b, # forecast B
+                timeframe:str|None=None, # bar size, recorded with the result (no block length is needed)
+                score:str="brier", # per-row loss: "brier" or "log_loss" (probabilities clipped to [1e-7, 1 − 1e-7])
+               ) -> dict:
+    "Mean loss of `p_a` minus `p_b` (negative: A is better) and the self-normalised two-sided p-value of no difference."
+    if score not in _ROW_LOSS: raise ITFFError(f"paired_test: score must be one of {list(_ROW_LOSS)}, got {score!r}")
+    if timeframe is not None: timeframe_delta(timeframe)
+    y, p_a, p_b = (np.asarray(v, "float64") for v in (y, p_a, p_b))
+    if not y.shape == p_a.shape == p_b.shape:
+        raise ITFFError(f"paired_test: y, p_a, p_b differ in shape: {y.shape}, {p_a.shape}, {p_b.shape}")
+    if score == "log_loss": p_a, p_b = np.clip(p_a, 1e-7, 1 - 1e-7), np.clip(p_b, 1e-7, 1 - 1e-7)
+    d = _ROW_LOSS[score](y, p_a) - _ROW_LOSS[score](y, p_b)
+    t = self_normalized_test(d)
+    return {"diff": float(d.mean()), "p_value": t["p_value"], "stat": t["stat"], "test": "self_normalized",
+            "n": t["n"], "score": score, "timeframe": timeframe}
+
+# %% ../nbs/11_metrics.ipynb #5ded210c
+def holm(p_values, # p-values in any order; None or NaN where no test was made
+        ) -> list:
+    "Holm-adjusted p-values in the given order (statsmodels `multipletests`); None and NaN stay None."
+    p = [None if v is None or pd.isna(v) else float(v) for v in p_values]
+    made = [i for i, v in enumerate(p) if v is not None]
+    out = [None] * len(p)
+    if made:
+        for i, a in zip(made, multipletests([p[i] for i in made], method="holm")[1]): out[i] = float(a)
+    return out
 
 # %% ../nbs/11_metrics.ipynb #b75123e7
 def coverage_curve(y, # 0/1 labels
