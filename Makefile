@@ -70,6 +70,8 @@ bench: install
 	$(BIN)/python benchmarks/cluster_speedup.py
 	$(BIN)/python benchmarks/prediction_log.py
 	$(BIN)/python benchmarks/paired_test_size.py
+	$(BIN)/python benchmarks/calibration_alarm.py
+	$(BIN)/python benchmarks/risk_control.py
 
 # Every benchmark in its --smoke mode (tiny sizes, seconds each, JSON in a temp folder), so that a benchmark that stops
 # working fails `make test`. The API one drives wrk when it is installed, else httpx.
@@ -80,6 +82,8 @@ bench-smoke: install
 	$(BIN)/python benchmarks/api_latency.py --smoke
 	$(BIN)/python benchmarks/cluster_speedup.py --smoke
 	$(BIN)/python benchmarks/paired_test_size.py --smoke
+	$(BIN)/python benchmarks/calibration_alarm.py --smoke
+	$(BIN)/python benchmarks/risk_control.py --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache _docs

@@ -7,7 +7,7 @@ Docs: https://itff.github.io/itff/decisions.html.md"""
 # %% ../nbs/18_decisions.ipynb #d321dd40
 from __future__ import annotations
 import numpy as np
-from scipy.stats import binom
+from scipy.special import betainc
 from .core import *
 from .backtest import Costs, side_of, trade_returns
 from .calibrate import Calibrator, out_of_fold, purged_folds, select_calibrator
@@ -17,33 +17,64 @@ from .metrics import bootstrap_block, net_return, paired_bootstrap, reference_sc
 from .models import ensemble_samples, mc_summary
 
 # %% auto #0
-__all__ = ['risk_controlled_threshold', 'choose_threshold', 'choose_max_uncertainty', 'validation_skill',
+__all__ = ['hit_design_effect', 'risk_controlled_threshold', 'choose_threshold', 'choose_max_uncertainty', 'validation_skill',
            'calibrate_on_validation', 'choose_decisions']
 
+# %% ../nbs/18_decisions.ipynb #ee17fd86
+def hit_design_effect(y, # outcomes (0/1) in time order
+                      act, # where the rule acts: (rows,) or (thresholds, rows) booleans
+                      max_lag:int|None=None, # lags summed (None: a quarter of the rows; 0: independent bars)
+                     ) -> np.ndarray:
+    "Long-run over independent variance of the acting bars' hits, act·(y − precision), in time order (≥ 1)."
+    y, act = np.asarray(y, "float64"), np.asarray(act, "float64")
+    n = y.shape[-1]; lag = min(n // 4 if max_lag is None else int(max_lag), (n - 2) // 2)
+    if lag <= 0: return np.ones(act.shape[:-1])
+    k = act.sum(-1, keepdims=True); z = act * (y - (act * y).sum(-1, keepdims=True) / np.maximum(k, 1))
+    f = np.fft.rfft(z, 1 << int(np.ceil(np.log2(n + lag))), axis=-1)
+    g = np.fft.irfft(f * f.conj(), axis=-1)[..., :lag + 1]    # autocovariances of z, lags 0 … lag
+    with np.errstate(invalid="ignore", divide="ignore"): d = 1 + 2 * g[..., 1:].sum(-1) / g[..., 0]
+    # z sums to 0 by construction, which shrinks the summed autocovariances by about (2·lag + 1)/n: undo that
+    return np.maximum(1.0, np.nan_to_num(d / (1 - (2 * lag + 1) / n), nan=1.0))
+
 # %% ../nbs/18_decisions.ipynb #1fa96322
-def risk_controlled_threshold(y, # outcomes (0/1) of the calibration part
-                              p, # calibrated (out-of-fold) probabilities
+def _tail_p_value(k, # hits (may be fractional: effective)
+                  n, # signals (may be fractional: effective)
+                  target, # precision under the null
+                 ) -> float:
+    "P(≥ k hits in n | precision = target), continuous in k and n (the binomial's regularised-beta form)."
+    return 1.0 if k <= 0 else float(betainc(k, n - k + 1, target))
+
+def risk_controlled_threshold(y, # outcomes (0/1) of the calibration part, in time order
+                              p, # calibrated probabilities (of the calibrator that is deployed)
                               target:float=0.55, # the precision to guarantee
                               delta:float=0.1, # allowed probability of missing the target
                               min_signals:int=50, # thresholds acting fewer times are skipped
                               grid=None, # thresholds to test (default: 0.99 down to 0.01)
+                              max_lag:int|None=None, # lags of the design effect (None: n/4; 0: exchangeable bars)
                              ) -> dict:
-    "The lowest threshold with precision ≥ `target` with probability 1 − `delta` (Learn-then-Test binomial tests)."
+    ("The lowest threshold with precision ≥ `target` with probability 1 − `delta` (Learn-then-Test: binomial tests "
+     "on the effective sample size n / design effect).")
     y, p = np.asarray(y, bool), np.asarray(p, "float64")
     grid = np.round(np.arange(0.99, 0.0, -0.01), 2) if grid is None else np.sort(np.asarray(grid))[::-1]
-    best = None
-    for t in grid:
-        act = p >= t; n, k = int(act.sum()), int(y[act].sum())
-        # the sequence starts where there are enough signals to test (set by p alone)
-        if n < min_signals: continue
-        p_value = float(binom.sf(k - 1, n, target))         # P(≥ k hits in n | precision = target)
-        if p_value > delta: break                           # the sequence stops at the first one it cannot certify
-        best = {"threshold": float(t), "signals": n, "precision": k / n, "p_value": p_value}
+    acts = p[None] >= grid[:, None]; ns, ks = acts.sum(1), (acts & y).sum(1)
+    tested = ns >= min_signals                          # the sequence starts where there are enough signals (p alone)
+    deff = np.ones(len(grid)); deff[tested] = hit_design_effect(y, acts[tested], max_lag) if tested.any() else 1.0
+    best, last = None, {}
+    for t, n, k, d in zip(grid[tested], ns[tested], ks[tested], deff[tested]):
+        p_value = _tail_p_value(k / d, n / d, target)
+        last = {"n_eff": n / d, "design_effect": float(d)}
+        if p_value > delta: break                       # the sequence stops at the first one it cannot certify
+        best = {"threshold": float(t), "signals": int(n), "precision": k / n, "p_value": p_value, **last}
+    lag = min(len(y) // 4 if max_lag is None else int(max_lag), (len(y) - 2) // 2)
+    how = ("exact binomial tests: a guarantee for exchangeable bars only" if lag <= 0 else
+           f"binomial tests on n_eff = n / design effect, the design effect from the acting bars' hits summed over "
+           f"lags up to {lag} bars: a guarantee if the dependence between bars fades within about {lag} bars; "
+           f"regimes longer than that are not seen and make it approximate")
     rule = (f"lowest threshold with precision ≥ {target:.0%} at confidence {1 - delta:.0%} on the calibration part "
-            f"(out-of-fold forecasts; exact binomial tests, fixed sequence from 0.99 down): "
-            f"a guarantee for exchangeable data, approximate for overlapping bars")
+            f"(forecasts of the deployed calibrator; fixed sequence from 0.99 down; {how})")
     if best is None:
         return {"threshold": 1.0, "acts": False, "target": target, "delta": delta, "rule": rule,
+                "n_eff": last.get("n_eff"), "design_effect": last.get("design_effect"),
                 "reason": f"no threshold reached {target:.0%} precision with confidence {1 - delta:.0%}"}
     return {**best, "acts": True, "target": target, "delta": delta, "rule": rule}
 
@@ -142,7 +173,7 @@ def choose_decisions(val_mc:dict, # MC summary of the calibration part (`calibra
     fwd, side = trade_returns(ohlcv, ds.val.times, spec), side_of(spec)
     n_min = min_signals or max(30, len(p) // 50)
     q = out_of_fold(cal.kind, val_mc["mean"], ds.val.y, purge=spec.horizon); ok = ~np.isnan(q)
-    risk = risk_controlled_threshold(ds.val.y[ok], q[ok], precision_target, risk_delta)
+    risk = risk_controlled_threshold(ds.val.y, p, precision_target, risk_delta)   # what is deployed is certified
     if threshold is not None:
         out = {"threshold": float(threshold), "acts": True, "rule": "set by the user (--threshold)"}
     elif rule == "precision": out = {k: risk[k] for k in ("threshold", "acts", "rule")}

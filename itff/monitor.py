@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
-from sklearn.metrics import brier_score_loss
+from scipy.stats import chi2
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, log_loss
 from tqdm import tqdm
 from .core import *
 from .artifacts import HASHES, bundle_sha
@@ -23,8 +25,9 @@ from .plots import plot_reliability, save_figure
 from .predlog import PredictionLog, monitor_path, prediction_db_path
 
 # %% auto #0
-__all__ = ['resolve', 'last_resolved', 'design_effect', 'ece_noise_floor', 'calibration_alarm', 'live_scores', 'bundles_by_sha',
-           'validation_reference', 'bundle_monitor', 'run_monitor', 'monitor_line', 'itff_monitor']
+__all__ = ['resolve', 'last_resolved', 'design_effect', 'ece_noise_floor', 'calibration_test', 'base_rate_drift',
+           'calibration_alarm', 'live_scores', 'bundles_by_sha', 'validation_reference', 'bundle_monitor',
+           'run_monitor', 'monitor_line', 'itff_monitor']
 
 # %% ../nbs/25_monitor.ipynb #412ec535
 def _spec(label:str) -> LabelSpec:
@@ -106,16 +109,58 @@ def ece_noise_floor(table:pd.DataFrame, # a `reliability_table`
     if not len(table): return float("nan")
     return float(np.sqrt(2 / np.pi * deff * table.predicted * (1 - table.predicted) * table.n).sum() / table.n.sum())
 
+# %% ../nbs/25_monitor.ipynb #75dfb055
+def calibration_test(y, # 0/1 outcomes in time order
+                     p, # the forecasts' probabilities
+                     block:int=48, # bootstrap block length of the design effect, in bars
+                     n_boot:int=300, # bootstrap resamples of the design effect
+                     seed:int=0, # bootstrap seed
+                    ) -> dict:
+    "Cox's recalibration test of `p` on `y` (intercept 0, slope 1): LR over the residuals' design effect, χ²(2)."
+    y, p = np.asarray(y, "float64"), np.clip(np.asarray(p, "float64"), 1e-6, 1 - 1e-6)
+    x, nan = np.log(p / (1 - p)), float("nan")
+    if len(y) < 2: return {"stat": nan, "p_value": nan, "deff": nan, "intercept": nan, "slope": nan, "lr": nan}
+    if len(np.unique(y)) == 2:
+        fit = LogisticRegression(C=1e4, max_iter=1000).fit(x[:, None], y)
+        a, b, q = float(fit.intercept_[0]), float(fit.coef_[0, 0]), fit.predict_proba(x[:, None])[:, 1]
+    else: a, b, q = nan, nan, y                 # one class: the fit is perfect, and its log-loss 0
+    lr = max(0.0, 2 * len(y) * (log_loss(y, p, labels=[0, 1]) - log_loss(y, q, labels=[0, 1])))
+    deff = max(design_effect(y - p, block, n_boot, seed), design_effect((y - p) * x, block, n_boot, seed))
+    return {"stat": lr / deff, "p_value": float(chi2.sf(lr / deff, 2)), "deff": deff, "intercept": a, "slope": b,
+            "lr": lr}
+
+# %% ../nbs/25_monitor.ipynb #a6f853fe
+def base_rate_drift(y, # 0/1 outcomes in time order
+                    reference:float|None, # the validation base rate (None: nothing to compare with)
+                    block:int=48, # bootstrap block length in bars
+                    n_boot:int=300, # bootstrap resamples
+                    seed:int=0, # bootstrap seed
+                   ) -> dict|None:
+    "Live base rate with its block-bootstrap 95% interval against validation's; a notice (not an alarm) if it moved."
+    y = np.asarray(y, "float64")
+    if reference is None or len(y) < 2: return None
+    lo, hi = bootstrap_ci(lambda a, b: a.mean(), y, y, block, n_boot, seed=seed)
+    moved = not lo <= reference <= hi
+    note = (f"base rate drift (not miscalibration): live {y.mean():.3f} [{lo:.3f}, {hi:.3f}] vs validation "
+            f"{reference:.3f}") if moved else None
+    return {"base_rate_live": float(y.mean()), "base_rate_live_ci": [lo, hi], "base_rate_validation": reference,
+            "drift": moved, "notice": note}
+
 # %% ../nbs/25_monitor.ipynb #0dde07b8
-def calibration_alarm(s:dict, # live scores: n, ece_ci, ece_noise_floor, brier_ci
+def calibration_alarm(s:dict, # live scores: n, calibration_test, ece_ci, ece_noise_floor
                       reference:dict|None, # the bundle's validation scores, or None
                       min_n:int=100, # fewest resolved forecasts the alarm needs
+                      level:float=0.01, # the calibration test alarms below this p-value
                      ) -> dict:
-    "The alarm test above on live scores `s` (n, ece_ci, ece_noise_floor, brier_ci) against validation's `reference`."
-    out = {"alarm": False, "alarm_reasons": [], "alarm_test": {"min_n": min_n}}
+    "The alarm test above on live scores `s` (n, calibration_test, ece_ci, ece_noise_floor) against `reference`."
+    out = {"alarm": False, "alarm_reasons": [], "alarm_test": {"min_n": min_n, "level": level}}
     if s["n"] < min_n: return out | {"alarm_reasons": [f"too few resolved forecasts (n < {min_n})"]}
     if not reference: return out | {"alarm_reasons": ["no validation scores to compare with"]}
-    t, why = out["alarm_test"], []
+    t, why, c = out["alarm_test"], [], s.get("calibration_test") or {}
+    if c.get("p_value", float("nan")) < level:
+        fit = (f"intercept {c['intercept']:+.2f}, slope {c['slope']:.2f} (calibrated: 0, 1), "
+               if math.isfinite(c["slope"]) else "")
+        why.append(f"calibration test: {fit}p = {c['p_value']:.1e} < {level} with design effect {c['deff']:.1f}")
     if reference.get("ece_ci") and reference.get("n"):
         allow = s["ece_noise_floor"] * (1 - math.sqrt(s["n"] / reference["n"]))
         t |= {"ece_live_lo": s["ece_ci"][0], "ece_validation_hi": reference["ece_ci"][1], "ece_allowance": allow,
@@ -123,13 +168,6 @@ def calibration_alarm(s:dict, # live scores: n, ece_ci, ece_noise_floor, brier_c
         if t["ece_live_lo"] > t["ece_threshold"]:
             why.append(f"live ECE lower bound {t['ece_live_lo']:.3f} > "
                        f"validation ECE upper bound {t['ece_validation_hi']:.3f} + allowance {allow:.3f}")
-    if reference.get("brier_ci"):
-        t |= {"brier_live_lo": s["brier_ci"][0], "brier_validation_hi": reference["brier_ci"][1]}
-        if t["brier_live_lo"] > t["brier_validation_hi"]:
-            why.append(f"live Brier lower bound {t['brier_live_lo']:.4f} > "
-                       f"validation Brier upper bound {t['brier_validation_hi']:.4f}")
-    if "ece_threshold" not in t and "brier_live_lo" not in t:
-        return out | {"alarm_reasons": ["validation scores lack ece_ci/n and brier_ci"]}
     return out | {"alarm": bool(why), "alarm_reasons": why}
 
 # %% ../nbs/25_monitor.ipynb #4d753f6a
@@ -161,8 +199,8 @@ def live_scores(rows:pd.DataFrame, # logged forecasts of one bundle (`Prediction
                 min_n:int=100, # fewest resolved forecasts the alarm needs
                 bins:int=10, # reliability bins
                ) -> dict:
-    ("Brier, BSS, ECE, hit rate with block-bootstrap CIs, reliability table and alarm "
-     "over the last `last` resolved forecasts.")
+    ("Brier, BSS, ECE, hit rate with block-bootstrap CIs, reliability table, calibration test, base-rate drift "
+     "and alarm over the last `last` resolved forecasts.")
     r = last_resolved(rows, last)
     y, p, nan = r.outcome.to_numpy("float64"), r.probability.to_numpy("float64"), float("nan")
     base = (reference or {}).get("base_rate")
@@ -173,7 +211,8 @@ def live_scores(rows:pd.DataFrame, # logged forecasts of one bundle (`Prediction
         s |= {k: nan for k in ("brier", "bss", "ece", "ece_noise_floor", "design_effect", "roc_auc", "log_loss",
                                "mean_p", "base_rate_observed", "hit_rate")}
         s |= {"brier_ci": [nan] * 2, "bss_ci": [nan] * 2, "ece_ci": [nan] * 2, "hit_rate_ci": [nan] * 2,
-              "n_decisions": 0, "ood": None, "reliability": []}
+              "n_decisions": 0, "ood": None, "reliability": [], "calibration_test": calibration_test(y, p),
+              "drift": None}
         return s | calibration_alarm(s, reference, min_n)
     m = probability_metrics(y, p, base if base is not None else y.mean(), bins)
     ci = lambda stat, a=y, b=p: list(bootstrap_ci(stat, a, b, block, n_boot, seed=seed))
@@ -186,7 +225,9 @@ def live_scores(rows:pd.DataFrame, # logged forecasts of one bundle (`Prediction
           "roc_auc": m["roc_auc"], "log_loss": m["log_loss"], "mean_p": m["mean_p"],
           "base_rate_observed": m["base_rate_test"],
           **_hit_rate(y, r.decision, block, n_boot, seed), "ood": _ood_split(r),
-          "reliability": table.to_dict(orient="records")}
+          "reliability": table.to_dict(orient="records"),
+          "calibration_test": calibration_test(y, p, block, n_boot, seed),
+          "drift": base_rate_drift(y, base, block, n_boot, seed)}
     s["ece_noise_floor"] = ece_noise_floor(table, s["design_effect"])
     return s | calibration_alarm(s, reference, min_n)
 
@@ -284,7 +325,7 @@ def monitor_line(sha:str, # the bundle's sha
             f"Brier {_fmt(b['brier'], '.4f')} {ci('brier_ci', '.4f')} "
             f"BSS {_fmt(b['bss'], '+.3f')} "
             f"ECE {_fmt(b['ece'], '.3f')} {ci('ece_ci', '.3f')} hit {_fmt(b['hit_rate'], '.1%')} of {b['n_decisions']} "
-            f"— {state}")
+            f"— {state}" + (f" — {b['drift']['notice']}" if (b.get("drift") or {}).get("notice") else ""))
 
 # %% ../nbs/25_monitor.ipynb #f40b1730
 @call_parse

@@ -186,6 +186,8 @@ def live_summary(sha:str, # the bundle's sha256
             if b["alarm"] else
             "No calibration alarm: live calibration is within what validation showed"
             + (f" ({'; '.join(b['alarm_reasons'])})" if b.get("alarm_reasons") else "") + ".")
+    note = (b.get("drift") or {}).get("notice")
+    if note: text += f" {note[0].upper()}{note[1:]}."
     return pd.DataFrame({"live": row}), text
 
 # %% ../nbs/26_reports.ipynb #8818336e

@@ -68,6 +68,7 @@ def test_replay_monitor_equals_offline_evaluation(bundle, tmp_path):
     np.testing.assert_allclose(p_live, off.p_model.to_numpy(), atol=1e-4)
     assert abs(live["brier"] - float(((off.p_model - off.y) ** 2).mean())) < 1e-5
     assert live["alarm"] is False and flagged < 0.2
+    assert live["calibration_test"]["p_value"] > 0.01 and live["drift"]["base_rate_validation"] == meta["validation"]["scores"]["base_rate"]
 
 
 def test_shifted_feed_trips_gate_and_alarm(bundle, tmp_path):
@@ -87,7 +88,10 @@ def test_shifted_feed_trips_gate_and_alarm(bundle, tmp_path):
     assert flagged > 0.5 and all(not r["decision"] for r in served if not r["in_distribution"])
     result, text = monitor(tmp_path, db, source, models)
     live = next(iter(result["bundles"].values()))
-    assert live["n"] == REPLAY and live["alarm"] is True and any(r.startswith("live ECE lower bound") for r in live["alarm_reasons"]), live
+    # the calibration test fires with a wide margin (at the alarm's level 0.01 it would fire at far weaker evidence), not by luck
+    assert live["n"] == REPLAY and live["alarm"] is True and live["calibration_test"]["p_value"] < 1e-6, live
+    assert any(r.startswith("calibration test: ") for r in live["alarm_reasons"]), live["alarm_reasons"]
+    assert all("Brier" not in r for r in live["alarm_reasons"])
     assert "ALARM" in text
 
 
