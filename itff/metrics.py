@@ -121,7 +121,7 @@ def paired_bootstrap(y, # 0/1 labels
                      alpha:float=0.05, # 1 - confidence
                      seed:int=0, # random seed
                     ) -> dict:
-    ("Difference `score(y, p_a) - score(y, p_b)` with block-bootstrap interval and two-sided p-value (k+1)/(B+1), "
+    ("Difference `score(y, p_a) - score(y, p_b)` with block-bootstrap interval and two-sided p-value 2(k+1)/(B+1), "
      "never 0.")
     y, p_a, p_b = map(np.asarray, (y, p_a, p_b))
     d = np.array([score(y[ix], p_a[ix]) - score(y[ix], p_b[ix])
