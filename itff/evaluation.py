@@ -135,6 +135,7 @@ def headline_table(metrics:dict) -> pd.DataFrame:
         rows[name] = {"AUC": f"{r['roc_auc']:.3f} [{lo:.3f}, {hi:.3f}]",
                       "Brier": f"{r['brier']:.4f} [{blo:.4f}, {bhi:.4f}]",
                       "BSS": f"{r['bss']:+.4f}", "ECE": f"{r['ece']:.4f}",
+                      "ECE floor": f"{r['ece_floor']:.4f}" if r.get("ece_floor") is not None else "",
                       "p vs clim.": _p_value(r.get("p_vs_climatology")), "p vs GBM": _p_value(r.get("p_vs_gbm"))}
     return pd.DataFrame(rows).T
 

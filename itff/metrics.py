@@ -17,10 +17,10 @@ from .core import *
 from .backtest import Costs
 
 # %% auto #0
-__all__ = ['threshold_metrics', 'reliability_table', 'ece', 'probability_metrics', 'block_bootstrap_indices', 'bootstrap_ci',
-           'bootstrap_block', 'paired_bootstrap', 'sn_p_value', 'self_normalized_test', 'fixed_b_test', 'paired_test',
-           'holm', 'coverage_curve', 'uncertainty_metrics', 'net_return', 'threshold_sweep', 'save_csv', 'compare',
-           'reference_scores']
+__all__ = ['threshold_metrics', 'reliability_table', 'ece', 'ece_floor', 'probability_metrics', 'block_bootstrap_indices',
+           'bootstrap_ci', 'bootstrap_block', 'paired_bootstrap', 'sn_p_value', 'self_normalized_test', 'fixed_b_test',
+           'paired_test', 'holm', 'coverage_curve', 'uncertainty_metrics', 'net_return', 'threshold_sweep', 'save_csv',
+           'compare', 'reference_scores']
 
 # %% ../nbs/11_metrics.ipynb #a7c71339
 def threshold_metrics(y, # 0/1 labels
@@ -56,6 +56,16 @@ def ece(y, # 0/1 labels
     "Expected calibration error over equal-mass bins."
     t = reliability_table(y, p, bins)
     return float((t.n * (t.predicted - t.observed).abs()).sum() / t.n.sum())
+
+# %% ../nbs/11_metrics.ipynb #7730b747
+def ece_floor(p, # probabilities
+              bins:int=10, # equal-mass bins of the ECE
+              n_sim:int=200, # simulated outcome sets
+              seed:int=0, # random seed
+             ) -> float:
+    "Mean ECE of a perfectly calibrated forecaster with forecasts `p`: outcomes drawn y ~ Bernoulli(p), `n_sim` times."
+    p, rng = np.asarray(p, "float64"), np.random.default_rng(seed)
+    return float(np.mean([ece((rng.random(len(p)) < p).astype("float64"), p, bins) for _ in range(n_sim)]))
 
 # %% ../nbs/11_metrics.ipynb #096be4ce
 def probability_metrics(y, # 0/1 labels
@@ -311,7 +321,7 @@ def compare(y, # 0/1 labels
         r = {"roc_auc": m["roc_auc"], "roc_auc_ci": bootstrap_ci(roc_auc_score, y, p, block, n_boot, seed=seed),
              "brier": m["brier"], "brier_ci": bootstrap_ci(brier_score_loss, y, p, block, n_boot, seed=seed),
              "bss": m["bss"], "bss_ci": bootstrap_ci(_bss, y, np.column_stack([p, clim]), block, n_boot, seed=seed),
-             "ece": m["ece"], "log_loss": m["log_loss"], "pr_auc": m["pr_auc"]}
+             "ece": m["ece"], "ece_floor": ece_floor(p, seed=seed), "log_loss": m["log_loss"], "pr_auc": m["pr_auc"]}
         for ref in refs:
             if ref in probs and ref != name:
                 t = paired_bootstrap(y, p, probs[ref], block=block, n_boot=n_boot, seed=seed)

@@ -114,7 +114,7 @@ def fold_row(k:int, # fold number (from 0)
            "climatology": f.metrics["test"]["base_rate_reference"],
            "auc": c["model"]["roc_auc"], "auc_ci": c["model"]["roc_auc_ci"], "brier": c["model"]["brier"],
            "brier_ci": c["model"]["brier_ci"],
-           "ece": c["model"]["ece"], "p_vs_climatology": c["model"].get("p_vs_climatology"),
+           "ece": c["model"]["ece"], "ece_floor": c["model"].get("ece_floor"), "p_vs_climatology": c["model"].get("p_vs_climatology"),
            "p_vs_gbm": c["model"].get("p_vs_gbm"),
            "has_skill": f.decision["skill"]["has_skill"], "threshold": d["threshold"],
            "best_epoch": f.histories[0]["best_epoch"]}
@@ -218,14 +218,15 @@ def walkforward_table(wf:dict) -> pd.DataFrame:
     rows = [{"fold": f"{r.fold + 1}: {r.test_first:%Y-%m-%d} … {r.test_last:%Y-%m-%d}", "n": r.n,
              "AUC": ci(r.auc, r.auc_ci, ".3f"),
              "Brier": ci(r.brier, r.brier_ci, ".4f"), "BSS": ci(r.bss_model, r.bss_model_ci, "+.4f"),
-             "ECE": f"{r.ece:.4f}",
+             "ECE": f"{r.ece:.4f}", "ECE floor": f"{r.ece_floor:.4f}",
              "p vs clim.": f"{r.p_vs_climatology:.3f}", "GBM BSS": f"{r.bss_gbm:+.4f}",
              "OOD flagged": f"{r.ood_flagged:.1%}" if getattr(r, "ood_flagged", None) is not None else ""}
             for r in wf["folds"].itertuples()]
     m, g = wf["pooled"].loc["model"], wf["pooled"].loc["gbm"]
     rows.append({"fold": "pooled", "n": int(wf["folds"].n.sum()), "AUC": ci(m.roc_auc, m.roc_auc_ci, ".3f"),
                  "Brier": ci(m.brier, m.brier_ci, ".4f"),
-                 "BSS": ci(m.bss, m.bss_ci, "+.4f"), "ECE": f"{m.ece:.4f}", "p vs clim.": f"{m.p_vs_climatology:.3f}",
+                 "BSS": ci(m.bss, m.bss_ci, "+.4f"), "ECE": f"{m.ece:.4f}",
+                 "ECE floor": f"{m.ece_floor:.4f}", "p vs clim.": f"{m.p_vs_climatology:.3f}",
                  "GBM BSS": f"{g.bss:+.4f}",
                  "OOD flagged": f"{wf['ood']['share_flagged']:.1%}" if wf.get("ood") else ""})
     return pd.DataFrame(rows).set_index("fold")
