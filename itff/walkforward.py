@@ -114,7 +114,8 @@ def fold_row(k:int, # fold number (from 0)
            "climatology": f.metrics["test"]["base_rate_reference"],
            "auc": c["model"]["roc_auc"], "auc_ci": c["model"]["roc_auc_ci"], "brier": c["model"]["brier"],
            "brier_ci": c["model"]["brier_ci"],
-           "ece": c["model"]["ece"], "ece_floor": c["model"].get("ece_floor"), "p_vs_climatology": c["model"].get("p_vs_climatology"),
+           "ece": c["model"]["ece"],
+           "ece_floor": c["model"].get("ece_floor"), "p_vs_climatology": c["model"].get("p_vs_climatology"),
            "p_vs_gbm": c["model"].get("p_vs_gbm"),
            "has_skill": f.decision["skill"]["has_skill"], "threshold": d["threshold"],
            "best_epoch": f.histories[0]["best_epoch"]}
