@@ -2,9 +2,9 @@
 
 Two forecasts of equal skill, sigmoid(signal + 0.5·e), share a real persistent signal (standardised log trailing 24-bar
 volatility) and each has its own stationary unit-variance AR(1) noise e with autocorrelation phi; every rejection of
-`itff.metrics.paired_test` (self-normalised), `fixed_b_test` (Bartlett, b = 1/2) and the 2-day block
-`paired_bootstrap` is a false one. Power: against a forecast whose noise scale makes its expected Brier score worse by
-0.002. Also measured, as a candidate: the equal-weighted cosine (EWC) t-test with K = 2 (t with 2 df). --smoke: 20
+`itff.metrics.paired_test` (EWC, one cosine per 8 weeks: K = 5 at n = 6,731 1h bars, 2 at 3,363), the alternatives it
+was chosen over (`self_normalized_test`, `fixed_b_test` with Bartlett b = 1/2) and the 2-day block `paired_bootstrap`
+is a false one. Power: against a forecast whose noise scale makes its expected Brier score worse by 0.002. --smoke: 20
 repetitions, two phi, n = 3,363.
 Run: .venv/bin/python benchmarks/paired_test_size.py [--reps 1000] [--n 6731] [--smoke]
 """
@@ -14,10 +14,9 @@ from common import out_path, parser, save_results
 from scipy.optimize import brentq
 from scipy.signal import lfilter
 from scipy.special import expit, logit
-from scipy.stats import t as student_t
 from itff.data import load_ohlcv
 from itff.labels import label_spec, make_label
-from itff.metrics import fixed_b_test, paired_bootstrap, paired_test
+from itff.metrics import fixed_b_test, paired_bootstrap, paired_test, self_normalized_test
 
 PHIS = (0, 0.5, 0.9, 0.95, 0.99, 0.995, 0.999)
 
@@ -35,13 +34,6 @@ def ar1(phi, reps, size, rng):
     "`reps` stationary AR(1) paths of unit variance and lag-1 autocorrelation `phi`."
     e, start = rng.standard_normal((reps, size)), rng.standard_normal((reps, 1))
     return lfilter([np.sqrt(1 - phi ** 2)], [1, -phi], e, axis=1, zi=phi * start)[0]
-
-
-def ewc_p(d, k=2):
-    "Two-sided p-value of the EWC t-test (Lazarus, Lewis, Stock & Watson 2018) with `k` cosines: t with k df."
-    n = len(d); r = (np.arange(1, n + 1) - 0.5) / n
-    lam = np.sqrt(2 / n) * np.cos(np.pi * np.outer(np.arange(1, k + 1), r)) @ (d - d.mean())
-    return 2 * student_t.sf(abs(np.sqrt(n) * d.mean() / np.sqrt(np.mean(lam ** 2))), k)
 
 
 def rate(flags):
@@ -62,17 +54,18 @@ def main(reps=1000, boot_reps=200, n=6731, phis=PHIS, gap=0.002, out=None):
         rng = np.random.default_rng([0, int(phi * 1000)])
         p_a, p_b, p_c = (expit(signal + s * ar1(phi, reps, n, rng)) for s in (sa, sa, sb))
         d0, d1 = (p_a - y) ** 2 - (p_b - y) ** 2, (p_a - y) ** 2 - (p_c - y) ** 2
-        sn0 = [paired_test(y, p_a[i], p_b[i], "1h")["p_value"] < 0.05 for i in range(reps)]
-        sn1 = [paired_test(y, p_a[i], p_c[i], "1h")["p_value"] < 0.05 for i in range(reps)]
+        pt0 = [paired_test(y, p_a[i], p_b[i], "1h")["p_value"] < 0.05 for i in range(reps)]
+        pt1 = [paired_test(y, p_a[i], p_c[i], "1h")["p_value"] < 0.05 for i in range(reps)]
         boot = [paired_bootstrap(y, p_a[i], p_b[i], mse, n_boot=300)["p_value"] < 0.05 for i in range(boot_reps)]
-        rows.append({"phi": phi, "size_self_normalized": rate(sn0), "power_self_normalized": rate(sn1),
+        rows.append({"phi": phi, "size_paired_test": rate(pt0), "power_paired_test": rate(pt1),
+                     "size_self_normalized": rate(self_normalized_test(x)["p_value"] < 0.05 for x in d0),
+                     "power_self_normalized": rate(self_normalized_test(x)["p_value"] < 0.05 for x in d1),
                      "size_fixed_b": rate(fixed_b_test(x)["reject"] for x in d0),
                      "power_fixed_b": rate(fixed_b_test(x)["reject"] for x in d1),
-                     "size_ewc2": rate(ewc_p(x) < 0.05 for x in d0), "power_ewc2": rate(ewc_p(x) < 0.05 for x in d1),
                      "size_block_bootstrap": rate(boot)})
         print(rows[-1], flush=True)
     res = {"benchmark": "paired test size/power on a sharp null with AR(1) noise, real BTCUSDT 1h level_up labels",
-           "n": n, "reps": reps, "bootstrap_reps": boot_reps, "level": 0.05, "brier_gap": gap,
+           "n": n, "cosines": paired_test(y, y, y, "1h")["k"], "reps": reps, "bootstrap_reps": boot_reps, "level": 0.05, "brier_gap": gap,
            "noise_sd": sa, "noise_sd_worse": round(sb, 4), "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
     return save_results(res, out)
 

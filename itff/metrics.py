@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
+from scipy.stats import t as student_t
 from statsmodels.stats.multitest import multipletests
 from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score, brier_score_loss,
                              confusion_matrix, f1_score, log_loss, precision_score, recall_score, roc_auc_score)
@@ -19,8 +20,8 @@ from .backtest import Costs
 # %% auto #0
 __all__ = ['threshold_metrics', 'reliability_table', 'ece', 'ece_floor', 'probability_metrics', 'block_bootstrap_indices',
            'bootstrap_ci', 'bootstrap_block', 'paired_bootstrap', 'sn_p_value', 'self_normalized_test', 'fixed_b_test',
-           'paired_test', 'holm', 'coverage_curve', 'uncertainty_metrics', 'net_return', 'threshold_sweep', 'save_csv',
-           'compare', 'reference_scores']
+           'ewc_test', 'ewc_cosines', 'paired_test', 'holm', 'add_holm', 'coverage_curve', 'uncertainty_metrics',
+           'net_return', 'threshold_sweep', 'save_csv', 'compare', 'reference_scores']
 
 # %% ../nbs/11_metrics.ipynb #a7c71339
 def threshold_metrics(y, # 0/1 labels
@@ -196,26 +197,48 @@ def fixed_b_test(d, # loss differentials d_t, one per bar, in time order
     cv = float(np.polyval(_KV_BARTLETT[alpha][::-1], b))
     return {"stat": float(t), "critical_value": cv, "reject": bool(abs(t) > cv), "b": float(b), "n": n}
 
+# %% ../nbs/11_metrics.ipynb #c0262e44
+def ewc_test(d, # loss differentials d_t, one per bar, in time order
+             k:int=2, # cosines in the long-run variance (the t test's degrees of freedom), 1 ≤ k < n
+            ) -> dict:
+    "Equal-weighted cosine t-test of E[d_t] = 0 (Lazarus, Lewis, Stock & Watson 2018): t, two-sided p from t_k, k, n."
+    d = _series(d, "ewc_test")
+    n = len(d)
+    if not 1 <= int(k) < n: raise ITFFError(f"ewc_test: k must be between 1 and n − 1 = {n - 1}, got {k}")
+    r = (np.arange(1, n + 1) - 0.5) / n
+    lam = np.sqrt(2 / n) * np.cos(np.pi * np.outer(np.arange(1, int(k) + 1), r)) @ (d - d.mean())
+    lrv = float(np.mean(lam ** 2))
+    t = np.sqrt(n) * d.mean() / np.sqrt(lrv) if lrv > 0 else (0.0 if d.mean() == 0 else np.inf)
+    return {"stat": float(t), "p_value": float(2 * student_t.sf(abs(t), int(k))), "k": int(k), "n": n}
+
 # %% ../nbs/11_metrics.ipynb #45896158
 _ROW_LOSS = {"brier": lambda y, p: (p - y) ** 2,
              "log_loss": lambda y, p: -(y * np.log(p) + (1 - y) * np.log1p(-p))}
+_WEEKS_PER_COSINE = 8
+
+def ewc_cosines(n:int, # bars
+                timeframe:str|None=None, # bar size (None: span unknown, 2 cosines)
+               ) -> int:
+    "Cosines of `paired_test`'s EWC test: one per eight weeks of bars, at least 2, at most 0.4·n^(2/3)."
+    if timeframe is None: return 2
+    weeks = n * timeframe_delta(timeframe) / pd.Timedelta(weeks=1)
+    return int(max(2, min(weeks // _WEEKS_PER_COSINE, 0.4 * n ** (2 / 3))))
 
 def paired_test(y, # 0/1 labels, in time order
                 p_a, # forecast A
                 p_b, # forecast B
-                timeframe:str|None=None, # bar size, recorded with the result (no block length is needed)
+                timeframe:str|None=None, # bar size: sets the cosines from the calendar span (None: 2)
                 score:str="brier", # per-row loss: "brier" or "log_loss" (probabilities clipped to [1e-7, 1 − 1e-7])
                ) -> dict:
-    "Mean loss of `p_a` minus `p_b` (negative: A is better) and the self-normalised two-sided p-value of no difference."
+    "Mean loss of `p_a` minus `p_b` (negative: A is better) and the EWC two-sided p-value of no difference."
     if score not in _ROW_LOSS: raise ITFFError(f"paired_test: score must be one of {list(_ROW_LOSS)}, got {score!r}")
-    if timeframe is not None: timeframe_delta(timeframe)
     y, p_a, p_b = (np.asarray(v, "float64") for v in (y, p_a, p_b))
     if not y.shape == p_a.shape == p_b.shape:
         raise ITFFError(f"paired_test: y, p_a, p_b differ in shape: {y.shape}, {p_a.shape}, {p_b.shape}")
     if score == "log_loss": p_a, p_b = np.clip(p_a, 1e-7, 1 - 1e-7), np.clip(p_b, 1e-7, 1 - 1e-7)
     d = _ROW_LOSS[score](y, p_a) - _ROW_LOSS[score](y, p_b)
-    t = self_normalized_test(d)
-    return {"diff": float(d.mean()), "p_value": t["p_value"], "stat": t["stat"], "test": "self_normalized",
+    t = ewc_test(d, ewc_cosines(len(d), timeframe))
+    return {"diff": float(d.mean()), "p_value": t["p_value"], "stat": t["stat"], "test": "ewc", "k": t["k"],
             "n": t["n"], "score": score, "timeframe": timeframe}
 
 # %% ../nbs/11_metrics.ipynb #5ded210c
@@ -227,6 +250,17 @@ def holm(p_values, # p-values in any order; None or NaN where no test was made
     out = [None] * len(p)
     if made:
         for i, a in zip(made, multipletests([p[i] for i in made], method="holm")[1]): out[i] = float(a)
+    return out
+
+# %% ../nbs/11_metrics.ipynb #7d73791a
+def add_holm(df:pd.DataFrame, # a table with p-value columns (None/NaN where nothing was tested)
+             cols, # the p-value columns that together form one family of tests
+            ) -> pd.DataFrame:
+    "`df` with a `{col}_holm` column beside each of `cols`, Holm-adjusted over every p-value in them together."
+    cols = [c for c in cols if c in df]
+    flat = holm([v for c in cols for v in df[c]])
+    out = df.copy()
+    for j, c in enumerate(cols): out[f"{c}_holm"] = flat[j * len(df):(j + 1) * len(df)]
     return out
 
 # %% ../nbs/11_metrics.ipynb #b75123e7
@@ -308,13 +342,14 @@ def _bss(y, p_and_clim): return 1 - brier_score_loss(y, p_and_clim[:, 0]) / brie
 def compare(y, # 0/1 labels
             probs:dict, # forecasts by name
             base_rate, # climatology: a number, or one per row
-            block:int=48, # consecutive rows per bootstrap block
+            block:int=48, # consecutive rows per bootstrap block (the intervals)
             n_boot:int=300, # resamples
             seed:int=0, # random seed
             refs=("climatology", "gbm"), # forecasts to test the others against
+            timeframe:str|None=None, # bar size: sets `paired_test`'s cosines (None: 2)
            ) -> pd.DataFrame:
-    ("One row per forecast in `probs`: scores with block-bootstrap CIs (AUC, Brier, BSS) and paired Brier tests "
-     "against `refs`.")
+    ("One row per forecast in `probs`: scores with block-bootstrap CIs (AUC, Brier, BSS), `paired_test` Brier tests "
+     "against `refs`, and their Holm adjustment over the whole table.")
     rows, clim = {}, np.broadcast_to(np.asarray(base_rate, "float64"), np.shape(y))
     for name, p in probs.items():
         m = probability_metrics(y, p, base_rate)
@@ -324,10 +359,10 @@ def compare(y, # 0/1 labels
              "ece": m["ece"], "ece_floor": ece_floor(p, seed=seed), "log_loss": m["log_loss"], "pr_auc": m["pr_auc"]}
         for ref in refs:
             if ref in probs and ref != name:
-                t = paired_bootstrap(y, p, probs[ref], block=block, n_boot=n_boot, seed=seed)
+                t = paired_test(y, p, probs[ref], timeframe)
                 r[f"brier_minus_{ref}"], r[f"p_vs_{ref}"] = t["diff"], t["p_value"]
         rows[name] = r
-    return pd.DataFrame(rows).T
+    return add_holm(pd.DataFrame(rows).T, [f"p_vs_{ref}" for ref in refs])
 
 # %% ../nbs/11_metrics.ipynb #57b90a8f
 def reference_scores(y, # 0/1 labels
