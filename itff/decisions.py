@@ -13,7 +13,7 @@ from .backtest import Costs, side_of, trade_returns
 from .calibrate import Calibrator, out_of_fold, purged_folds, select_calibrator
 from .datasets import SequenceDataset
 from .labels import LabelSpec
-from .metrics import bootstrap_block, net_return, paired_bootstrap, reference_scores, threshold_sweep
+from .metrics import bootstrap_block, net_return, paired_test, reference_scores, threshold_sweep
 from .models import ensemble_samples, mc_summary
 
 # %% auto #0
@@ -123,24 +123,33 @@ def choose_max_uncertainty(p, # calibrated probabilities of the calibration part
                            f"signals (≥ {min_signals}) on the calibration part"}
 
 # %% ../nbs/18_decisions.ipynb #43f6621f
-def validation_skill(y, # outcomes (0/1) of the calibration part
+def validation_skill(y, # outcomes (0/1) of the calibration part, in time order
                      p_raw, # uncalibrated MC-mean probabilities
                      kind:str, # calibrator kind, refitted out of fold
                      horizon:int, # label horizon in bars (the purge between folds)
-                     timeframe:str, # bar size (sets the bootstrap block)
-                     alpha:float=0.05, # significance level of the paired test
-                     n_boot:int=300, # bootstrap resamples
-                     seed:int=0, # random seed of the bootstrap
+                     timeframe:str, # bar size (sets the paired test's cosines)
+                     alpha:float=0.05, # significance level of the paired tests
+                     folds:int=5, # contiguous blocks of the calibration part
                     ) -> dict:
-    "Out-of-fold Brier of the calibrated model vs the fair climatology on the calibration part, with its paired test."
+    ("Skill gate: out-of-fold calibrated Brier vs the fair climatology, pooled over `folds` blocks (`paired_test`), "
+     "better in at least half of them and significantly worse in none.")
     y = np.asarray(y, "float64")
-    q = out_of_fold(kind, p_raw, y, purge=horizon); clim = np.full(len(y), np.nan)
-    for fit, held in purged_folds(len(y), purge=horizon): clim[held] = y[fit].mean()
+    q = out_of_fold(kind, p_raw, y, folds, purge=horizon); clim = np.full(len(y), np.nan); block = np.full(len(y), -1)
+    for b, (fit, held) in enumerate(purged_folds(len(y), folds, purge=horizon)): clim[held], block[held] = y[fit].mean(), b
     ok = ~np.isnan(q) & ~np.isnan(clim)
-    t = paired_bootstrap(y[ok], q[ok], clim[ok], block=bootstrap_block(timeframe), n_boot=n_boot, seed=seed)
-    return {"has_skill": bool(t["diff"] < 0 and t["p_value"] < alpha), "brier_minus_climatology": t["diff"],
-            "p_value": t["p_value"], "alpha": alpha, "n": int(ok.sum()),
-            "test": "paired block-bootstrap Brier test, out-of-fold calibrated model vs climatology, calibration part"}
+    t = paired_test(y[ok], q[ok], clim[ok], timeframe)
+    per = [paired_test(y[ok & (block == b)], q[ok & (block == b)], clim[ok & (block == b)], timeframe)
+           for b in range(folds) if (ok & (block == b)).sum() >= 2]
+    blocks = [{"n": r["n"], "brier_minus_climatology": r["diff"], "p_value": r["p_value"]} for r in per]
+    better, worse = sum(b["brier_minus_climatology"] < 0 for b in blocks), [i for i, b in enumerate(blocks)
+                                                                    if b["brier_minus_climatology"] > 0 and b["p_value"] < alpha]
+    pooled = bool(t["diff"] < 0 and t["p_value"] < alpha)
+    return {"has_skill": pooled and 2 * better >= len(blocks) and not worse, "brier_minus_climatology": t["diff"],
+            "p_value": t["p_value"], "alpha": alpha, "n": int(ok.sum()), "blocks": blocks, "blocks_better": better,
+            "blocks_worse": worse,
+            "test": (f"out-of-fold calibrated model vs climatology on {len(blocks)} blocks of the calibration part: "
+                     f"pooled paired_test (EWC, {t['k']} cosines) p < {alpha}, at least half the blocks better, "
+                     f"none significantly worse")}
 
 # %% ../nbs/18_decisions.ipynb #2a6ca7c1
 def calibrate_on_validation(models, # trained models (one per ensemble member)
@@ -183,7 +192,7 @@ def choose_decisions(val_mc:dict, # MC summary of the calibration part (`calibra
     else:
         unc = {"max_uncertainty": max_uncertainty,
                "rule": "set by the user" if max_uncertainty is not None else "none: the bundle does not act"}
-    skill = validation_skill(ds.val.y, val_mc["mean"], cal.kind, spec.horizon, spec.timeframe, seed=seed)
+    skill = validation_skill(ds.val.y, val_mc["mean"], cal.kind, spec.horizon, spec.timeframe)
     scores = reference_scores(ds.val.y[ok], q[ok], bootstrap_block(spec.timeframe), seed=seed)
     return {**out, "max_uncertainty": unc["max_uncertainty"], "uncertainty_rule": unc["rule"], "risk_controlled": risk,
             "skill": skill, "scores": scores | {"forecasts": "out-of-fold calibrated (purged folds), calibration part"}}

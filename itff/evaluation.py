@@ -16,7 +16,7 @@ from .backtest import Costs, backtest, forward_returns, plot_backtest, side_of, 
 from .calibrate import Calibrator, select_calibrator
 from .datasets import SequenceDataset
 from .labels import LabelSpec
-from .metrics import (block_bootstrap_indices, bootstrap_block, bootstrap_ci, compare, coverage_curve, ece,
+from .metrics import (block_bootstrap_indices, bootstrap_block, bootstrap_ci, compare, coverage_curve, ece, holm,
                           probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep,
                           uncertainty_metrics)
 from .models import ensemble_samples, mc_summary
@@ -66,26 +66,28 @@ def reference_probs(refs:dict, # `fit_references`' output
 
 # %% ../nbs/17_evaluation.ipynb #0c9c3df0
 def verdict_parts(row, # one forecast's row of `compare`'s table (a Series or dict)
-                  alpha:float=0.05, # significance level of each paired test
+                  alpha:float=0.05, # family-wise significance level of the verdict's tests
                  ) -> list[dict]:
-    "Per reference (climatology, gradient boosting): does the forecast beat it on Brier, significantly? (The one rule.)"
+    ("Per reference (climatology, gradient boosting): does the forecast beat it on Brier, significantly after Holm over "
+     "the verdict's tests? (The one rule.)")
     out = []
     for ref, name in (("climatology", "climatology"), ("gbm", "gradient boosting")):
         p = row.get(f"p_vs_{ref}")
         if p is None or pd.isna(p): continue
-        d = row[f"brier_minus_{ref}"]
-        out.append({"ref": ref, "name": name, "beats": bool(d < 0 and p < alpha), "diff": float(d), "p": float(p)})
+        out.append({"ref": ref, "name": name, "diff": float(row[f"brier_minus_{ref}"]), "p": float(p)})
+    for v, adj in zip(out, holm([v["p"] for v in out])):   # the verdict reads its tests together
+        v |= {"p_holm": adj, "beats": bool(v["diff"] < 0 and adj < alpha)}
     return out
 
 # %% ../nbs/17_evaluation.ipynb #84e73f7d
 def verdict(comparison:pd.DataFrame, # `compare`'s table
             name:str="model", # the row to judge
-            alpha:float=0.05, # significance level of each paired test
+            alpha:float=0.05, # family-wise significance level (Holm over the verdict's tests)
            ) -> str:
     "Plain words: does `name` beat climatology and gradient boosting on Brier, significantly?"
     parts = verdict_parts(comparison.loc[name], alpha)
     return f"{name} " + "; ".join(f"{'beats' if v['beats'] else 'does not beat'} {v['ref']} "
-                                  f"(Brier {v['diff']:+.5f}, p={v['p']:.3f})" for v in parts)
+                                  f"(Brier {v['diff']:+.5f}, p={v['p']:.3f}, Holm {v['p_holm']:.3f})" for v in parts)
 
 # %% ../nbs/17_evaluation.ipynb #03a8e18f
 def evaluate(ds:SequenceDataset, # the dataset; its test part is scored
@@ -103,7 +105,7 @@ def evaluate(ds:SequenceDataset, # the dataset; its test part is scored
     y, base, base_train = ds.test.y, refs["models"]["climatology"].rate_, float(ds.train.y.mean())
     probs = {"model": fc["p"], "model_raw": fc["mean"], **reference_probs(refs, ds.test.X)}
     block = bootstrap_block(spec.timeframe)
-    cmp = compare(y, probs, base, block=block, n_boot=n_boot, seed=seed)
+    cmp = compare(y, probs, base, block=block, n_boot=n_boot, seed=seed, timeframe=spec.timeframe)
     fwd, trade = forward_returns(ohlcv, ds.test.times, spec.horizon), trade_returns(ohlcv, ds.test.times, spec)
     side, costs = side_of(spec), costs or Costs()
     sweep = threshold_sweep(y, fc["p"], trade, costs=costs, side=side)
@@ -113,7 +115,10 @@ def evaluate(ds:SequenceDataset, # the dataset; its test part is scored
                         "base_rate_train": base_train, "base_rate_reference": base, "base_rate_test": float(y.mean())},
                "references": {"climatology": "validation base rate" if len(ds.val.y) else "training base rate",
                               "calibrators": {n: c.kind for n, c in refs["calibrators"].items()},
-                              "paired_tests": int(cmp.filter(like="p_vs_").notna().to_numpy().sum())},
+                              "paired_tests": int(cmp[[c for c in cmp if c.startswith("p_vs_") and not c.endswith("_holm")]]
+                                                  .notna().to_numpy().sum()),
+                              "paired_test": "EWC t-test of the Brier differential (itff.metrics.paired_test), "
+                                             "Holm-adjusted over the table's tests"},
                "scores": {k: probability_metrics(y, p, base) for k, p in probs.items()},
                "comparison": json.loads(cmp.to_json(orient="index")),
                "at_threshold": {k: threshold_metrics(y, p, threshold) for k, p in probs.items()},
@@ -125,10 +130,14 @@ def evaluate(ds:SequenceDataset, # the dataset; its test part is scored
                      "side": side}
 
 # %% ../nbs/17_evaluation.ipynb #2f89fd3d
-def _p_value(p) -> str: return "" if p is None or pd.isna(p) else f"{p:.3f}"
+def _p_value(p, adjusted=None) -> str:
+    "A p-value to 3 decimals, with its Holm adjustment in brackets when there is one."
+    if p is None or pd.isna(p): return ""
+    return f"{p:.3f}" + ("" if adjusted is None or pd.isna(adjusted) else f" ({adjusted:.3f})")
 
 def headline_table(metrics:dict) -> pd.DataFrame:
-    "AUC [CI], Brier [CI], BSS, ECE and the paired-test p-values vs climatology and gradient boosting, per forecast."
+    ("AUC [CI], Brier [CI], BSS, ECE beside its floor, and the paired-test p-values vs climatology and gradient "
+     "boosting (Holm-adjusted over the table in brackets), per forecast.")
     rows = {}
     for name, r in metrics["comparison"].items():
         lo, hi = r["roc_auc_ci"]; blo, bhi = r["brier_ci"]
@@ -136,7 +145,8 @@ def headline_table(metrics:dict) -> pd.DataFrame:
                       "Brier": f"{r['brier']:.4f} [{blo:.4f}, {bhi:.4f}]",
                       "BSS": f"{r['bss']:+.4f}", "ECE": f"{r['ece']:.4f}",
                       "ECE floor": f"{r['ece_floor']:.4f}" if r.get("ece_floor") is not None else "",
-                      "p vs clim.": _p_value(r.get("p_vs_climatology")), "p vs GBM": _p_value(r.get("p_vs_gbm"))}
+                      "p vs clim. (Holm)": _p_value(r.get("p_vs_climatology"), r.get("p_vs_climatology_holm")),
+                      "p vs GBM (Holm)": _p_value(r.get("p_vs_gbm"), r.get("p_vs_gbm_holm"))}
     return pd.DataFrame(rows).T
 
 # %% ../nbs/17_evaluation.ipynb #7ae76771
