@@ -4,7 +4,7 @@ Each repetition draws one path of a stationary process matched to BTCUSDT 1h `le
 base rate on the logit scale (persistence 0.999, so 500-bar base rates wander with a standard deviation of about 0.14,
 as BTC's do) plus bar-to-bar forecast information, and outcomes decided by 4 overlapping future shocks (lag-1
 autocorrelation about 0.5, as BTC's labels). The forecast is calibrated by construction. Validation: 3,363 bars;
-embargo: 100 bars; live: the next 500 bars. The alarm is run as `live_scores` runs it (calibration test and ECE rule,
+embargo: 100 bars; live: the next 500 bars, and the next 1,500 (the monitor's default window). The alarm is run as `live_scores` runs it (calibration test and ECE rule,
 block 48, 300 resamples) on the calibrated live forecasts (false alarms) and on miscalibrated ones: log-odds shifted
 by 0.5 or 0.75, slope 1.5 (too confident) or 0.6 (too timid) around the process's mean log-odds (detection). Also the
 old Brier rule (live Brier lower bound above validation's upper bound), for comparison.
@@ -20,7 +20,7 @@ from common import out_path, parser, save_results
 from itff.metrics import bootstrap_ci, ece, reference_scores, reliability_table
 from itff.monitor import calibration_alarm, calibration_test, design_effect, ece_noise_floor
 
-N_REF, EMBARGO, N_LIVE, MU = 3363, 100, 500, -1.2
+N_REF, EMBARGO, LIVES, MU = 3363, 100, (500, 1500), -1.2
 SCENARIOS = {"calibrated": (0.0, 1.0), "shift 0.5": (0.5, 1.0), "shift 0.75": (0.75, 1.0),
              "slope 1.5": (0.0, 1.5), "slope 0.6": (0.0, 0.6)}
 
@@ -43,28 +43,26 @@ def live_alarm(y, q, ref):
             any(r.startswith("live ECE") for r in a["alarm_reasons"]), brier_lo > ref["brier_ci"][1])
 
 
-def main(reps=200, seed=0, out=None):
-    "Run `reps` repetitions of every scenario; rates of the alarm, of each of its rules and of the old Brier rule."
+def main(reps=200, seed=0, out=None, lives=LIVES):
+    "Run `reps` repetitions of every scenario on each live window; rates of the alarm, of its rules, of the old rule."
     rng, t0 = np.random.default_rng(seed), time.perf_counter()
-    hits = {k: np.zeros(4) for k in SCENARIOS}
-    sd500 = []
+    hits = {n: {k: np.zeros(4) for k in SCENARIOS} for n in lives}
+    rates500 = []
     for _ in range(reps):
-        y, p = calibrated_process(N_REF + EMBARGO + N_LIVE, rng)
+        y, p = calibrated_process(N_REF + EMBARGO + max(lives), rng)
         ref = reference_scores(y[:N_REF], p[:N_REF])
-        yl, pl = y[-N_LIVE:], p[-N_LIVE:]
-        sd500.append(yl.mean())
-        for k, (shift, slope) in SCENARIOS.items():
-            q = 1 / (1 + np.exp(-(MU + slope * (np.log(pl / (1 - pl)) - MU) + shift)))
-            hits[k] += live_alarm(yl, q, ref)
-    rate = lambda k, i: round(float(hits[k][i] / reps), 4)
+        for n in lives:
+            yl, pl = y[N_REF + EMBARGO:][:n], p[N_REF + EMBARGO:][:n]
+            if n == 500: rates500.append(yl.mean())
+            for k, (shift, slope) in SCENARIOS.items():
+                q = 1 / (1 + np.exp(-(MU + slope * (np.log(pl / (1 - pl)) - MU) + shift)))
+                hits[n][k] += live_alarm(yl, q, ref)
+    rate = lambda n, i: {k: round(float(hits[n][k][i] / reps), 4) for k in SCENARIOS}
     res = {"benchmark": "calibration alarm: size and power on dependent bars", "reps": reps, "seed": seed,
-           "n_reference": N_REF, "n_live": N_LIVE, "level": 0.01,
-           "sd_of_live_base_rate": round(float(np.std(sd500)), 4),
-           "mean_live_base_rate": round(float(np.mean(sd500)), 4),
-           "alarm_rate": {k: rate(k, 0) for k in SCENARIOS},
-           "calibration_test_rate": {k: rate(k, 1) for k in SCENARIOS},
-           "ece_rule_rate": {k: rate(k, 2) for k in SCENARIOS},
-           "old_brier_rule_rate": {k: rate(k, 3) for k in SCENARIOS},
+           "n_reference": N_REF, "level": 0.01,
+           "sd_of_500_bar_base_rate": round(float(np.std(rates500)), 4) if rates500 else None,
+           "windows": {str(n): {"n_live": n, "alarm_rate": rate(n, 0), "calibration_test_rate": rate(n, 1),
+                                "ece_rule_rate": rate(n, 2), "old_brier_rule_rate": rate(n, 3)} for n in lives},
            "seconds": round(time.perf_counter() - t0, 1)}
     return save_results(res, out or out_path("calibration_alarm"))
 

@@ -18,8 +18,8 @@ from .artifacts import bundle_sha, stored_config, stored_decision
 from .backtest import Costs, backtest, plot_backtest
 from .labels import LabelSpec
 from .data import CandleCache, load_ohlcv
-from .evaluation import read_predictions
-from .metrics import coverage_curve, threshold_sweep
+from .evaluation import decomposition_table, read_predictions
+from .metrics import add_holm, coverage_curve, score_decomposition, threshold_sweep
 from .plots import plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty
 from .pipeline import skill_words
 from .reports import comparison_table, live_summary, plain_verdict, read_summary
@@ -29,9 +29,9 @@ from .predlog import monitor_path
 # %% auto #0
 __all__ = ['BUNDLE_COLUMNS', 'EMPTY_STATE', 'STYLE', 'MODEL_NAMES', 'PANELS', 'APP_SOURCE', 'AUTH_COOKIE', 'VOILA_OPTIONS',
            'find_bundles', 'View', 'load_view', 'view_costs', 'trade_return', 'at_threshold', 'png', 'static_figures',
-           'threshold_figures', 'view_candles', 'live_forecast', 'md_html', 'stats_html', 'live_html', 'trust_html',
-           'monitor_html', 'Dashboard', 'app_notebook', 'dashboard_credentials', 'check_basic_auth', 'voila_app',
-           'absolute_settings_env', 'itff_dashboard']
+           'threshold_figures', 'view_candles', 'live_forecast', 'md_html', 'decomposition_html', 'stats_html',
+           'live_html', 'trust_html', 'monitor_html', 'Dashboard', 'app_notebook', 'dashboard_credentials',
+           'check_basic_auth', 'voila_app', 'absolute_settings_env', 'itff_dashboard']
 
 # %% ../nbs/28_dashboard.ipynb #0db5a72a
 BUNDLE_COLUMNS = ["id", "symbol", "timeframe", "label", "model", "path"]
@@ -112,7 +112,7 @@ def static_figures(view:View) -> dict[str, Figure]:
     sweep = threshold_sweep(p.y, p.p_model, trade_return(view), costs=view_costs(view), side=int(p.side.iloc[0]))
     return {"roc": plot_roc(p.y, probs, f"ROC — {title}"), "pr": plot_pr(p.y, probs, f"Precision-recall — {title}"),
             "reliability": plot_reliability(p.y, {k: probs[k] for k in ("model", "model_raw", "gbm") if k in probs},
-                                            title=f"Reliability — {title}"),
+                                            title=f"Reliability — {title}", band="model"),
             "sweep": plot_threshold_sweep(sweep, f"Threshold sweep — {title}")}
 
 # %% ../nbs/28_dashboard.ipynb #06d82530
@@ -173,6 +173,17 @@ def _html_table(df:pd.DataFrame, cls:str) -> str: return df.to_html(classes=cls,
 def md_html(text:str) -> str:
     "Escape `text` for HTML, keeping its **bold** marks as bold."
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
+
+# %% ../nbs/28_dashboard.ipynb #0a5406ff
+def decomposition_html(view:View) -> str:
+    "The view's Brier decomposition table as HTML (from its metrics, else from its predictions; a note when neither)."
+    m = view.metrics
+    if not m.get("decomposition") and view.predictions is not None:
+        probs = _probs(view.predictions)
+        m = {"decomposition": {k: score_decomposition(view.predictions.y, p) for k, p in probs.items()}}
+    t = decomposition_table(m)
+    return (_html_table(t, "itff-table itff-decomposition") if len(t)
+            else "<p>No decomposition for this bundle yet: run <code>itff-reports</code>.</p>")
 
 # %% ../nbs/28_dashboard.ipynb #4b215c16
 STYLE = ("<style>.itff-table{border-collapse:collapse;font-size:13px}"
@@ -265,7 +276,8 @@ def _build(self):
     # max 1.0: never act
     self.threshold = w.FloatSlider(0.5, min=0.05, max=1.0, step=0.01, description="threshold", continuous_update=False,
                                    readout_format=".2f", layout=w.Layout(width="420px"))
-    self.html = {k: w.HTML() for k in ("info", "metrics", "stats", "live", "monitor", "status", "reports")}
+    self.html = {k: w.HTML() for k in ("info", "metrics", "decomposition", "stats", "live", "monitor", "status",
+                                         "reports")}
     self.images = {k: w.Image(format="png", layout=w.Layout(width="100%" if k != "backtest" else "75%"))
                    for k in PANELS}
     self.images["live_reliability"] = w.Image(format="png", layout=w.Layout(width="50%"))
@@ -291,6 +303,8 @@ def _layout(self):
     section = lambda t: w.HTML(f"<h3>{t}</h3>")
     return w.VBox([title, w.HBox(list(self.sel.values())), self.html["status"], self.html["info"],
                    section("Scores beside the baselines"), self.html["metrics"],
+                   section("Why the Brier score is what it is: miscalibration − discrimination + uncertainty"),
+                   self.html["decomposition"],
                    section("Decision threshold"), self.threshold, self.html["stats"],
                    section("Live forecast"), w.HBox([self.refresh]), self.html["live"],
                    section("Live monitoring: resolved forecasts"), self.html["monitor"], im["live_reliability"],
@@ -340,6 +354,7 @@ def _show(self):
         f"<p class='itff-verdict'>{md_html(plain_verdict(m, 'the calibrated model'))}</p>")
     self.html["metrics"].value = _html_table(
         comparison_table(m, MODEL_NAMES.get(*[stored_config(v.meta)["model_type"]] * 2)), "itff-table")
+    self.html["decomposition"].value = decomposition_html(v)
     with self.threshold.hold_trait_notifications(): self.threshold.value = float(stored_decision(v.meta)["threshold"])
     if v.predictions is None:
         for im in self.images.values(): im.value = b""
@@ -348,7 +363,8 @@ def _show(self):
         for k, fig in static_figures(v).items(): self.images[k].value = png(fig)
         self._on_threshold()
     self.html["reports"].value = (
-        _html_table(self.summary.drop(columns=["bundle_sha256", "data_sha256", "error"], errors="ignore"), "itff-table")
+        _html_table(add_holm(self.summary, ["p_vs_climatology", "p_vs_gbm"])
+                    .drop(columns=["bundle_sha256", "data_sha256", "error"], errors="ignore"), "itff-table")
         if len(self.summary) else "<p>No reports yet: run <code>itff-reports</code>.</p>")
     self.html["monitor"].value, self.images["live_reliability"].value = monitor_html(bundle_sha(v.bundle),
                                                                                      monitor_path(self.env))

@@ -16,9 +16,10 @@ from .backtest import Costs, backtest, forward_returns, plot_backtest, side_of, 
 from .calibrate import Calibrator, select_calibrator
 from .datasets import SequenceDataset
 from .labels import LabelSpec
-from .metrics import (block_bootstrap_indices, bootstrap_block, bootstrap_ci, compare, coverage_curve, ece, holm,
-                          probability_metrics, reliability_table, save_csv, threshold_metrics, threshold_sweep,
-                          uncertainty_metrics)
+from .metrics import (block_bootstrap_indices, bootstrap_block, bootstrap_ci, compare, coverage_curve, ece, format_p,
+                          holm,
+                          probability_metrics, reliability_table, save_csv, score_decomposition, threshold_metrics,
+                          threshold_sweep, uncertainty_metrics)
 from .models import ensemble_samples, mc_summary
 from .plots import (plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty,
                         save_figure)
@@ -26,7 +27,7 @@ from .train import Climatology, baseline_probs, fit_baselines
 
 # %% auto #0
 __all__ = ['forecast', 'fit_references', 'reference_probs', 'verdict_parts', 'verdict', 'evaluate', 'headline_table',
-           'ood_effect', 'predictions_frame', 'read_predictions', 'write_report']
+           'decomposition_table', 'ood_effect', 'predictions_frame', 'read_predictions', 'write_report']
 
 # %% ../nbs/17_evaluation.ipynb #1402bb9d
 def forecast(models, # trained models (one per ensemble member)
@@ -120,6 +121,7 @@ def evaluate(ds:SequenceDataset, # the dataset; its test part is scored
                               "paired_test": "EWC t-test of the Brier differential (itff.metrics.paired_test), "
                                              "Holm-adjusted over the table's tests"},
                "scores": {k: probability_metrics(y, p, base) for k, p in probs.items()},
+               "decomposition": {k: score_decomposition(y, p, seed=seed) for k, p in probs.items()},
                "comparison": json.loads(cmp.to_json(orient="index")),
                "at_threshold": {k: threshold_metrics(y, p, threshold) for k, p in probs.items()},
                "uncertainty": uncertainty_metrics(y, fc["p"], fc, threshold),
@@ -130,11 +132,6 @@ def evaluate(ds:SequenceDataset, # the dataset; its test part is scored
                      "side": side}
 
 # %% ../nbs/17_evaluation.ipynb #2f89fd3d
-def _p_value(p, adjusted=None) -> str:
-    "A p-value to 3 decimals, with its Holm adjustment in brackets when there is one."
-    if p is None or pd.isna(p): return ""
-    return f"{p:.3f}" + ("" if adjusted is None or pd.isna(adjusted) else f" ({adjusted:.3f})")
-
 def headline_table(metrics:dict) -> pd.DataFrame:
     ("AUC [CI], Brier [CI], BSS, ECE beside its floor, and the paired-test p-values vs climatology and gradient "
      "boosting (Holm-adjusted over the table in brackets), per forecast.")
@@ -145,8 +142,18 @@ def headline_table(metrics:dict) -> pd.DataFrame:
                       "Brier": f"{r['brier']:.4f} [{blo:.4f}, {bhi:.4f}]",
                       "BSS": f"{r['bss']:+.4f}", "ECE": f"{r['ece']:.4f}",
                       "ECE floor": f"{r['ece_floor']:.4f}" if r.get("ece_floor") is not None else "",
-                      "p vs clim. (Holm)": _p_value(r.get("p_vs_climatology"), r.get("p_vs_climatology_holm")),
-                      "p vs GBM (Holm)": _p_value(r.get("p_vs_gbm"), r.get("p_vs_gbm_holm"))}
+                      "p vs clim. (Holm)": format_p(r.get("p_vs_climatology"), r.get("p_vs_climatology_holm")),
+                      "p vs GBM (Holm)": format_p(r.get("p_vs_gbm"), r.get("p_vs_gbm_holm"))}
+    return pd.DataFrame(rows).T
+
+# %% ../nbs/17_evaluation.ipynb #9a6819e1
+def decomposition_table(metrics:dict) -> pd.DataFrame:
+    "Per forecast: Brier = miscalibration − discrimination + uncertainty (CORP), miscalibration beside its noise level."
+    rows = {name: {"Brier": f"{d['brier']:.4f}", "MCB": f"{d['miscalibration']:.4f}",
+                   "MCB if calibrated (95%)": f"{d['miscalibration_q95']:.4f}",
+                   "calibrated?": "yes" if d["miscalibration"] <= d["miscalibration_q95"] else "no",
+                   "DSC": f"{d['discrimination']:.4f}", "UNC": f"{d['uncertainty']:.4f}"}
+            for name, d in metrics.get("decomposition", {}).items()}
     return pd.DataFrame(rows).T
 
 # %% ../nbs/17_evaluation.ipynb #7ae76771
@@ -222,7 +229,7 @@ def write_report(folder, # where the report files go
     save_figure(plot_roc(y, shown, f"ROC — {title}"), folder/"roc.png")
     save_figure(plot_pr(y, shown, f"Precision-recall — {title}"), folder/"pr.png")
     save_figure(plot_reliability(y, {k: shown[k] for k in ("model", "model_raw", "gbm") if k in shown},
-                                 title=f"Reliability — {title}"), folder/"reliability.png")
+                                 title=f"Reliability — {title}", band="model"), folder/"reliability.png")
     save_figure(plot_threshold_sweep(plot_inputs["sweep"], f"Threshold sweep — {title}"), folder/"threshold_sweep.png")
     curves = {"MC std": coverage_curve(y, probs["model"], fc["std"], plot_inputs["threshold"]),
               "mutual information": coverage_curve(y, probs["model"], fc["mutual_info"], plot_inputs["threshold"])}

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from model_diagnostics.scoring import SquaredError, decompose
 from sklearn.calibration import calibration_curve
+from sklearn.isotonic import IsotonicRegression
 from scipy.stats import t as student_t
 from statsmodels.stats.multitest import multipletests
 from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score, brier_score_loss,
@@ -18,10 +20,11 @@ from .core import *
 from .backtest import Costs
 
 # %% auto #0
-__all__ = ['threshold_metrics', 'reliability_table', 'ece', 'ece_floor', 'probability_metrics', 'block_bootstrap_indices',
-           'bootstrap_ci', 'bootstrap_block', 'paired_bootstrap', 'sn_p_value', 'self_normalized_test', 'fixed_b_test',
-           'ewc_test', 'ewc_cosines', 'paired_test', 'holm', 'add_holm', 'coverage_curve', 'uncertainty_metrics',
-           'net_return', 'threshold_sweep', 'save_csv', 'compare', 'reference_scores']
+__all__ = ['threshold_metrics', 'reliability_table', 'ece', 'ece_floor', 'reliability_bands', 'score_decomposition',
+           'probability_metrics', 'block_bootstrap_indices', 'bootstrap_ci', 'bootstrap_block', 'paired_bootstrap',
+           'sn_p_value', 'self_normalized_test', 'fixed_b_test', 'ewc_test', 'ewc_cosines', 'paired_test', 'holm',
+           'format_p', 'add_holm', 'coverage_curve', 'uncertainty_metrics', 'net_return', 'threshold_sweep', 'save_csv',
+           'compare', 'reference_scores']
 
 # %% ../nbs/11_metrics.ipynb #a7c71339
 def threshold_metrics(y, # 0/1 labels
@@ -67,6 +70,41 @@ def ece_floor(p, # probabilities
     "Mean ECE of a perfectly calibrated forecaster with forecasts `p`: outcomes drawn y ~ Bernoulli(p), `n_sim` times."
     p, rng = np.asarray(p, "float64"), np.random.default_rng(seed)
     return float(np.mean([ece((rng.random(len(p)) < p).astype("float64"), p, bins) for _ in range(n_sim)]))
+
+# %% ../nbs/11_metrics.ipynb #75a4ed3c
+def _isotonic(p, y) -> IsotonicRegression:
+    return IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(p, y)
+
+def reliability_bands(y, # 0/1 labels
+                      p, # probabilities
+                      level:float=0.9, # coverage of the consistency band
+                      n_sim:int=200, # simulated outcome sets
+                      points:int=50, # forecast values the curve is given at (quantiles of `p`)
+                      seed:int=0, # random seed
+                     ) -> pd.DataFrame:
+    ("CORP reliability curve (isotonic recalibration) at `points` quantiles of `p`, with the consistency band of a "
+     "calibrated forecaster (y ~ Bernoulli(p)).")
+    y, p, rng = np.asarray(y, "float64"), np.asarray(p, "float64"), np.random.default_rng(seed)
+    x = np.unique(np.quantile(p, np.linspace(0.005, 0.995, points)))
+    sims = np.array([_isotonic(p, (rng.random(len(p)) < p).astype("float64")).predict(x) for _ in range(n_sim)])
+    lo, hi = np.quantile(sims, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return pd.DataFrame({"forecast": x, "corp": _isotonic(p, y).predict(x), "band_low": lo, "band_high": hi})
+
+# %% ../nbs/11_metrics.ipynb #2fcfbd60
+def score_decomposition(y, # 0/1 labels
+                        p, # probabilities
+                        n_sim:int=200, # simulated outcome sets for the miscalibration floor
+                        seed:int=0, # random seed
+                       ) -> dict:
+    ("Brier = MCB − DSC + UNC (CORP, `model_diagnostics.scoring.decompose`), with the miscalibration a calibrated "
+     "forecaster shows with the same forecasts (mean and 95th percentile over y ~ Bernoulli(p)).")
+    y, p, rng = np.asarray(y, "float64"), np.asarray(p, "float64"), np.random.default_rng(seed)
+    d = decompose(y, p, scoring_function=SquaredError()).row(0, named=True)
+    def mcb(yy): return float(np.mean((p - yy) ** 2) - np.mean((_isotonic(p, yy).predict(p) - yy) ** 2))
+    floor = [mcb((rng.random(len(p)) < p).astype("float64")) for _ in range(n_sim)]
+    return {"brier": float(d["score"]), "miscalibration": float(d["miscalibration"]),
+            "discrimination": float(d["discrimination"]), "uncertainty": float(d["uncertainty"]),
+            "miscalibration_floor": float(np.mean(floor)), "miscalibration_q95": float(np.quantile(floor, 0.95))}
 
 # %% ../nbs/11_metrics.ipynb #096be4ce
 def probability_metrics(y, # 0/1 labels
@@ -251,6 +289,15 @@ def holm(p_values, # p-values in any order; None or NaN where no test was made
     if made:
         for i, a in zip(made, multipletests([p[i] for i in made], method="holm")[1]): out[i] = float(a)
     return out
+
+# %% ../nbs/11_metrics.ipynb #4b2779a6
+def format_p(p, # a p-value (None/NaN: no test was made)
+             adjusted=None, # its Holm adjustment, shown in brackets (None/NaN: none)
+            ) -> str:
+    "A p-value for a table: 3 decimals, two significant digits below 0.001, the adjusted one in brackets; '' if none."
+    f = lambda v: f"{v:.3f}" if v >= 0.001 else f"{v:.2g}"
+    if p is None or pd.isna(p): return ""
+    return f(p) + ("" if adjusted is None or pd.isna(adjusted) else f" ({f(adjusted)})")
 
 # %% ../nbs/11_metrics.ipynb #7d73791a
 def add_holm(df:pd.DataFrame, # a table with p-value columns (None/NaN where nothing was tested)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
-from scipy.stats import chi2
+from scipy.stats import chi2, norm
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss
 from tqdm import tqdm
@@ -80,7 +80,7 @@ def resolve(log:PredictionLog, # the prediction log
 
 # %% ../nbs/25_monitor.ipynb #2e515034
 def last_resolved(rows:pd.DataFrame, # logged forecasts of one bundle (`PredictionLog.rows`)
-                  last:int=500, # how many resolved forecasts to keep
+                  last:int=1500, # how many resolved forecasts to keep
                  ) -> pd.DataFrame:
     "The `last` resolved forecasts of one bundle by bar time, each bar once (its latest forecast)."
     if rows["bundle_sha"].nunique() > 1:
@@ -116,18 +116,23 @@ def calibration_test(y, # 0/1 outcomes in time order
                      n_boot:int=300, # bootstrap resamples of the design effect
                      seed:int=0, # bootstrap seed
                     ) -> dict:
-    "Cox's recalibration test of `p` on `y` (intercept 0, slope 1): LR over the residuals' design effect, χ²(2)."
+    ("Cox's recalibration test (intercept 0, slope 1; LR over the residuals' design effect, χ²(2)) and calibration in "
+     "the large (Σ(y − p) = 0, z with the design effect), combined by Bonferroni.")
     y, p = np.asarray(y, "float64"), np.clip(np.asarray(p, "float64"), 1e-6, 1 - 1e-6)
     x, nan = np.log(p / (1 - p)), float("nan")
-    if len(y) < 2: return {"stat": nan, "p_value": nan, "deff": nan, "intercept": nan, "slope": nan, "lr": nan}
+    if len(y) < 2: return {k: nan for k in ("stat", "p_value", "p_cox", "z_large", "p_large", "deff", "intercept",
+                                            "slope", "lr")}
     if len(np.unique(y)) == 2:
         fit = LogisticRegression(C=1e4, max_iter=1000).fit(x[:, None], y)
         a, b, q = float(fit.intercept_[0]), float(fit.coef_[0, 0]), fit.predict_proba(x[:, None])[:, 1]
     else: a, b, q = nan, nan, y                 # one class: the fit is perfect, and its log-loss 0
     lr = max(0.0, 2 * len(y) * (log_loss(y, p, labels=[0, 1]) - log_loss(y, q, labels=[0, 1])))
-    deff = max(design_effect(y - p, block, n_boot, seed), design_effect((y - p) * x, block, n_boot, seed))
-    return {"stat": lr / deff, "p_value": float(chi2.sf(lr / deff, 2)), "deff": deff, "intercept": a, "slope": b,
-            "lr": lr}
+    d_res = design_effect(y - p, block, n_boot, seed)
+    deff = max(d_res, design_effect((y - p) * x, block, n_boot, seed))
+    z = float(np.sum(y - p) / np.sqrt(d_res * np.sum(p * (1 - p))))
+    p_cox, p_large = float(chi2.sf(lr / deff, 2)), float(2 * norm.sf(abs(z)))
+    return {"stat": lr / deff, "p_value": min(1.0, 2 * min(p_cox, p_large)), "p_cox": p_cox, "z_large": z,
+            "p_large": p_large, "deff": deff, "intercept": a, "slope": b, "lr": lr}
 
 # %% ../nbs/25_monitor.ipynb #a6f853fe
 def base_rate_drift(y, # 0/1 outcomes in time order
@@ -160,7 +165,8 @@ def calibration_alarm(s:dict, # live scores: n, calibration_test, ece_ci, ece_no
     if c.get("p_value", float("nan")) < level:
         fit = (f"intercept {c['intercept']:+.2f}, slope {c['slope']:.2f} (calibrated: 0, 1), "
                if math.isfinite(c["slope"]) else "")
-        why.append(f"calibration test: {fit}p = {c['p_value']:.1e} < {level} with design effect {c['deff']:.1f}")
+        large = f"in the large z = {c['z_large']:+.1f}, " if math.isfinite(c.get("z_large", float("nan"))) else ""
+        why.append(f"calibration test: {fit}{large}p = {c['p_value']:.1e} < {level} with design effect {c['deff']:.1f}")
     if reference.get("ece_ci") and reference.get("n"):
         allow = s["ece_noise_floor"] * (1 - math.sqrt(s["n"] / reference["n"]))
         t |= {"ece_live_lo": s["ece_ci"][0], "ece_validation_hi": reference["ece_ci"][1], "ece_allowance": allow,
@@ -192,7 +198,7 @@ def _ood_split(r:pd.DataFrame) -> dict|None:
 # %% ../nbs/25_monitor.ipynb #f9ef9516
 def live_scores(rows:pd.DataFrame, # logged forecasts of one bundle (`PredictionLog.rows`)
                 reference:dict|None, # the bundle's validation scores (`meta["validation"]["scores"]`), or None
-                last:int=500, # score the last N resolved forecasts
+                last:int=1500, # score the last N resolved forecasts
                 block:int=48, # bootstrap block length in rows
                 n_boot:int=300, # bootstrap resamples
                 seed:int=0, # bootstrap seed
@@ -260,7 +266,7 @@ def _json_clean(o):
 
 def bundle_monitor(rows:pd.DataFrame, # logged forecasts of one bundle (`PredictionLog.rows`)
                    folder, # the bundle's folder (None: not found)
-                   last:int=500, # score the last N resolved forecasts
+                   last:int=1500, # score the last N resolved forecasts
                    plot_dir=None, # where the reliability PNG goes (None: no plot)
                    min_n:int=100, # fewest resolved forecasts the alarm needs
                    **kw,
@@ -283,7 +289,7 @@ def bundle_monitor(rows:pd.DataFrame, # logged forecasts of one bundle (`Predict
 def run_monitor(db=None, # the prediction log (path or `PredictionLog`; default `prediction_db_path()`)
                 source:str="bundled", # candles to resolve outcomes from: bundled, ccxt, yfinance or a candle file
                 models_dir=None, # bundles with their validation scores (default: the settings')
-                last:int=500, # score the last N resolved forecasts of each bundle
+                last:int=1500, # score the last N resolved forecasts of each bundle
                 output=None, # JSON result (default `monitor_path()`); reliability PNGs beside it
                 now=None, # the time horizons have passed by (default: the clock)
                 log=print, # where to report what stays unresolved
@@ -333,7 +339,7 @@ def itff_monitor(
     db:str=None, # prediction log (default: $ITFF_PREDICTION_DB or $ITFF_HOME/predictions.db)
     source:str="bundled", # candles to resolve outcomes from: bundled, ccxt, yfinance or a candle file
     models_dir:str=None, # bundles with their validation scores (default: $ITFF_MODELS_DIR or ./models)
-    last:int=500, # score the last N resolved forecasts of each bundle
+    last:int=1500, # score the last N resolved forecasts of each bundle
     # JSON result (default: $ITFF_MONITOR_FILE or reports/monitor.json); reliability PNGs beside it
     output:str=None,
     data_dir:str=None, # candle cache of ccxt and yfinance (default: $ITFF_DATA_DIR or ./data)

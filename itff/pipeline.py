@@ -70,10 +70,15 @@ def prepare_data(cfg:ExperimentConfig, # symbol, timeframe, source, window, spli
 
 # %% ../nbs/24_pipeline.ipynb #c9fac583
 def skill_words(skill:dict|None) -> str:
-    "The skill gate in words: 'yes (p=…)' or 'NO (p=…): forecasts labelled no_skill'."
+    "The skill gate in words: 'yes (p=…; 4/5 blocks better)' or 'NO (…): forecasts labelled no_skill'."
     if not skill: return "unknown"
-    return (f"yes (p={skill['p_value']:.3f})" if skill["has_skill"]
-            else f"NO (p={skill['p_value']:.3f}): forecasts labelled no_skill")
+    blocks = skill.get("blocks")            # bundles before the multi-block gate have one pooled test only
+    how = f"p={skill['p_value']:.3f}"
+    if blocks:
+        worse = skill.get("blocks_worse") or []
+        how += f"; {skill['blocks_better']}/{len(blocks)} blocks better" + (
+            f", block {', '.join(str(b + 1) for b in worse)} significantly worse" if worse else "")
+    return f"yes ({how})" if skill["has_skill"] else f"NO ({how}): forecasts labelled no_skill"
 
 # %% ../nbs/24_pipeline.ipynb #87c0e915
 def training_row(label:str, # the label trained

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 from .core import *
+from .metrics import reliability_bands
 
 # %% auto #0
 __all__ = ['save_figure', 'plot_roc', 'plot_pr', 'plot_reliability', 'plot_threshold_sweep', 'plot_coverage', 'plot_uncertainty']
@@ -62,15 +63,21 @@ def plot_reliability(y, # 0/1 labels
                      probs:dict, # forecasts by name
                      bins:int=10, # equal-mass bins
                      title:str="Reliability", # figure title
+                     band:str|None=None, # this forecast gets the CORP curve and its 90% consistency band
                     ) -> Figure:
-    "Reliability curves (equal-mass bins) over a histogram of the predictions."
+    "Reliability curves (equal-mass bins; CORP with a consistency band for `band`) over a histogram of the predictions."
     fig = Figure(figsize=(5.5, 5.5))
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     top.plot([0, 1], [0, 1], "k:", lw=1, label="perfect")
     for name, p in probs.items():
         if np.ptp(p) == 0: top.plot(p[:1], [np.mean(y)], "s", label=name); continue
-        freq, pred = calibration_curve(y, p, n_bins=bins, strategy="quantile")
-        top.plot(pred, freq, "o-", ms=4, label=name)
+        if name == band:
+            rb = reliability_bands(y, p)
+            top.fill_between(rb.forecast, rb.band_low, rb.band_high, color="0.8", label="90% consistency band")
+            top.plot(rb.forecast, rb.corp, "-", lw=2, label=f"{name} (CORP)")
+        else:
+            freq, pred = calibration_curve(y, p, n_bins=bins, strategy="quantile")
+            top.plot(pred, freq, "o-", ms=4, label=name)
         bottom.hist(p, bins=40, range=(0, 1), alpha=0.5, label=name)
     top.set_title(title); top.set_ylabel("observed frequency"); top.legend(fontsize=8); top.grid(alpha=0.3)
     bottom.set_xlabel("predicted probability"); bottom.set_ylabel("bars"); bottom.set_xlim(0, 1)

@@ -23,6 +23,7 @@ from .rescore import evaluate_bundle
 from .config import Deprecated, experiment_id, renamed_option
 from .evaluation import headline_table, verdict_parts
 from .labels import label_spec
+from .metrics import add_holm
 from .models import MODEL_TYPES
 from .pipeline import pipeline_lock, skill_words
 from .predlog import monitor_path
@@ -103,25 +104,24 @@ def comparison_table(metrics:dict, # `evaluate_report`'s metrics
 
 # %% ../nbs/26_reports.ipynb #c4cd4074
 def _versus(v:dict, alpha:float) -> str:
-    how = ("**beats**" if v["beats"] else "is **worse than**" if v["p"] < alpha and v["diff"] > 0
+    how = ("**beats**" if v["beats"] else "is **worse than**" if v["p_holm"] < alpha and v["diff"] > 0
            else "does **not** beat")
-    return f"{how} {v['name']} (Brier {v['diff']:+.5f}, p = {v['p']:.3f})"
+    return f"{how} {v['name']} (Brier {v['diff']:+.5f}, p = {v['p']:.3f}, Holm {v['p_holm']:.3f})"
 
 def plain_verdict(metrics:dict, # `evaluate_report`'s metrics
                   model_name:str="the model", # how the verdict names the model
-                  alpha:float=0.05, # significance level of each paired test
+                  alpha:float=0.05, # family-wise significance level of the verdict's paired tests
                  ) -> str:
     "A paragraph in plain words: does the calibrated model beat climatology and gradient boosting, at what p?"
     r, t = metrics["comparison"]["model"], metrics["test"]
     vs = verdict_parts(r, alpha)                                # the one verdict rule (itff.evaluation)
-    parts = [_versus(v, alpha) for v in vs]
-    k = len(vs); strict = alpha / max(k, 1)
-    held = [v["name"] for v in verdict_parts(r, strict) if v["beats"]]
     lo, hi = r["roc_auc_ci"]
-    text = (f"On {t['n']:,} bars ({t['first'][:10]} … {t['last'][:10]}) {model_name} " + " and ".join(parts) +
-            f". Its AUC is {r['roc_auc']:.3f} [{lo:.3f}, {hi:.3f}], BSS {r['bss']:+.4f}, ECE {r['ece']:.4f}. "
-            f"This verdict makes {k} paired comparisons; at the Bonferroni level α/{k} = {strict:.3f} ")
-    text += (f"the win over {' and '.join(held)} holds." if held else "no win holds.")
+    text = (f"On {t['n']:,} bars ({t['first'][:10]} … {t['last'][:10]}) {model_name} "
+            + " and ".join(_versus(v, alpha) for v in vs) +
+            f". Its AUC is {r['roc_auc']:.3f} [{lo:.3f}, {hi:.3f}], BSS {r['bss']:+.4f}, ECE {r['ece']:.4f}"
+            + (f" (a calibrated forecaster would show about {r['ece_floor']:.4f} here)" if r.get("ece_floor") else "")
+            + f". The verdict reads its {len(vs)} paired tests together: a win counts when its Holm-adjusted p-value "
+            f"is below {alpha}.")
     ref = t.get("base_rate_reference", t["base_rate_train"])
     if abs(t["base_rate_test"] - ref) > 0.05:
         text += (f" The base rate moved from {ref:.3f} (the reference climatology's) "
@@ -372,8 +372,11 @@ def _cell(col:str, v) -> str:
 def index_html(summary:pd.DataFrame, # one row per report, as `read_runs` gives
                title:str="ITFF evaluation reports", # the page's title
               ) -> str:
-    "A standalone HTML page: one row per report with its scores, verdict, status and a link."
-    cols = ["report", "status", "auc", "brier", "bss", "ece", "p_vs_climatology", "p_vs_gbm", "verdict", "n_test",
+    ("A standalone HTML page: one row per report with its scores, paired-test p-values (Holm-adjusted over the whole "
+     "index beside them), verdict, status and a link.")
+    summary = add_holm(summary, ["p_vs_climatology", "p_vs_gbm"])   # every report's two tests form one family
+    cols = ["report", "status", "auc", "brier", "bss", "ece", "p_vs_climatology", "p_vs_climatology_holm", "p_vs_gbm",
+            "p_vs_gbm_holm", "verdict", "n_test",
             "test_first", "test_last", "bundle_sha256", "seconds", "finished_at", "html", "error"]
     head = "".join(f"<th>{c}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{_cell(c, r[c])}</td>" for c in cols) + "</tr>\n"
@@ -383,7 +386,9 @@ def index_html(summary:pd.DataFrame, # one row per report, as `read_runs` gives
             f"<style>{INDEX_STYLE}</style></head><body>"
             f"<h1>{title}</h1><p>{len(summary)} reports, updated {when}. "
             "Scores are the calibrated model's on the scored bars; "
-            f"p-values are paired block-bootstrap tests of the Brier score.</p><table><tr>{head}</tr>\n{body}"
+            f"p-values are paired tests of the Brier score (itff.metrics.paired_test, EWC), and the _holm columns "
+            f"adjust them over all {int(summary[['p_vs_climatology', 'p_vs_gbm']].notna().to_numpy().sum())} tests "
+            f"of this index.</p><table><tr>{head}</tr>\n{body}"
             "</table></body></html>")
 
 # %% ../nbs/26_reports.ipynb #9215c4a5

@@ -14,7 +14,7 @@ from .core import *
 from .core import cli_errors
 from .evaluation import read_predictions
 from .plots import save_figure
-from .metrics import reliability_table
+from .metrics import add_holm, format_p, reliability_table
 
 # %% auto #0
 __all__ = ['CELL', 'site_reports_dir', 'read_report_summary', 'results_markdown', 'reliability_markdown', 'reliability_figure',
@@ -36,24 +36,27 @@ def read_report_summary(reports_dir=None) -> pd.DataFrame:
     return df[df.status == "ok"] if "status" in df else df
 
 # %% ../nbs/29_site.ipynb #244678ad
-def _p(x) -> str: return "" if pd.isna(x) else f"{x:.3f}"
-
 def results_markdown(reports_dir=None) -> str:
-    "The results table (one row per report: AUC [CI], Brier, BSS, ECE, p-values, verdict, test span) as markdown."
+    ("The results table (one row per report: AUC [CI], Brier, BSS, ECE, p-values with their Holm adjustment over the "
+     "table, verdict, test span) as markdown.")
     df = read_report_summary(reports_dir)
     if df.empty:
         return ("*No evaluation reports yet: run `itff-pipeline` and `itff-reports` (or `make demo reports`), "
                 "then render again.*")
-    rows = ["| symbol | tf | label | model | AUC [95% CI] | Brier | BSS | ECE | p vs clim. | p vs GBM | verdict "
-            "| test bars |",
+    df = add_holm(df, ["p_vs_climatology", "p_vs_gbm"])
+    tests = int(df[["p_vs_climatology", "p_vs_gbm"]].notna().to_numpy().sum())
+    rows = ["| symbol | tf | label | model | AUC [95% CI] | Brier | BSS | ECE | p vs clim. (Holm) | p vs GBM (Holm) "
+            "| verdict | test bars |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in df.itertuples():
         rows.append(f"| {r.symbol} | {r.timeframe} | {r.label} | {r.model} | "
-                    f"{r.auc:.3f} [{r.auc_ci_low:.3f}, {r.auc_ci_high:.3f}] | {r.brier:.4f} | "
-                    f"{r.bss:+.4f} | {r.ece:.4f} | {_p(r.p_vs_climatology)} | {_p(r.p_vs_gbm)} | {r.verdict} | "
+                    f"{r.auc:.3f} [{r.auc_ci_low:.3f}, {r.auc_ci_high:.3f}] | {r.brier:.4f} | {r.bss:+.4f} | "
+                    f"{r.ece:.4f} | {format_p(r.p_vs_climatology, r.p_vs_climatology_holm)} | "
+                    f"{format_p(r.p_vs_gbm, r.p_vs_gbm_holm)} | {r.verdict} | "
                     f"{int(r.n_test):,} ({str(r.test_first)[:10]} … {str(r.test_last)[:10]}) |")
     return ("\n".join(rows)
-            + f"\n\n: Test-period scores of every report in `reports/summary.csv` ({len(df)} rows). {{#tbl-results}}")
+            + f"\n\n: Test-period scores of every report in `reports/summary.csv` ({len(df)} rows; p-values are "
+              f"`paired_test`'s, Holm-adjusted over the table's {tests} tests in brackets). {{#tbl-results}}")
 
 # %% ../nbs/29_site.ipynb #9e558d5d
 def reliability_markdown(out_png, # where the figure is written

@@ -24,7 +24,7 @@ from .cluster import dask_client, run_tasks
 from .config import ExperimentConfig, experiment_options
 from .experiment import fit_and_score, load_inputs
 from .datasets import build_dataset, part_slice, part_span, split_boundaries
-from .metrics import add_holm, bootstrap_block, compare, save_csv
+from .metrics import add_holm, bootstrap_block, compare, format_p, save_csv
 from .plots import save_figure
 from .evaluation import ood_effect, predictions_frame
 
@@ -117,7 +117,8 @@ def fold_row(k:int, # fold number (from 0)
            "ece": c["model"]["ece"],
            "ece_floor": c["model"].get("ece_floor"), "p_vs_climatology": c["model"].get("p_vs_climatology"),
            "p_vs_gbm": c["model"].get("p_vs_gbm"),
-           "has_skill": f.decision["skill"]["has_skill"], "skill_p_value": f.decision["skill"]["p_value"], "threshold": d["threshold"],
+           "has_skill": f.decision["skill"]["has_skill"], "skill_p_value": f.decision["skill"]["p_value"],
+           "threshold": d["threshold"],
            "best_epoch": f.histories[0]["best_epoch"]}
     for name in ("model", "logistic", "gbm", "climatology_train"):
         row[f"bss_{name}"], row[f"bss_{name}_ci"] = c[name]["bss"], c[name]["bss_ci"]
@@ -229,8 +230,6 @@ def walk_forward(cfg:ExperimentConfig, # the experiment to evaluate
 
 
 # %% ../nbs/21_walkforward.ipynb #fe220519
-def _p_holm(p, adjusted) -> str: return f"{p:.3f} ({adjusted:.3f})"
-
 def walkforward_table(wf:dict) -> pd.DataFrame:
     ("Per-fold and pooled AUC, Brier, BSS [95% CI], ECE beside its floor, p vs climatology and GBM (Holm over the folds' "
      "tests, or over the pooled table's), with GBM's BSS beside it.")
@@ -239,16 +238,16 @@ def walkforward_table(wf:dict) -> pd.DataFrame:
              "AUC": ci(r.auc, r.auc_ci, ".3f"),
              "Brier": ci(r.brier, r.brier_ci, ".4f"), "BSS": ci(r.bss_model, r.bss_model_ci, "+.4f"),
              "ECE": f"{r.ece:.4f}", "ECE floor": f"{r.ece_floor:.4f}",
-             "p vs clim. (Holm)": _p_holm(r.p_vs_climatology, r.p_vs_climatology_holm),
-             "p vs GBM (Holm)": _p_holm(r.p_vs_gbm, r.p_vs_gbm_holm), "GBM BSS": f"{r.bss_gbm:+.4f}",
+             "p vs clim. (Holm)": format_p(r.p_vs_climatology, r.p_vs_climatology_holm),
+             "p vs GBM (Holm)": format_p(r.p_vs_gbm, r.p_vs_gbm_holm), "GBM BSS": f"{r.bss_gbm:+.4f}",
              "OOD flagged": f"{r.ood_flagged:.1%}" if getattr(r, "ood_flagged", None) is not None else ""}
             for r in wf["folds"].itertuples()]
     m, g = wf["pooled"].loc["model"], wf["pooled"].loc["gbm"]
     rows.append({"fold": "pooled", "n": int(wf["folds"].n.sum()), "AUC": ci(m.roc_auc, m.roc_auc_ci, ".3f"),
                  "Brier": ci(m.brier, m.brier_ci, ".4f"),
                  "BSS": ci(m.bss, m.bss_ci, "+.4f"), "ECE": f"{m.ece:.4f}", "ECE floor": f"{m.ece_floor:.4f}",
-                 "p vs clim. (Holm)": _p_holm(m.p_vs_climatology, m.p_vs_climatology_holm),
-                 "p vs GBM (Holm)": _p_holm(m.p_vs_gbm, m.p_vs_gbm_holm), "GBM BSS": f"{g.bss:+.4f}",
+                 "p vs clim. (Holm)": format_p(m.p_vs_climatology, m.p_vs_climatology_holm),
+                 "p vs GBM (Holm)": format_p(m.p_vs_gbm, m.p_vs_gbm_holm), "GBM BSS": f"{g.bss:+.4f}",
                  "OOD flagged": f"{wf['ood']['share_flagged']:.1%}" if wf.get("ood") else ""})
     return pd.DataFrame(rows).set_index("fold")
 
