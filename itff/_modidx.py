@@ -553,6 +553,7 @@ d = { 'settings': { 'branch': 'main',
                                   'itff.walkforward.itff_walkforward': ('walkforward.html#itff_walkforward', 'itff/walkforward.py'),
                                   'itff.walkforward.plot_skill_by_fold': ('walkforward.html#plot_skill_by_fold', 'itff/walkforward.py'),
                                   'itff.walkforward.pooled_scores': ('walkforward.html#pooled_scores', 'itff/walkforward.py'),
+                                  'itff.walkforward.risk_followthrough': ('walkforward.html#risk_followthrough', 'itff/walkforward.py'),
                                   'itff.walkforward.run_fold': ('walkforward.html#run_fold', 'itff/walkforward.py'),
                                   'itff.walkforward.walk_forward': ('walkforward.html#walk_forward', 'itff/walkforward.py'),
                                   'itff.walkforward.walkforward_table': ('walkforward.html#walkforward_table', 'itff/walkforward.py')}}}

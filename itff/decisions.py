@@ -135,14 +135,15 @@ def validation_skill(y, # outcomes (0/1) of the calibration part, in time order
      "(`paired_test` or in every block), in at least half of them, and significantly worse in none.")
     y = np.asarray(y, "float64")
     q = out_of_fold(kind, p_raw, y, folds, purge=horizon); clim = np.full(len(y), np.nan); block = np.full(len(y), -1)
-    for b, (fit, held) in enumerate(purged_folds(len(y), folds, purge=horizon)): clim[held], block[held] = y[fit].mean(), b
+    for b, (fit, held) in enumerate(purged_folds(len(y), folds, purge=horizon)):
+        clim[held], block[held] = y[fit].mean(), b
     ok = ~np.isnan(q) & ~np.isnan(clim)
     t = paired_test(y[ok], q[ok], clim[ok], timeframe)
     per = [paired_test(y[ok & (block == b)], q[ok & (block == b)], clim[ok & (block == b)], timeframe)
            for b in range(folds) if (ok & (block == b)).sum() >= 2]
     blocks = [{"n": r["n"], "brier_minus_climatology": r["diff"], "p_value": r["p_value"]} for r in per]
-    better, worse = sum(b["brier_minus_climatology"] < 0 for b in blocks), [i for i, b in enumerate(blocks)
-                                                                    if b["brier_minus_climatology"] > 0 and b["p_value"] < alpha]
+    better = sum(b["brier_minus_climatology"] < 0 for b in blocks)
+    worse = [i for i, b in enumerate(blocks) if b["brier_minus_climatology"] > 0 and b["p_value"] < alpha]
     pooled = bool(t["diff"] < 0 and (t["p_value"] < alpha or better == len(blocks)))
     return {"has_skill": pooled and 2 * better >= len(blocks) and not worse, "brier_minus_climatology": t["diff"],
             "p_value": t["p_value"], "alpha": alpha, "n": int(ok.sum()), "blocks": blocks, "blocks_better": better,

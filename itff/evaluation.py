@@ -69,8 +69,8 @@ def reference_probs(refs:dict, # `fit_references`' output
 def verdict_parts(row, # one forecast's row of `compare`'s table (a Series or dict)
                   alpha:float=0.05, # family-wise significance level of the verdict's tests
                  ) -> list[dict]:
-    ("Per reference (climatology, gradient boosting): does the forecast beat it on Brier, significantly after Holm over "
-     "the verdict's tests? (The one rule.)")
+    ("Per reference (climatology, gradient boosting): does the forecast beat it on Brier, significantly after Holm "
+     "over the verdict's tests? (The one rule.)")
     out = []
     for ref, name in (("climatology", "climatology"), ("gbm", "gradient boosting")):
         p = row.get(f"p_vs_{ref}")
@@ -116,8 +116,8 @@ def evaluate(ds:SequenceDataset, # the dataset; its test part is scored
                         "base_rate_train": base_train, "base_rate_reference": base, "base_rate_test": float(y.mean())},
                "references": {"climatology": "validation base rate" if len(ds.val.y) else "training base rate",
                               "calibrators": {n: c.kind for n, c in refs["calibrators"].items()},
-                              "paired_tests": int(cmp[[c for c in cmp if c.startswith("p_vs_") and not c.endswith("_holm")]]
-                                                  .notna().to_numpy().sum()),
+                              "paired_tests": int(cmp[[c for c in cmp if c.startswith("p_vs_")
+                                                       and not c.endswith("_holm")]].notna().to_numpy().sum()),
                               "paired_test": "EWC t-test of the Brier differential (itff.metrics.paired_test), "
                                              "Holm-adjusted over the table's tests"},
                "scores": {k: probability_metrics(y, p, base) for k, p in probs.items()},
@@ -151,7 +151,6 @@ def decomposition_table(metrics:dict) -> pd.DataFrame:
     "Per forecast: Brier = miscalibration − discrimination + uncertainty (CORP), miscalibration beside its noise level."
     rows = {name: {"Brier": f"{d['brier']:.4f}", "MCB": f"{d['miscalibration']:.4f}",
                    "MCB if calibrated (95%)": f"{d['miscalibration_q95']:.4f}",
-                   "calibrated?": "yes" if d["miscalibration"] <= d["miscalibration_q95"] else "no",
                    "DSC": f"{d['discrimination']:.4f}", "UNC": f"{d['uncertainty']:.4f}"}
             for name, d in metrics.get("decomposition", {}).items()}
     return pd.DataFrame(rows).T

@@ -281,7 +281,7 @@ def bundle_monitor(rows:pd.DataFrame, # logged forecasts of one bundle (`Predict
     if plot_dir is not None and s["n"]:
         r = last_resolved(rows, last)
         fig = plot_reliability(r.outcome.to_numpy(), {"live": r.probability.to_numpy()},
-                               title=f"{head.bundle_id}: last {s['n']} forecasts")
+                               title=f"{head.bundle_id}: last {s['n']} forecasts", band="live")
         out["reliability_plot"] = save_figure(fig, Path(plot_dir)/f"monitor_{sha[:12]}.png").name
     return out
 

@@ -6,7 +6,7 @@ Docs: https://itff.github.io/itff/walkforward.html.md"""
 
 # %% auto #0
 __all__ = ['FORECASTS', 'fold_blocks', 'fold_dataset', 'pooled_scores', 'plot_skill_by_fold', 'fold_row', 'gate_followthrough',
-           'run_fold', 'walk_forward', 'walkforward_table', 'itff_walkforward']
+           'risk_followthrough', 'run_fold', 'walk_forward', 'walkforward_table', 'itff_walkforward']
 
 # %% ../nbs/21_walkforward.ipynb #2e72b45a
 # no `from __future__ import annotations`: the CLIs' delegated options need real types for argparse
@@ -122,6 +122,11 @@ def fold_row(k:int, # fold number (from 0)
            "best_epoch": f.histories[0]["best_epoch"]}
     for name in ("model", "logistic", "gbm", "climatology_train"):
         row[f"bss_{name}"], row[f"bss_{name}_ci"] = c[name]["bss"], c[name]["bss_ci"]
+    risk = d.get("risk_controlled") or {}      # certified on the fold's validation, checked on its test block
+    act = f.plots["probs"]["model"] >= risk.get("threshold", 1.0) if risk.get("acts") else np.zeros(row["n"], bool)
+    row |= {"risk_target": risk.get("target"), "risk_acts": bool(risk.get("acts")),
+            "risk_threshold": risk.get("threshold"), "risk_test_signals": int(act.sum()),
+            "risk_test_precision": float(f.ds.test.y[act].mean()) if act.any() else float("nan")}
     o = f.metrics.get("ood", {})   # the fold's own gate, fitted on its training windows, threshold on its validation
     row |= {"ood_flagged": o.get("share_flagged"), "brier_flagged": o.get("brier_flagged"),
             "brier_in_distribution": o.get("brier_in_distribution"),
@@ -142,13 +147,32 @@ def gate_followthrough(folds:pd.DataFrame, # the per-fold table (`fold_row` rows
                        alpha:float=0.05, # level of the test-block paired test
                       ) -> dict:
     "How often the fold's validation skill gate was followed by skill on its test block, and the converse."
-    held = (folds.bss_model > 0) & (folds.p_vs_climatology < alpha)
+    better = folds.bss_model > 0
+    held = better & (folds.p_vs_climatology < alpha)
     passed = folds.has_skill.astype(bool)
-    out = {"folds": len(folds), "gate_passed": int(passed.sum()), "passed_and_held": int((passed & held).sum()),
-           "gate_refused": int((~passed).sum()), "refused_but_skill": int((~passed & held).sum()), "alpha": alpha}
-    out["words"] = (f"the gate passed {out['gate_passed']} of {out['folds']} folds, and {out['passed_and_held']} of those "
-                    f"showed skill on the next block; it refused {out['gate_refused']}, of which "
-                    f"{out['refused_but_skill']} showed skill anyway")
+    out = {"folds": len(folds), "gate_passed": int(passed.sum()),
+           "passed_and_better": int((passed & better).sum()),
+           "passed_and_held": int((passed & held).sum()), "gate_refused": int((~passed).sum()),
+           "refused_but_better": int((~passed & better).sum()), "refused_but_skill": int((~passed & held).sum()),
+           "alpha": alpha}
+    out["words"] = (f"the gate passed {out['gate_passed']} of {out['folds']} folds; on the next block "
+                    f"{out['passed_and_better']} of those beat climatology "
+                    f"({out['passed_and_held']} with p < {alpha}); "
+                    f"it refused {out['gate_refused']}, of which {out['refused_but_better']} beat climatology anyway "
+                    f"({out['refused_but_skill']} with p < {alpha})")
+    return out
+
+# %% ../nbs/21_walkforward.ipynb #b1b9f88b
+def risk_followthrough(folds:pd.DataFrame, # the per-fold table (`fold_row` rows)
+                      ) -> dict:
+    "How often the risk-controlled threshold certified on validation kept its precision target on the next block."
+    acts = folds.risk_acts.astype(bool) & (folds.risk_test_signals > 0)
+    kept = acts & (folds.risk_test_precision >= folds.risk_target)
+    out = {"folds": len(folds), "certified": int(folds.risk_acts.astype(bool).sum()), "acted": int(acts.sum()),
+           "kept_target": int(kept.sum())}
+    out["words"] = (f"the risk-controlled threshold was certified in {out['certified']} of {out['folds']} folds; "
+                    f"on the next block it acted in {out['acted']} and kept its precision target in "
+                    f"{out['kept_target']}")
     return out
 
 # %% ../nbs/21_walkforward.ipynb #83321082
@@ -211,7 +235,8 @@ def walk_forward(cfg:ExperimentConfig, # the experiment to evaluate
     results = _fold_results(cfg, ohlcv, features, blocks, test_start - val_start, client, progress, log)
     for r in results: write_json(out/f"fold_{r['metrics']['fold']}"/"metrics.json", r["metrics"])
     folds_df = add_holm(pd.DataFrame([r["row"] for r in results]), ["p_vs_climatology", "p_vs_gbm"])  # one family
-    gate = gate_followthrough(folds_df); log(f"skill gate: {gate['words']}")
+    gate, risk = gate_followthrough(folds_df), risk_followthrough(folds_df)
+    log(f"skill gate: {gate['words']}"); log(f"risk control: {risk['words']}")
     preds = pd.concat([r["predictions"] for r in results], ignore_index=True)
     pooled = pooled_scores(preds, cfg.timeframe, cfg.n_boot, cfg.seed)
     ood = (ood_effect(preds.y, preds.p_model, preds.in_distribution.astype(bool), bootstrap_block(cfg.timeframe),
@@ -225,14 +250,15 @@ def walk_forward(cfg:ExperimentConfig, # the experiment to evaluate
                                         "seconds": round(time.perf_counter() - t0, 1),
                                         "per_fold": json.loads(folds_df.to_json(orient="records", date_format="iso")),
                                         "pooled": json.loads(pooled.to_json(orient="index")), "ood_pooled": ood,
-                                        "gate_followthrough": gate})
-    return {"folds": folds_df, "pooled": pooled, "predictions": preds, "folder": out, "ood": ood, "gate": gate}
+                                        "gate_followthrough": gate, "risk_followthrough": risk})
+    return {"folds": folds_df, "pooled": pooled, "predictions": preds, "folder": out, "ood": ood, "gate": gate,
+            "risk": risk}
 
 
 # %% ../nbs/21_walkforward.ipynb #fe220519
 def walkforward_table(wf:dict) -> pd.DataFrame:
-    ("Per-fold and pooled AUC, Brier, BSS [95% CI], ECE beside its floor, p vs climatology and GBM (Holm over the folds' "
-     "tests, or over the pooled table's), with GBM's BSS beside it.")
+    ("Per-fold and pooled AUC, Brier, BSS [95% CI], ECE beside its floor, p vs climatology and GBM (Holm over the "
+     "folds' tests, or over the pooled table's), with GBM's BSS beside it.")
     ci = lambda v, lo_hi, f: f"{v:{f}} [{lo_hi[0]:{f}}, {lo_hi[1]:{f}}]"
     rows = [{"fold": f"{r.fold + 1}: {r.test_first:%Y-%m-%d} … {r.test_last:%Y-%m-%d}", "n": r.n,
              "AUC": ci(r.auc, r.auc_ci, ".3f"),

@@ -33,7 +33,10 @@ def test_template_run_equals_evaluate_bundle(home, tmp_path):
     executed = nbformat.read(tmp_path/"run.ipynb", as_version=4)
     text = "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", ""))
                      for c in executed.cells if c.cell_type == "code" for o in c.outputs)
-    assert "paired comparisons" in text and ("beat" in text or "worse than" in text)   # the plain-language verdict was shown
+    assert "paired tests together" in text and ("beat" in text or "worse than" in text)   # the plain-language verdict was shown
+    tables = "\n".join(str(o.get("data", {}).get("text/html", "")) for c in executed.cells if c.cell_type == "code"
+                       for o in c.outputs)
+    assert "MCB if calibrated (95%)" in tables and "DSC" in tables                         # the Brier decomposition was shown
     pngs = sum("image/png" in o.get("data", {}) for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert pngs == 7   # ROC, PR, reliability, sweep, coverage, uncertainty, backtest
 
