@@ -71,6 +71,7 @@ bench: install
 	$(BIN)/python benchmarks/prediction_log.py
 	$(BIN)/python benchmarks/paired_test_size.py
 	$(BIN)/python benchmarks/calibration_alarm.py
+	$(BIN)/python benchmarks/alarm_volatility_feed.py --bundle models/training/BTCUSDT_1h_level_up_lstm
 	$(BIN)/python benchmarks/risk_control.py
 
 # Every benchmark in its --smoke mode (tiny sizes, seconds each, JSON in a temp folder), so that a benchmark that stops
@@ -83,6 +84,7 @@ bench-smoke: install
 	$(BIN)/python benchmarks/cluster_speedup.py --smoke
 	$(BIN)/python benchmarks/paired_test_size.py --smoke
 	$(BIN)/python benchmarks/calibration_alarm.py --smoke
+	$(BIN)/python benchmarks/alarm_volatility_feed.py --smoke
 	$(BIN)/python benchmarks/risk_control.py --smoke
 
 clean:

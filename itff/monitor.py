@@ -156,9 +156,12 @@ def calibration_alarm(s:dict, # live scores: n, calibration_test, ece_ci, ece_no
                       reference:dict|None, # the bundle's validation scores, or None
                       min_n:int=100, # fewest resolved forecasts the alarm needs
                       level:float=0.01, # the calibration test alarms below this p-value
+                      max_flagged:float=0.1, # alarm when more than this share of live inputs is out of distribution
                      ) -> dict:
-    "The alarm test above on live scores `s` (n, calibration_test, ece_ci, ece_noise_floor) against `reference`."
-    out = {"alarm": False, "alarm_reasons": [], "alarm_test": {"min_n": min_n, "level": level}}
+    ("The alarm test above on live scores `s` (n, calibration_test, ece_ci, ece_noise_floor, ood) against "
+     "`reference`, and the inputs' alarm: too many forecasts flagged out of distribution.")
+    out = {"alarm": False, "alarm_reasons": [], "alarm_test": {"min_n": min_n, "level": level,
+                                                                "max_flagged": max_flagged}}
     if s["n"] < min_n: return out | {"alarm_reasons": [f"too few resolved forecasts (n < {min_n})"]}
     if not reference: return out | {"alarm_reasons": ["no validation scores to compare with"]}
     t, why, c = out["alarm_test"], [], s.get("calibration_test") or {}
@@ -174,6 +177,10 @@ def calibration_alarm(s:dict, # live scores: n, calibration_test, ece_ci, ece_no
         if t["ece_live_lo"] > t["ece_threshold"]:
             why.append(f"live ECE lower bound {t['ece_live_lo']:.3f} > "
                        f"validation ECE upper bound {t['ece_validation_hi']:.3f} + allowance {allow:.3f}")
+    o = s.get("ood") or {}
+    if o.get("n_known") and o["share_flagged"] > max_flagged:   # the gate lets 1% of validation through
+        why.append(f"inputs out of distribution: {o['share_flagged']:.0%} of the last {o['n_known']} forecasts flagged "
+                   f"by the bundle's gate (about 1% on validation; alarm above {max_flagged:.0%})")
     return out | {"alarm": bool(why), "alarm_reasons": why}
 
 # %% ../nbs/25_monitor.ipynb #4d753f6a

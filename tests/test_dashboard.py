@@ -106,7 +106,7 @@ def test_dashboard_in_the_browser(server, browser, tmp_path, dash_home):
     for k in PANELS:   # every plot drawn
         assert page.eval_on_selector(f"img.itff-{k}", "e => e.complete && e.naturalWidth > 200"), k
     assert page.locator(".itff-metrics table tbody tr").count() == 6          # model, raw, both climatologies, logistic, GBM
-    assert "BTCUSDT_1h_direction_lstm" in text(page, "info") and "paired comparisons" in text(page, "verdict")
+    assert "BTCUSDT_1h_direction_lstm" in text(page, "info") and "paired tests together" in text(page, "verdict")
     assert text(page, "skill").startswith(("yes (p=", "NO (p="))                 # the skill gate is shown
     assert page.locator(".itff-reports table tbody tr").count() == 2          # summary.csv: BTC and ETH direction
     prob = float(text(page, "probability"))
