@@ -22,12 +22,12 @@ from .evaluation import decomposition_table, read_predictions
 from .metrics import add_holm, coverage_curve, score_decomposition, threshold_sweep
 from .plots import plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty
 from .pipeline import skill_words
-from .reports import comparison_table, live_summary, plain_verdict, read_summary
+from .reports import FORECAST_NAMES, comparison_table, live_summary, plain_verdict, read_summary
 from .predictor import Predictor
 from .predlog import monitor_path
 
 # %% auto #0
-__all__ = ['BUNDLE_COLUMNS', 'EMPTY_STATE', 'STYLE', 'MODEL_NAMES', 'PANELS', 'APP_SOURCE', 'AUTH_COOKIE', 'VOILA_OPTIONS',
+__all__ = ['BUNDLE_COLUMNS', 'EMPTY_STATE', 'MODEL_NAMES', 'STYLE', 'PANELS', 'APP_SOURCE', 'AUTH_COOKIE', 'VOILA_OPTIONS',
            'find_bundles', 'View', 'load_view', 'view_costs', 'trade_return', 'at_threshold', 'png', 'static_figures',
            'threshold_figures', 'view_candles', 'live_forecast', 'md_html', 'decomposition_html', 'stats_html',
            'live_html', 'trust_html', 'monitor_html', 'Dashboard', 'app_notebook', 'dashboard_credentials',
@@ -174,6 +174,9 @@ def md_html(text:str) -> str:
     "Escape `text` for HTML, keeping its **bold** marks as bold."
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
 
+# %% ../nbs/28_dashboard.ipynb #9fe107b5
+MODEL_NAMES = {"lstm": "LSTM", "transformer": "Transformer"}
+
 # %% ../nbs/28_dashboard.ipynb #0a5406ff
 def decomposition_html(view:View) -> str:
     "The view's Brier decomposition table as HTML (from its metrics, else from its predictions; a note when neither)."
@@ -181,7 +184,8 @@ def decomposition_html(view:View) -> str:
     if not m.get("decomposition") and view.predictions is not None:
         probs = _probs(view.predictions)
         m = {"decomposition": {k: score_decomposition(view.predictions.y, p) for k, p in probs.items()}}
-    t = decomposition_table(m)
+    name = MODEL_NAMES.get(*[stored_config(view.meta)["model_type"]] * 2)
+    t = decomposition_table(m).rename(index=lambda k: FORECAST_NAMES.get(k, k).format(m=name))
     return (_html_table(t, "itff-table itff-decomposition") if len(t)
             else "<p>No decomposition for this bundle yet: run <code>itff-reports</code>.</p>")
 
@@ -189,9 +193,6 @@ def decomposition_html(view:View) -> str:
 STYLE = ("<style>.itff-table{border-collapse:collapse;font-size:13px}"
          ".itff-table th,.itff-table td{padding:3px 10px;text-align:right;\n"
          "border-bottom:1px solid #e5e5e5}.itff-table th{background:#f6f6f6}.itff-verdict{max-width:1100px}</style>")
-
-# %% ../nbs/28_dashboard.ipynb #9fe107b5
-MODEL_NAMES = {"lstm": "LSTM", "transformer": "Transformer"}
 
 # %% ../nbs/28_dashboard.ipynb #4f94b4e3
 def stats_html(s:dict, # a row of the threshold sweep (`at_threshold`)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import auc, precision_recall_curve, roc_curve
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 from .core import *
 from .metrics import reliability_bands
 
@@ -50,11 +50,13 @@ def plot_pr(y, # 0/1 labels
             probs:dict, # forecasts by name
             title:str="Precision-recall", # figure title
            ) -> Figure:
-    "Precision-recall curves of each forecast, with the base rate as the no-skill line."
+    ("Precision-recall curves of each forecast with its average precision, the base rate as the no-skill line; a "
+     "constant forecast (climatology) has no curve, only that line.")
     fig, ax = _axes(title, "recall", "precision")
     for name, p in probs.items():
+        if np.ptp(p) == 0: continue            # one threshold: all bars or none, the base-rate point
         prec, rec, _ = precision_recall_curve(y, p)
-        ax.plot(rec, prec, label=f"{name} (AUC {auc(rec, prec):.3f})")
+        ax.plot(rec, prec, label=f"{name} (AP {average_precision_score(y, p):.3f})")
     ax.axhline(np.mean(y), color="k", ls=":", lw=1, label=f"base rate {np.mean(y):.3f}"); ax.legend(fontsize=8)
     return fig
 
