@@ -10,13 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
+from scipy.stats import norm
 from .core import *
 from .data import load_ohlcv, read_ohlcv_file, write_parquet
 
 # %% auto #0
-__all__ = ['RETURN_LAGS', 'VOL_WINDOWS', 'DAY_LOOKBACKS', 'FEATURE_WARMUP', 'wilder', 'rsi', 'true_range', 'macd',
+__all__ = ['RETURN_LAGS', 'VOL_WINDOWS', 'DAY_LOOKBACKS', 'FEATURE_WARMUP', 'VOL_SPANS', 'wilder', 'rsi', 'true_range', 'macd',
            'bollinger_position', 'calendar_features', 'day_windows', 'feature_warmup', 'infer_timeframe',
-           'engineer_features', 'history_deviation', 'check_causal', 'itff_engineer_features']
+           'engineer_features', 'history_deviation', 'check_causal', 'realized_vol', 'season_typical',
+           'touch_probability', 'volatility_features', 'itff_engineer_features']
 
 # %% ../nbs/03_features.ipynb #cda8e0fb
 def wilder(x:pd.Series, # series to smooth
@@ -156,6 +158,75 @@ def check_causal(ohlcv:pd.DataFrame, # validated candles
         edited.iloc[t + 1:] = edited.iloc[t + 1:].to_numpy() * np.hstack([np.repeat(scale, 4, 1), scale * 3])
         pd.testing.assert_frame_equal(make(edited).iloc[:t + 1], full.iloc[:t + 1], check_exact=True)
     return True
+
+# %% ../nbs/03_features.ipynb #901fc5b4
+_LN2 = np.log(2.0)
+
+def _per_bar_variance(ohlcv:pd.DataFrame, estimator:str) -> pd.Series:
+    "One bar's variance estimate of the log price by `estimator`."
+    o, h, l, c = (np.log(ohlcv[k]) for k in ("open", "high", "low", "close"))
+    if estimator == "cc": return c.diff() ** 2
+    if estimator == "parkinson": return (h - l) ** 2 / (4 * _LN2)
+    if estimator == "garman_klass": return 0.5 * (h - l) ** 2 - (2 * _LN2 - 1) * (c - o) ** 2
+    if estimator == "rogers_satchell": return (h - c) * (h - o) + (l - c) * (l - o)
+    raise ITFFError("realized_vol: estimator must be cc, parkinson, garman_klass or rogers_satchell, "
+                    f"got {estimator!r}")
+
+def realized_vol(ohlcv:pd.DataFrame, # validated candles
+                 n:int, # bars in the window (the bar itself and n − 1 before it)
+                 estimator:str="cc", # cc, parkinson, garman_klass or rogers_satchell
+                ) -> pd.Series:
+    "Per-bar volatility of the log price over the last `n` bars: √(mean of the per-bar variance estimates)."
+    return np.sqrt(_per_bar_variance(ohlcv, estimator).clip(lower=0).rolling(n).mean())
+
+# %% ../nbs/03_features.ipynb #044b7f50
+def season_typical(ohlcv:pd.DataFrame, # validated candles
+                   timeframe:str, # bar size: sets the slots of the week
+                   weeks:int=8, # earlier weeks averaged per slot
+                  ) -> pd.Series:
+    "Typical |log return| of each bar's slot of the week, from the previous `weeks` weeks only (NaN before any)."
+    ix, step = ohlcv.index, timeframe_delta(timeframe)
+    slot = ((ix - ix.normalize()) // step + ix.day_of_week * (pd.Timedelta("1D") // step)).astype(int)
+    r = np.log(ohlcv["close"]).diff().abs()
+    return r.groupby(slot).transform(lambda s: s.shift(1).rolling(weeks, min_periods=1).mean())
+
+# %% ../nbs/03_features.ipynb #6b75286f
+def touch_probability(sigma, # per-bar volatility of the log price (array or Series)
+                      theta:float, # the barrier: +θ (a level_up label) or −θ (level_down)
+                      horizon:int, # bars the price has to touch it
+                     ):
+    "P(a driftless Brownian motion with per-bar volatility `sigma` touches ln(1+θ) within `horizon` bars): 2Φ(−d)."
+    b = abs(np.log1p(theta))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 2 * norm.sf(b / (np.asarray(sigma, "float64") * np.sqrt(horizon)))
+
+# %% ../nbs/03_features.ipynb #49c73393
+VOL_SPANS = {"bar": None, "1d": "1D", "1w": "7D"}
+
+def volatility_features(ohlcv:pd.DataFrame, # validated candles
+                        timeframe:str|None=None, # bar size (default: read from the bars' spacing)
+                        theta:float|None=None, # a level label's barrier: adds its distance and touch probability
+                        horizon:int|None=None, # the label's horizon in bars (with `theta`)
+                       ) -> pd.DataFrame:
+    "Causal volatility-first inputs: HAR realized volatility by four estimators, weekly seasonality, barrier distance."
+    timeframe = timeframe or infer_timeframe(ohlcv.index)
+    step, f = timeframe_delta(timeframe), {}
+    for name, span in VOL_SPANS.items():
+        n = 1 if span is None else max(1, int(pd.Timedelta(span) // step))
+        if name != "bar" and n == 1: continue
+        for e in ("cc", "parkinson", "garman_klass", "rogers_satchell"):
+            f[f"lrv_{e}_{name}"] = np.log(realized_vol(ohlcv, n, e) + 1e-6)
+    season = season_typical(ohlcv, timeframe)
+    day = max(1, int(pd.Timedelta("1D") // step))
+    f["lseason_abs_ret"] = np.log(season + 1e-6)
+    # recent volatility against what this time of the week usually brings (|r| ≈ 0.8σ for a normal move)
+    f["lvol_to_season"] = (np.log(realized_vol(ohlcv, day, "cc") + 1e-6)
+                           - np.log(np.sqrt(np.pi / 2) * season.rolling(day, min_periods=1).mean() + 1e-6))
+    if theta is not None and horizon:
+        sigma = realized_vol(ohlcv, day, "garman_klass")
+        with np.errstate(divide="ignore"): f["barrier_distance"] = abs(np.log1p(theta)) / (sigma * np.sqrt(horizon))
+        f["touch_probability"] = pd.Series(touch_probability(sigma, theta, horizon), index=ohlcv.index)
+    return pd.DataFrame(f).replace([np.inf, -np.inf], np.nan).astype("float64").rename_axis("timestamp")
 
 # %% ../nbs/03_features.ipynb #aa8df094
 @call_parse
