@@ -28,6 +28,14 @@ def test_wheel_declares_console_scripts(wheel):
         assert script in text
 
 
+def test_wheel_declares_the_gpu_extra(wheel):
+    "pip install 'itff[gpu]' brings JAX's CUDA 12 plugin through jax's own extra (so the plugin matches jax's version)."
+    meta = wheel.read(next(n for n in wheel.namelist() if n.endswith("METADATA"))).decode()
+    assert "Provides-Extra: gpu" in meta
+    gpu = [line for line in meta.splitlines() if line.startswith("Requires-Dist:") and 'extra == "gpu"' in line]
+    assert len(gpu) == 1 and gpu[0].split()[1].startswith("jax[cuda12]"), gpu
+
+
 def test_serving_path_imports_only_what_serving_needs():
     "The service loads bundles and predicts: importing it must not pull in dataset building, training, evaluation or reports."
     code = "import sys, itff.api; print(' '.join(sorted(m for m in sys.modules if m.startswith('itff.'))))"
