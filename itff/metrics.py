@@ -317,33 +317,51 @@ def coverage_curve(y, # 0/1 labels
                    threshold:float=0.5, # call positive when p ≥ threshold
                    coverages=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), # shares of rows to keep
                   ) -> pd.DataFrame:
-    "Accuracy and Brier on the `coverage` share of bars with the lowest `uncertainty`."
+    ("Accuracy, Brier, base rate and Brier skill against the kept bars' own base rate (`bss_own`) on the `coverage` "
+     "share of bars with the lowest `uncertainty`.")
     y, p = np.asarray(y, "float64"), np.asarray(p, "float64")
     order = np.argsort(np.asarray(uncertainty), kind="stable")
     rows = []
     for c in coverages:
         keep = order[:max(1, int(round(c * len(y))))]
+        b, brier = float(y[keep].mean()), float(np.mean((p[keep] - y[keep]) ** 2))
         rows.append({"coverage": c, "n": len(keep), "accuracy": accuracy_score(y[keep], p[keep] >= threshold),
-                     "brier": brier_score_loss(y[keep], p[keep]),
+                     "brier": brier, "base_rate": b, "bss_own": 1 - brier / (b * (1 - b)) if 0 < b < 1 else np.nan,
                      "max_uncertainty": float(np.asarray(uncertainty)[keep].max())})
     return pd.DataFrame(rows)
 
 # %% ../nbs/11_metrics.ipynb #c839d89e
+def _abstain_gain(y, p_std) -> float:
+    "bss_own of the least uncertain half minus that of all bars (p and uncertainty in the columns of `p_std`)."
+    c = coverage_curve(y, p_std[:, 0], p_std[:, 1], coverages=(0.5, 1.0))
+    return float(c.bss_own.iloc[0] - c.bss_own.iloc[1])
+
 def uncertainty_metrics(y, # 0/1 labels
                         p, # probabilities
                         summary:dict, # `mc_summary` of the MC samples
                         threshold:float=0.5, # call positive when p ≥ threshold
+                        block:int=48, # bootstrap block length of the abstention effect, in rows
+                        n_boot:int=300, # bootstrap resamples
+                        seed:int=0, # bootstrap seed
                        ) -> dict:
-    "Mean MC std, entropy, mutual information; std of right vs wrong calls; coverage curve by MC std."
+    ("Mean MC std, entropy, mutual information; std of right vs wrong calls; coverage curve by MC std; whether keeping "
+     "the surer half raises the Brier skill against its own base rate (block-bootstrap 95% CI).")
     y, p = np.asarray(y, "float64"), np.asarray(p, "float64")
     right = (p >= threshold) == (y == 1)
     cov = coverage_curve(y, p, summary["std"], threshold)
+    both = np.column_stack([p, summary["std"]])
+    gain, (lo, hi) = _abstain_gain(y, both), bootstrap_ci(_abstain_gain, y, both, block, n_boot, seed=seed)
+    words = (f"keeping the surer half of the bars by MC std {'raises' if gain > 0 else 'lowers'} the Brier skill "
+             f"against their own base rate by {abs(gain):.3f} [{lo:+.3f}, {hi:+.3f}]: the uncertainty "
+             + ("separates worse forecasts" if lo > 0 else "picks out better forecasts as uncertain" if hi < 0
+                else "does not measurably separate worse forecasts"))
     return {"mean_std": float(np.mean(summary["std"])), "mean_entropy": float(np.mean(summary["entropy"])),
             "mean_expected_entropy": float(np.mean(summary["expected_entropy"])),
             "mean_mutual_info": float(np.mean(summary["mutual_info"])),
             "std_when_right": float(np.mean(summary["std"][right])) if right.any() else float("nan"),
             "std_when_wrong": float(np.mean(summary["std"][~right])) if (~right).any() else float("nan"),
-            "coverage": cov.to_dict(orient="list")}
+            "coverage": cov.to_dict(orient="list"),
+            "abstain_effect": {"bss_own_gain": gain, "ci": [float(lo), float(hi)], "words": words}}
 
 # %% ../nbs/11_metrics.ipynb #cf573bc1
 def net_return(side_return, # signed gross return of each trade

@@ -100,12 +100,14 @@ def plot_threshold_sweep(sweep:pd.DataFrame, # the result of `threshold_sweep`
     return fig
 
 # %% ../nbs/13_plots.ipynb #37814490
+_COVERAGE_AXIS = {"bss_own": "Brier skill vs the kept bars' own base rate", "brier": "Brier", "accuracy": "accuracy"}
+
 def plot_coverage(curves:dict, # coverage curves by forecast name
-                  metric:str="brier", # column to plot
+                  metric:str="bss_own", # column to plot (bss_own: skill at the kept bars' own base rate)
                   title:str="Abstaining on uncertain bars", # figure title
                  ) -> Figure:
     "`metric` on the least-uncertain share of bars, one line per forecast."
-    fig, ax = _axes(title, "coverage (share of bars kept, least uncertain first)", metric)
+    fig, ax = _axes(title, "coverage (share of bars kept, least uncertain first)", _COVERAGE_AXIS.get(metric, metric))
     for name, c in curves.items():
         c = pd.DataFrame(c); ax.plot(c.coverage, c[metric], "o-", ms=4, label=name)
     ax.legend(fontsize=8)
