@@ -29,9 +29,9 @@ from .predlog import monitor_path
 # %% auto #0
 __all__ = ['BUNDLE_COLUMNS', 'EMPTY_STATE', 'MODEL_NAMES', 'STYLE', 'PANELS', 'APP_SOURCE', 'AUTH_COOKIE', 'VOILA_OPTIONS',
            'find_bundles', 'View', 'load_view', 'view_costs', 'trade_return', 'at_threshold', 'png', 'static_figures',
-           'threshold_figures', 'view_candles', 'live_forecast', 'md_html', 'decomposition_html', 'stats_html',
-           'live_html', 'trust_html', 'monitor_html', 'Dashboard', 'app_notebook', 'dashboard_credentials',
-           'check_basic_auth', 'voila_app', 'absolute_settings_env', 'itff_dashboard']
+           'threshold_figures', 'view_candles', 'live_forecast', 'md_html', 'decomposition_html', 'importance_html',
+           'stats_html', 'live_html', 'trust_html', 'monitor_html', 'Dashboard', 'app_notebook',
+           'dashboard_credentials', 'check_basic_auth', 'voila_app', 'absolute_settings_env', 'itff_dashboard']
 
 # %% ../nbs/28_dashboard.ipynb #0db5a72a
 BUNDLE_COLUMNS = ["id", "symbol", "timeframe", "label", "model", "path"]
@@ -189,6 +189,18 @@ def decomposition_html(view:View) -> str:
     return (_html_table(t, "itff-table itff-decomposition") if len(t)
             else "<p>No decomposition for this bundle yet: run <code>itff-reports</code>.</p>")
 
+# %% ../nbs/28_dashboard.ipynb #96183b8a
+def importance_html(view:View, # the selected bundle's view
+                    top:int=10, # rows shown, most important first
+                   ) -> str:
+    "The report's permutation importance of the view's inputs as an HTML table, or a note when it has none."
+    imp = view.metrics.get("importance")
+    if not imp: return "<p>No permutation importance for this bundle yet: run <code>itff-reports</code>.</p>"
+    t = pd.DataFrame(imp["rows"]).head(top)
+    t = pd.DataFrame({"input": t.feature, "Brier increase when permuted": [
+        f"{r.brier_increase:+.5f} [{r.ci_low:+.5f}, {r.ci_high:+.5f}]" for r in t.itertuples()]}).set_index("input")
+    return _html_table(t, "itff-table itff-importance")
+
 # %% ../nbs/28_dashboard.ipynb #4b215c16
 STYLE = ("<style>.itff-table{border-collapse:collapse;font-size:13px}"
          ".itff-table th,.itff-table td{padding:3px 10px;text-align:right;\n"
@@ -277,8 +289,8 @@ def _build(self):
     # max 1.0: never act
     self.threshold = w.FloatSlider(0.5, min=0.05, max=1.0, step=0.01, description="threshold", continuous_update=False,
                                    readout_format=".2f", layout=w.Layout(width="420px"))
-    self.html = {k: w.HTML() for k in ("info", "metrics", "decomposition", "stats", "live", "monitor", "status",
-                                         "reports")}
+    self.html = {k: w.HTML() for k in ("info", "metrics", "decomposition", "importance", "stats", "live", "monitor",
+                                         "status", "reports")}
     self.images = {k: w.Image(format="png", layout=w.Layout(width="100%" if k != "backtest" else "75%"))
                    for k in PANELS}
     self.images["live_reliability"] = w.Image(format="png", layout=w.Layout(width="50%"))
@@ -306,6 +318,7 @@ def _layout(self):
                    section("Scores beside the baselines"), self.html["metrics"],
                    section("Why the Brier score is what it is: miscalibration − discrimination + uncertainty"),
                    self.html["decomposition"],
+                   section("What the model uses: permutation importance on the scored bars"), self.html["importance"],
                    section("Decision threshold"), self.threshold, self.html["stats"],
                    section("Live forecast"), w.HBox([self.refresh]), self.html["live"],
                    section("Live monitoring: resolved forecasts"), self.html["monitor"], im["live_reliability"],
@@ -356,6 +369,7 @@ def _show(self):
     self.html["metrics"].value = _html_table(
         comparison_table(m, MODEL_NAMES.get(*[stored_config(v.meta)["model_type"]] * 2)), "itff-table")
     self.html["decomposition"].value = decomposition_html(v)
+    self.html["importance"].value = importance_html(v)
     with self.threshold.hold_trait_notifications(): self.threshold.value = float(stored_decision(v.meta)["threshold"])
     if v.predictions is None:
         for im in self.images.values(): im.value = b""

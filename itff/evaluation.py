@@ -27,7 +27,8 @@ from .train import Climatology, baseline_probs, fit_baselines
 
 # %% auto #0
 __all__ = ['forecast', 'fit_references', 'reference_probs', 'verdict_parts', 'verdict', 'evaluate', 'headline_table',
-           'decomposition_table', 'ood_effect', 'predictions_frame', 'read_predictions', 'write_report']
+           'decomposition_table', 'ood_effect', 'permutation_importance', 'predictions_frame', 'read_predictions',
+           'write_report']
 
 # %% ../nbs/17_evaluation.ipynb #1402bb9d
 def forecast(models, # trained models (one per ensemble member)
@@ -195,6 +196,28 @@ def ood_effect(y, # outcomes (0/1)
                       f"flagged forecasts are not measurably worse ({diff}): "
                       "the gate flags unfamiliar inputs, not worse forecasts")
     return out
+
+# %% ../nbs/17_evaluation.ipynb #fb41d061
+def permutation_importance(predict, # windows (n, window, features) → probabilities (n,)
+                           X:np.ndarray, # the scored windows
+                           y, # their outcomes (0/1)
+                           names, # feature names, in the windows' last-axis order
+                           block:int=48, # windows per permuted block (and per bootstrap block)
+                           n_boot:int=300, # bootstrap resamples of the interval
+                           seed:int=0, # seed of the block permutation and the bootstrap
+                          ) -> pd.DataFrame:
+    "Brier increase [95% CI] when each feature's windows are block-permuted; the most important first."
+    y, rng = np.asarray(y, "float64"), np.random.default_rng(seed)
+    starts = np.arange(0, len(X), block)
+    perm = np.concatenate([np.arange(s, min(s + block, len(X))) for s in starts[rng.permutation(len(starts))]])
+    base, rows = np.asarray(predict(X), "float64"), []
+    gap = lambda yy, pq: np.mean((pq[:, 1] - yy) ** 2) - np.mean((pq[:, 0] - yy) ** 2)
+    for j, name in enumerate(names):
+        Xp = X.copy(); Xp[..., j] = X[perm][..., j]
+        both = np.column_stack([base, np.asarray(predict(Xp), "float64")])
+        lo, hi = bootstrap_ci(gap, y, both, block, n_boot, seed=seed)
+        rows.append({"feature": name, "brier_increase": gap(y, both), "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows).sort_values("brier_increase", ascending=False, ignore_index=True)
 
 # %% ../nbs/17_evaluation.ipynb #1df916da
 def predictions_frame(plot_inputs:dict) -> pd.DataFrame:

@@ -16,7 +16,8 @@ from .core import *
 from .metrics import reliability_bands
 
 # %% auto #0
-__all__ = ['save_figure', 'plot_roc', 'plot_pr', 'plot_reliability', 'plot_threshold_sweep', 'plot_coverage', 'plot_uncertainty']
+__all__ = ['save_figure', 'plot_roc', 'plot_pr', 'plot_reliability', 'plot_threshold_sweep', 'plot_coverage', 'plot_importance',
+           'plot_uncertainty']
 
 # %% ../nbs/13_plots.ipynb #34f3ca12
 def save_figure(fig:Figure, # the figure
@@ -111,6 +112,20 @@ def plot_coverage(curves:dict, # coverage curves by forecast name
     for name, c in curves.items():
         c = pd.DataFrame(c); ax.plot(c.coverage, c[metric], "o-", ms=4, label=name)
     ax.legend(fontsize=8)
+    return fig
+
+# %% ../nbs/13_plots.ipynb #35789f47
+def plot_importance(table:pd.DataFrame, # `permutation_importance`'s table
+                    top:int=15, # features shown, most important first
+                    title:str="Permutation importance", # figure title
+                   ) -> Figure:
+    "Brier increase when each feature is block-permuted, with its 95% interval, as horizontal bars."
+    t = table.head(top).iloc[::-1]
+    fig = Figure(figsize=(6.5, 0.3 * len(t) + 1.2)); ax = fig.add_subplot()
+    err = [t.brier_increase - t.ci_low, t.ci_high - t.brier_increase]
+    ax.barh(t.feature, t.brier_increase, xerr=err, color="tab:blue", alpha=0.7, capsize=2)
+    ax.axvline(0, color="k", lw=0.8); ax.set_xlabel("Brier increase when permuted"); ax.set_title(title)
+    ax.grid(alpha=0.3, axis="x"); fig.tight_layout()
     return fig
 
 # %% ../nbs/13_plots.ipynb #39241424

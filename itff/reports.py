@@ -66,7 +66,8 @@ def evaluate_report(symbol:str, # pair, e.g. BTCUSDT
                  experiment_id(symbol, timeframe, label, model_type))
     if not path.exists(): raise BundleError(f"{path}: no bundle here; train it with itff-pipeline or itff-train")
     out = Path(output or get_settings().reports_dir)
-    metrics = evaluate_bundle(path, data, start, out, mc_samples, threshold, n_boot, log=lambda s: None, name=eid)
+    metrics = evaluate_bundle(path, data, start, out, mc_samples, threshold, n_boot, log=lambda s: None, name=eid,
+                              importance=True)
     return metrics, json.loads((path/"meta.json").read_text()), out/eid
 
 # %% ../nbs/26_reports.ipynb #8ff2996f
@@ -130,7 +131,7 @@ def plain_verdict(metrics:dict, # `evaluate_report`'s metrics
     return text
 
 # %% ../nbs/26_reports.ipynb #183ef009
-REPORT_FIGURES = ("roc", "pr", "reliability", "threshold_sweep", "coverage", "uncertainty", "backtest")
+REPORT_FIGURES = ("roc", "pr", "reliability", "threshold_sweep", "coverage", "uncertainty", "backtest", "importance")
 
 # %% ../nbs/26_reports.ipynb #61577020
 def show_figure(folder, # the report folder `evaluate_report` returned

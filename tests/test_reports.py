@@ -38,7 +38,7 @@ def test_template_run_equals_evaluate_bundle(home, tmp_path):
                        for o in c.outputs)
     assert "MCB if calibrated (95%)" in tables and "DSC" in tables                         # the Brier decomposition was shown
     pngs = sum("image/png" in o.get("data", {}) for c in executed.cells if c.cell_type == "code" for o in c.outputs)
-    assert pngs == 7   # ROC, PR, reliability, sweep, coverage, uncertainty, backtest
+    assert pngs == 8   # ROC, PR, reliability, sweep, coverage, uncertainty, backtest, importance
 
 
 def flip_byte(path):
