@@ -6,7 +6,7 @@ Docs: https://itff.github.io/itff/predlog.html.md"""
 
 # %% ../nbs/23_predlog.ipynb #367bbe11
 from __future__ import annotations
-import json, logging, math, os, sqlite3, threading
+import json, logging, math, os, sqlite3, threading, time
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
@@ -95,6 +95,22 @@ def _checkpointer(path:Path, stop:threading.Event, wake:threading.Event, every_s
                 logging.getLogger("itff.monitor").warning("%s: WAL checkpoint failed (%s)", path, e)
     finally: conn.close()
 
+def _open_wal(path:Path, timeout:float) -> tuple[sqlite3.Connection, str]:
+    "A new connection to `path` switched to WAL, and the journal mode it got; retried for up to `timeout` seconds."
+    # SQLite can answer "database is locked" at once, without calling its busy handler, when two processes create the
+    # same log together and both ask for WAL (seen in CI: the second of two writers died on open). A connection whose
+    # switch failed is not reused: it is closed and a fresh one tries again (reusing it lost rows under stress)
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            return conn, conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as e:
+            conn.close()
+            if "locked" not in str(e) or time.monotonic() > deadline: raise
+            time.sleep(0.02)
+
 # %% ../nbs/23_predlog.ipynb #6cbd8e0f
 class PredictionLog:
     "Append-only log of served forecasts in SQLite (WAL); safe across threads and processes."
@@ -106,9 +122,7 @@ class PredictionLog:
             raise PredictionLogError(f"{self.path}: is a directory; the prediction log must be a file path")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False, isolation_level=None)
-            self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-            self.journal_mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            self.conn, self.journal_mode = _open_wal(self.path, timeout)
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(SCHEMA)
             # the background thread's safety net

@@ -123,8 +123,10 @@ for i in range(n):
 
 def writer(tmp_path, db, n, tag):
     "A process appending `n` rows to the log at `db`, printing each id once `append` has returned (acknowledged)."
-    (tmp_path/"writer.py").write_text(WRITER)
-    return subprocess.Popen([sys.executable, str(tmp_path/"writer.py"), str(db), str(n), tag], stdout=subprocess.PIPE, text=True)
+    script = tmp_path/"writer.py"
+    # written once: rewriting it while an earlier writer is still starting up can hand that one an empty script
+    if not script.exists(): script.write_text(WRITER)
+    return subprocess.Popen([sys.executable, str(script), str(db), str(n), tag], stdout=subprocess.PIPE, text=True)
 
 
 def test_log_takes_several_writer_processes(tmp_path):
@@ -134,6 +136,16 @@ def test_log_takes_several_writer_processes(tmp_path):
     with PredictionLog(tmp_path/"multi.db") as m: r = m.rows()
     assert len(r) == 800 and r.id.is_unique and sorted(map(int, outs[0] + outs[1])) == sorted(r.id)
     assert r.request_id.str[0].value_counts().to_dict() == {"a": 400, "b": 400}
+
+
+def test_log_opened_by_many_processes_at_once(tmp_path):
+    "Processes that create the same log together all open it: none dies of 'database is locked' on the switch to WAL."
+    for round_ in range(3):
+        db = tmp_path/f"race{round_}.db"
+        procs = [writer(tmp_path, db, 5, f"w{k}") for k in range(6)]
+        for p in procs: p.communicate(timeout=120)
+        assert [p.returncode for p in procs] == [0] * 6
+        with PredictionLog(db) as m: assert len(m.rows()) == 30
 
 
 def test_log_killed_writer_loses_no_acknowledged_row(tmp_path):
