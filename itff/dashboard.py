@@ -30,7 +30,7 @@ from .predlog import monitor_path
 __all__ = ['BUNDLE_COLUMNS', 'EMPTY_STATE', 'MODEL_NAMES', 'STYLE', 'PANELS', 'APP_SOURCE', 'AUTH_COOKIE', 'VOILA_OPTIONS',
            'find_bundles', 'View', 'load_view', 'view_costs', 'trade_return', 'at_threshold', 'png', 'static_figures',
            'threshold_figures', 'view_candles', 'live_forecast', 'md_html', 'decomposition_html', 'importance_html',
-           'stats_html', 'live_html', 'trust_html', 'monitor_html', 'Dashboard', 'app_notebook',
+           'stats_html', 'live_html', 'trust_html', 'monitor_html', 'Dashboard', 'info_html', 'app_notebook',
            'dashboard_credentials', 'check_basic_auth', 'voila_app', 'absolute_settings_env', 'itff_dashboard']
 
 # %% ../nbs/28_dashboard.ipynb #0db5a72a
@@ -350,22 +350,29 @@ def _guard(self, fn):
 def _on_select(self, change):
     if not getattr(self, "_busy", False): self._guard(self._show)
 
+# %% ../nbs/28_dashboard.ipynb #38dee870
+def info_html(v:View, # the selected bundle's view
+              reports_dir:Path, # where its report lives
+             ) -> str:
+    "The view's facts line (bundle, label, scored span, report, skill gate, threshold) and its verdict, as HTML."
+    m, r = v.metrics, v.report
+    when = (f"; report {r['status']} at {r['finished_at']}: "
+            f"<code>{html.escape(str(Path(reports_dir).resolve()/r['html']))}</code>" if r else "")
+    return (f"<p><b>{v.id}</b> · {v.meta['label']['definition']} · bundle sha256 {bundle_sha(v.bundle)[:12]} · "
+            f"scored {m['test']['first'][:10]} … {m['test']['last'][:10]} "
+            f"({m['test']['n']:,} bars){when} · validation skill: "
+            f"<b class='itff-skill'>{skill_words(v.meta.get('skill'))}</b>"
+            f" · decision threshold {stored_decision(v.meta)['threshold']:.2f}</p>"
+            f"<p class='itff-verdict'>{md_html(plain_verdict(m, 'the calibrated model'))}</p>")
+
 # %% ../nbs/28_dashboard.ipynb #7b837824
 @patch_to(Dashboard)
 def _show(self):
     "Load the selected bundle's view and draw everything."
     row = self._options()
     v = self.view = load_view(row.path, self.settings.reports_dir, self.summary)
-    m, r = v.metrics, v.report
-    when = (f"; report {r['status']} at {r['finished_at']}: "
-            f"<code>{html.escape(str(self.settings.reports_dir.resolve()/r['html']))}</code>" if r else "")
-    self.html["info"].value = (
-        f"<p><b>{v.id}</b> · {v.meta['label']['definition']} · bundle sha256 {bundle_sha(v.bundle)[:12]} · "
-        f"scored {m['test']['first'][:10]} … {m['test']['last'][:10]} "
-        f"({m['test']['n']:,} bars){when} · validation skill: "
-        f"<b class='itff-skill'>{skill_words(v.meta.get('skill'))}</b>"
-        f" · decision threshold {stored_decision(v.meta)['threshold']:.2f}</p>"
-        f"<p class='itff-verdict'>{md_html(plain_verdict(m, 'the calibrated model'))}</p>")
+    m = v.metrics
+    self.html["info"].value = info_html(v, self.settings.reports_dir)
     self.html["metrics"].value = _html_table(
         comparison_table(m, MODEL_NAMES.get(*[stored_config(v.meta)["model_type"]] * 2)), "itff-table")
     self.html["decomposition"].value = decomposition_html(v)

@@ -24,7 +24,7 @@ from .labels import LabelSpec
 from .sentiment import sentiment_features
 
 # %% auto #0
-__all__ = ['check_out_of_sample', 'with_warmup', 'evaluate_bundle', 'evaluate_saved', 'itff_evaluate']
+__all__ = ['check_out_of_sample', 'with_warmup', 'bundle_importance', 'evaluate_bundle', 'evaluate_saved', 'itff_evaluate']
 
 # %% ../nbs/20_rescore.ipynb #fac83957
 def _bundle_windows(ohlcv, spec:LabelSpec, scaler, meta:dict, keep) -> Part:
@@ -89,6 +89,22 @@ def with_warmup(ohlcv:pd.DataFrame, # candles to score
         f"(window {meta['window']} + features {warm}); the data has {have}" + ("" if have >= need else short))
     return ohlcv
 
+# %% ../nbs/20_rescore.ipynb #88737996
+def bundle_importance(b, # a loaded `Bundle`
+                      part:Part, # the scored windows
+                      timeframe:str, # bar size: 2-day blocks of windows are permuted
+                      folder, # the report folder: importance.png goes there
+                      n_boot:int=300, # bootstrap resamples of the intervals
+                      seed:int=0, # dropout, permutation and bootstrap seed
+                     ) -> dict:
+    "Permutation importance of the bundle's inputs on `part` (calibrated MC mean of 5 samples, the same masks)."
+    predict = lambda X: b.calibrator(mc_summary(ensemble_samples(b.models, X, 5, seed=seed))["mean"])
+    block = bootstrap_block(timeframe)
+    imp = permutation_importance(predict, part.X, part.y, b.scaler.features, block, n_boot, seed)
+    save_figure(plot_importance(imp, title=f"Permutation importance — {b.id}".replace("_", " ")),
+                Path(folder)/"importance.png")
+    return {"mc_samples": 5, "block": block, "rows": imp.to_dict(orient="records")}
+
 # %% ../nbs/20_rescore.ipynb #92ad736c
 def evaluate_bundle(bundle, # the bundle folder
                     data=None, # candles: an OHLCV file, 'bundled', 'ccxt', … (default: the bundle's own source)
@@ -132,14 +148,7 @@ def evaluate_bundle(bundle, # the bundle folder
     metrics = {"id": b.id, "bundle_sha256": b.sha, "data": str(data), "start": str(start), "label": spec.to_dict(),
                "calibrator": {"kind": b.calibrator.kind, "params": b.calibrator.params}, **metrics, "mc_samples": n}
     folder = Path(output or get_settings().reports_dir)/(name or f"{b.id}_from_{start:%Y%m%d}")
-    if importance:   # the calibrated MC mean of 5 samples, the same masks with and without the permutation
-        predict = lambda X: b.calibrator(mc_summary(ensemble_samples(b.models, X, 5, seed=seed))["mean"])
-        imp = permutation_importance(predict, test.X, test.y, b.scaler.features, bootstrap_block(spec.timeframe),
-                                     n_boot, seed)
-        metrics["importance"] = {"mc_samples": 5, "block": bootstrap_block(spec.timeframe),
-                                 "rows": imp.to_dict(orient="records")}
-        save_figure(plot_importance(imp, title=f"Permutation importance — {b.id}".replace("_", " ")),
-                    folder/"importance.png")
+    if importance: metrics["importance"] = bundle_importance(b, test, spec.timeframe, folder, n_boot, seed)
     out = write_report(folder, metrics, plots, f"{b.id} from {start:%Y-%m-%d}".replace("_", " "))
     log(headline_table(metrics).to_string()); log(metrics["verdict"]); log(f"report in {out}")
     return metrics

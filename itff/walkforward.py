@@ -210,6 +210,17 @@ def _fold_results(cfg, ohlcv, features, blocks, val_span, client, progress, log)
     return out
 
 
+# %% ../nbs/21_walkforward.ipynb #845f16dc
+def _write_walkforward(out:Path, cfg, folds_df:pd.DataFrame, pooled:pd.DataFrame, preds:pd.DataFrame, summary:dict):
+    "folds.csv, pooled.csv, predictions.csv, skill_by_fold.png and walkforward.json (`summary` + the tables) in `out`."
+    save_csv(folds_df, out/"folds.csv"); save_csv(pooled.reset_index(names="forecast"), out/"pooled.csv")
+    save_csv(preds, out/"predictions.csv")
+    save_figure(plot_skill_by_fold(folds_df, pooled, f"Walk-forward skill by fold — {cfg.id.replace('_', ' ')}"),
+                out/"skill_by_fold.png")
+    write_json(out/"walkforward.json", {**summary,
+                                        "per_fold": json.loads(folds_df.to_json(orient="records", date_format="iso")),
+                                        "pooled": json.loads(pooled.to_json(orient="index"))})
+
 # %% ../nbs/21_walkforward.ipynb #91484e03
 def walk_forward(cfg:ExperimentConfig, # the experiment to evaluate
                  months:int=3, # months per test block (used when `folds` is None)
@@ -242,15 +253,9 @@ def walk_forward(cfg:ExperimentConfig, # the experiment to evaluate
     ood = (ood_effect(preds.y, preds.p_model, preds.in_distribution.astype(bool), bootstrap_block(cfg.timeframe),
                       cfg.n_boot, cfg.seed) if "in_distribution" in preds else None)
     if ood: log(f"out-of-distribution gate over all folds: {ood['share_flagged']:.1%} flagged; {ood['verdict']}")
-    save_csv(folds_df, out/"folds.csv"); save_csv(pooled.reset_index(names="forecast"), out/"pooled.csv")
-    save_csv(preds, out/"predictions.csv")
-    save_figure(plot_skill_by_fold(folds_df, pooled, f"Walk-forward skill by fold — {cfg.id.replace('_', ' ')}"),
-                out/"skill_by_fold.png")
-    write_json(out/"walkforward.json", {"config": cfg.to_dict(), "months": months, "folds": len(blocks),
-                                        "seconds": round(time.perf_counter() - t0, 1),
-                                        "per_fold": json.loads(folds_df.to_json(orient="records", date_format="iso")),
-                                        "pooled": json.loads(pooled.to_json(orient="index")), "ood_pooled": ood,
-                                        "gate_followthrough": gate, "risk_followthrough": risk})
+    _write_walkforward(out, cfg, folds_df, pooled, preds, {"config": cfg.to_dict(), "months": months,
+                       "folds": len(blocks), "seconds": round(time.perf_counter() - t0, 1), "ood_pooled": ood,
+                       "gate_followthrough": gate, "risk_followthrough": risk})
     return {"folds": folds_df, "pooled": pooled, "predictions": preds, "folder": out, "ood": ood, "gate": gate,
             "risk": risk}
 
