@@ -14,14 +14,14 @@ import pandas as pd
 from fastcore.script import call_parse
 from .core import *
 from .data import load_ohlcv, read_ohlcv_file
-from .features import engineer_features, feature_warmup
+from .features import engineer_features, feature_warmup, make_features
 from .labels import LabelSpec, label_spec, make_label
 from .scaler import Scaler
 
 # %% auto #0
 __all__ = ['PARTS', 'segment_positions', 'valid_ends', 'split_boundaries', 'split_parts', 'make_windows', 'Part',
-           'SequenceDataset', 'part_slice', 'part_span', 'candle_features', 'candle_windows', 'build_dataset',
-           'dataset_meta', 'save_dataset', 'load_dataset', 'itff_prepare_sequences']
+           'SequenceDataset', 'part_slice', 'part_span', 'label_barrier', 'candle_features', 'candle_windows',
+           'build_dataset', 'dataset_meta', 'save_dataset', 'load_dataset', 'itff_prepare_sequences']
 
 # %% ../nbs/06_datasets.ipynb #35c4393c
 def segment_positions(index:pd.DatetimeIndex, # bar open times, sorted
@@ -136,16 +136,25 @@ def part_span(part:Part) -> dict:
     return {"first": str(part.times[0]) if n else None, "last": str(part.times[-1]) if n else None, "windows": n,
             "base_rate": float(part.y.mean()) if n else None}
 
+# %% ../nbs/06_datasets.ipynb #a57268cb
+def label_barrier(spec:LabelSpec|None) -> tuple:
+    "(θ, horizon) of a level label, signed (−θ for level_down), for the barrier inputs; (None, None) for other labels."
+    if spec is None or spec.name not in ("level_up", "level_down"): return None, None
+    return (spec.theta if spec.name == "level_up" else -spec.theta), spec.horizon
+
 # %% ../nbs/06_datasets.ipynb #8916259e
 def candle_features(ohlcv:pd.DataFrame, # validated candles
                     sentiment:pd.DataFrame|None=None, # per-bar sentiment for the features
                     columns=None, # feature names, in the order wanted (None: all)
                     timeframe:str|None=None, # bar size (default: inferred from the candles)
+                    spec:LabelSpec|None=None, # the label (a level label's barrier inputs need it)
                    ) -> pd.DataFrame:
     ("Causal features of `ohlcv` (plus sentiment), as `columns` in that order if given; `DataError` naming features "
      "that cannot be built.")
     feats = engineer_features(ohlcv, sentiment, timeframe)
     if columns is None: return feats
+    if any(c not in feats.columns for c in columns):   # the `vol` set's inputs: only for models that read them
+        feats = make_features(ohlcv, sentiment, timeframe, "vol", *label_barrier(spec))
     missing = [f for f in columns if f not in feats.columns]
     if missing:
         why = " (it was trained with sentiment)" if any(f.startswith("sent_") for f in missing) else ""
@@ -165,7 +174,7 @@ def candle_windows(ohlcv:pd.DataFrame, # validated candles
                   ) -> Part:
     "Candles → features → windows: every gap-free, complete window (labelled if `spec`) ending where `keep` holds."
     cols = scaler.features if scaler is not None else None
-    feats = (candle_features(ohlcv, sentiment, cols, timeframe) if features is None
+    feats = (candle_features(ohlcv, sentiment, cols, timeframe, spec) if features is None
              else (features[cols] if cols else features))
     y = make_label(ohlcv, spec).reindex(feats.index) if spec is not None else pd.Series(0.0, index=feats.index)
     ok = valid_ends(feats, y, window, spec.horizon if spec else 0, timeframe, warmup)

@@ -15,10 +15,11 @@ from .core import *
 from .data import load_ohlcv, read_ohlcv_file, write_parquet
 
 # %% auto #0
-__all__ = ['RETURN_LAGS', 'VOL_WINDOWS', 'DAY_LOOKBACKS', 'FEATURE_WARMUP', 'VOL_SPANS', 'wilder', 'rsi', 'true_range', 'macd',
-           'bollinger_position', 'calendar_features', 'day_windows', 'feature_warmup', 'infer_timeframe',
-           'engineer_features', 'history_deviation', 'check_causal', 'realized_vol', 'season_typical',
-           'touch_probability', 'volatility_features', 'itff_engineer_features']
+__all__ = ['RETURN_LAGS', 'VOL_WINDOWS', 'DAY_LOOKBACKS', 'FEATURE_WARMUP', 'VOL_SPANS', 'SEASON_WEEKS', 'FEATURE_SETS', 'wilder',
+           'rsi', 'true_range', 'macd', 'bollinger_position', 'calendar_features', 'day_windows', 'feature_warmup',
+           'infer_timeframe', 'engineer_features', 'history_deviation', 'check_causal', 'realized_vol',
+           'season_typical', 'touch_probability', 'volatility_features', 'check_feature_set', 'make_features',
+           'itff_engineer_features']
 
 # %% ../nbs/03_features.ipynb #cda8e0fb
 def wilder(x:pd.Series, # series to smooth
@@ -95,9 +96,17 @@ def day_windows(timeframe:str) -> dict[str, int]:
     return out
 
 # %% ../nbs/03_features.ipynb #6fdc01c7
-def feature_warmup(timeframe:str) -> int:
-    "Bars of history a feature row needs on `timeframe`: the indicators' warm-up or the longest time-stated window."
-    return max([FEATURE_WARMUP] + [n + 1 for n in day_windows(timeframe).values()])
+def feature_warmup(timeframe:str, # bar size
+                   feature_set:str="base", # a name of `FEATURE_SETS`
+                  ) -> int:
+    ("Bars of history a feature row needs on `timeframe`: the indicators' warm-up or the longest time-stated window "
+     "(the `vol` set: the weeks of its seasonal average too).")
+    base = max([FEATURE_WARMUP] + [n + 1 for n in day_windows(timeframe).values()])
+    if feature_set == "base": return base
+    check_feature_set(feature_set)
+    step = timeframe_delta(timeframe)
+    # the seasonal average reads SEASON_WEEKS earlier weeks of the bar's slot, then one day of them
+    return max(base, int(SEASON_WEEKS * pd.Timedelta("7D") // step + pd.Timedelta("1D") // step + 1))
 
 # %% ../nbs/03_features.ipynb #0cbe1833
 def infer_timeframe(index:pd.DatetimeIndex) -> str:
@@ -133,13 +142,15 @@ def history_deviation(ohlcv:pd.DataFrame, # validated candles
                       history:int, # bars of history each sampled row is computed from
                       rows:int=40, # random rows to compare
                       seed:int=0, # seed of the row sample
+                      make=None, # candles → features (default `engineer_features`)
                      ) -> float:
     "Worst |feature from `history` bars − feature from full history| / training std, over `rows` random rows."
-    full = engineer_features(ohlcv)
+    make = make or engineer_features
+    full = make(ohlcv)
     std = full.iloc[:int(len(full) * 0.7)].std().replace(0, 1)
     worst = 0.0
     for e in np.random.default_rng(seed).integers(max(history, 500), len(ohlcv), rows):
-        part = engineer_features(ohlcv.iloc[e - history:e + 1]).iloc[-1]
+        part = make(ohlcv.iloc[e - history:e + 1]).iloc[-1]
         worst = max(worst, float(((part - full.iloc[e]).abs() / std).max()))
     return worst
 
@@ -202,6 +213,7 @@ def touch_probability(sigma, # per-bar volatility of the log price (array or Ser
 
 # %% ../nbs/03_features.ipynb #49c73393
 VOL_SPANS = {"bar": None, "1d": "1D", "1w": "7D"}
+SEASON_WEEKS = 4   # earlier weeks in the seasonal average: enough to see the pattern, a short serving warm-up
 
 def volatility_features(ohlcv:pd.DataFrame, # validated candles
                         timeframe:str|None=None, # bar size (default: read from the bars' spacing)
@@ -216,7 +228,7 @@ def volatility_features(ohlcv:pd.DataFrame, # validated candles
         if name != "bar" and n == 1: continue
         for e in ("cc", "parkinson", "garman_klass", "rogers_satchell"):
             f[f"lrv_{e}_{name}"] = np.log(realized_vol(ohlcv, n, e) + 1e-6)
-    season = season_typical(ohlcv, timeframe)
+    season = season_typical(ohlcv, timeframe, SEASON_WEEKS)
     day = max(1, int(pd.Timedelta("1D") // step))
     f["lseason_abs_ret"] = np.log(season + 1e-6)
     # recent volatility against what this time of the week usually brings (|r| ≈ 0.8σ for a normal move)
@@ -227,6 +239,30 @@ def volatility_features(ohlcv:pd.DataFrame, # validated candles
         with np.errstate(divide="ignore"): f["barrier_distance"] = abs(np.log1p(theta)) / (sigma * np.sqrt(horizon))
         f["touch_probability"] = pd.Series(touch_probability(sigma, theta, horizon), index=ohlcv.index)
     return pd.DataFrame(f).replace([np.inf, -np.inf], np.nan).astype("float64").rename_axis("timestamp")
+
+# %% ../nbs/03_features.ipynb #c7dc756e
+FEATURE_SETS = {"base": "returns, volatility, range, RSI, Bollinger, ATR, volume z-score, MACD, calendar (21 inputs)",
+                "vol": "base + HAR realized volatility by four estimators, weekly seasonality, and for level labels "
+                       "the barrier's distance and touch probability"}
+
+# %% ../nbs/03_features.ipynb #7cbc5bc4
+def check_feature_set(name:str) -> str:
+    "`name` if it names a feature set, else an `ITFFError` listing them."
+    if name not in FEATURE_SETS: raise ITFFError(f"unknown feature set {name!r}; expected one of {list(FEATURE_SETS)}")
+    return name
+
+# %% ../nbs/03_features.ipynb #886e1258
+def make_features(ohlcv:pd.DataFrame, # validated candles
+                  sentiment:pd.DataFrame|None=None, # per-bar sentiment (see `itff.sentiment`)
+                  timeframe:str|None=None, # bar size (default: read from the bars' spacing)
+                  feature_set:str="base", # a name of `FEATURE_SETS`
+                  theta:float|None=None, # a level label's barrier (`vol` adds its distance and touch probability)
+                  horizon:int|None=None, # the label's horizon in bars (with `theta`)
+                 ) -> pd.DataFrame:
+    "The causal features of `feature_set` for every bar of `ohlcv`."
+    base = engineer_features(ohlcv, sentiment, timeframe)
+    if check_feature_set(feature_set) == "base": return base
+    return base.join(volatility_features(ohlcv, timeframe or infer_timeframe(ohlcv.index), theta, horizon))
 
 # %% ../nbs/03_features.ipynb #aa8df094
 @call_parse
