@@ -21,6 +21,7 @@ from fastcore.meta import delegates
 from fastcore.script import call_parse
 from .core import *
 from .artifacts import write_bundle
+from .boosting import fit_gbm
 from .calibrate import Calibrator
 from .config import ExperimentConfig, experiment_options
 from .data import load_ohlcv

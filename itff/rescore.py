@@ -32,7 +32,8 @@ def _bundle_windows(ohlcv, spec:LabelSpec, scaler, meta:dict, keep) -> Part:
     cfg = ExperimentConfig.from_meta(meta)
     sent = (sentiment_features(cfg.symbol, spec.timeframe, index=ohlcv.index, delay=cfg.sentiment_delay)
             if cfg.include_sentiment else None)
-    return candle_windows(ohlcv, meta["window"], spec.timeframe, spec, scaler, sentiment=sent, keep=keep)
+    return candle_windows(ohlcv, meta["window"], spec.timeframe, spec, scaler, sentiment=sent, keep=keep,
+                          warmup=feature_warmup(spec.timeframe, cfg.features))   # the windows training could build
 
 def _same_candles(meta:dict, candles:pd.DataFrame) -> bool:
     "Do `candles` hold exactly the bars the bundle was trained on (its recorded sha256)?"

@@ -9,7 +9,7 @@ CLIS = {"itff-fetch-data": ["--symbol", "--timeframe", "--source", "--days", "--
         "itff-fetch-sentiment": ["--symbol", "--output", "--file"],
         "itff-engineer-features": ["--symbol", "--sentiment-file"],
         "itff-prepare-sequences": ["--symbol", "--features", "--save-metadata", "--scaler"],
-        "itff-train": ["--symbol", "--label", "--model", "--class-weight", "--threshold", "--mc-samples", "--epochs", "--ensemble"],
+        "itff-train": ["--symbol", "--label", "--model", "--features", "--class-weight", "--threshold", "--mc-samples", "--epochs", "--ensemble"],
         "itff-evaluate": ["--symbol", "--label", "--model", "--mc-samples", "--output"],
         "itff-walkforward": ["--symbol", "--label", "--model", "--months", "--folds", "--val-start", "--test-start", "--output"],
         "itff-demo": ["--symbol"]}
@@ -123,10 +123,40 @@ def test_train_then_evaluate_reproduces_metrics(home):
     assert {p.name for p in (home/"reports/BTCUSDT_1h_direction_lstm").iterdir()} == {p.name for p in (home/"again/BTCUSDT_1h_direction_lstm").iterdir()}
 
 
+def test_gbm_on_volatility_inputs_trains_evaluates_and_serves(home):
+    "A gbm bundle on the vol inputs: LightGBM text members, the touch formula beside the references, itff-evaluate and the Predictor agree."
+    from itff.train import synthetic_ohlcv
+    from itff.predictor import Predictor
+    candles = home/"candles.csv"
+    ohlcv = synthetic_ohlcv(0.0, n=4000)
+    ohlcv.reset_index().to_csv(candles, index=False)
+    r = run_cli("itff-train", "--source", candles, "--label", "level_up", "--model", "gbm", "--features", "vol",
+                "--window", "16", "--n-boot", "50", cwd=home)
+    assert r.returncode == 0, r.stderr
+    bundle = home/"models/training/BTCUSDT_1h_level_up_gbm"
+    meta = json.loads((bundle/"meta.json").read_text())
+    assert meta["model_files"] == [f"gbm_{i}.txt" for i in range(5)] and not list(bundle.glob("*.keras"))
+    assert meta["config"]["features"] == "vol" and {"touch_probability", "lrv_parkinson_1d"} <= set(meta["features"])
+    trained = json.loads((bundle.parent/"BTCUSDT_1h_level_up_gbm_metrics.json").read_text())
+    assert "touch_formula" in trained["scores"] and trained["uncertainty"]["mean_std"] > 0     # the bags' spread
+    r = run_cli("itff-evaluate", "--label", "level_up", "--model", "gbm", "--output", home/"again", cwd=home)
+    assert r.returncode == 0, r.stderr
+    again = json.loads((home/"again/BTCUSDT_1h_level_up_gbm/metrics.json").read_text())
+    for name in ("model", "gbm", "touch_formula"):
+        assert again["scores"][name]["brier"] == pytest.approx(trained["scores"][name]["brier"], abs=1e-9), name
+    preds = pd.read_csv(home/"reports/BTCUSDT_1h_level_up_gbm/predictions.csv", index_col=0, parse_dates=True)
+    last = preds.index[-1]
+    served = Predictor.load(path=bundle).predict_candles(ohlcv.loc[:last])
+    assert served["bar_time"] == str(last) and served["mc_samples"] == 5
+    assert served["probability"] == pytest.approx(preds.p_model.iloc[-1], abs=1e-6)
+
+
 def test_train_and_evaluate_bad_input(home):
     before = snapshot(home)
     for args, message in [(["itff-train", "--model", "gru"], "unknown model type 'gru'"),
                           (["itff-train", "--class-weight", "heavy", "--epochs", "1"], "unknown class weighting 'heavy'"),
+                          (["itff-train", "--features", "fancy"], "unknown feature set 'fancy'"),
+                          (["itff-train", "--model", "gbm", "--ensemble", "3"], "gbm bags its own members"),
                           (["itff-evaluate", "--label", "level_up"], "no trained model here")]:
         r = run_cli(*args, cwd=home)
         assert r.returncode == 2 and message in r.stderr, (args, r.stderr[-500:])
