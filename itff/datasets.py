@@ -20,8 +20,9 @@ from .scaler import Scaler
 
 # %% auto #0
 __all__ = ['PARTS', 'segment_positions', 'valid_ends', 'split_boundaries', 'split_parts', 'make_windows', 'Part',
-           'SequenceDataset', 'part_slice', 'part_span', 'label_barrier', 'candle_features', 'candle_windows',
-           'build_dataset', 'dataset_meta', 'save_dataset', 'load_dataset', 'itff_prepare_sequences']
+           'SequenceDataset', 'part_slice', 'part_span', 'with_symbol', 'label_barrier', 'candle_features',
+           'candle_windows', 'build_dataset', 'pooled_scaler', 'concat_parts', 'dataset_meta', 'save_dataset',
+           'load_dataset', 'itff_prepare_sequences']
 
 # %% ../nbs/06_datasets.ipynb #35c4393c
 def segment_positions(index:pd.DatetimeIndex, # bar open times, sorted
@@ -136,6 +137,16 @@ def part_span(part:Part) -> dict:
     return {"first": str(part.times[0]) if n else None, "last": str(part.times[-1]) if n else None, "windows": n,
             "base_rate": float(part.y.mean()) if n else None}
 
+# %% ../nbs/06_datasets.ipynb #f9349812
+def with_symbol(features:pd.DataFrame, # one pair's features
+                symbol:str, # that pair
+                pool, # the pairs a pooled model is trained on
+               ) -> pd.DataFrame:
+    "`features` with one indicator column per pooled pair, `sym_{PAIR}`: 1 for `symbol`, 0 for the others."
+    symbol, pool = normalize_symbol(symbol), [normalize_symbol(s) for s in pool]
+    if symbol not in pool: raise ITFFError(f"{symbol} is not one of the pooled pairs {pool}")
+    return features.assign(**{f"sym_{s}": float(s == symbol) for s in pool})
+
 # %% ../nbs/06_datasets.ipynb #a57268cb
 def label_barrier(spec:LabelSpec|None) -> tuple:
     "(θ, horizon) of a level label, signed (−θ for level_down), for the barrier inputs; (None, None) for other labels."
@@ -148,6 +159,7 @@ def candle_features(ohlcv:pd.DataFrame, # validated candles
                     columns=None, # feature names, in the order wanted (None: all)
                     timeframe:str|None=None, # bar size (default: inferred from the candles)
                     spec:LabelSpec|None=None, # the label (a level label's barrier inputs need it)
+                    symbol:str|None=None, # the pair (a pooled model's symbol inputs need it)
                    ) -> pd.DataFrame:
     ("Causal features of `ohlcv` (plus sentiment), as `columns` in that order if given; `DataError` naming features "
      "that cannot be built.")
@@ -155,6 +167,10 @@ def candle_features(ohlcv:pd.DataFrame, # validated candles
     if columns is None: return feats
     if any(c not in feats.columns for c in columns):   # the `vol` set's inputs: only for models that read them
         feats = make_features(ohlcv, sentiment, timeframe, "vol", *label_barrier(spec))
+    pool = [c.removeprefix("sym_") for c in columns if c.startswith("sym_")]
+    if pool:
+        if symbol is None: raise DataError("a pooled model's inputs name the symbol: pass `symbol`")
+        feats = with_symbol(feats, symbol, pool)
     missing = [f for f in columns if f not in feats.columns]
     if missing:
         why = " (it was trained with sentiment)" if any(f.startswith("sent_") for f in missing) else ""
@@ -171,10 +187,11 @@ def candle_windows(ohlcv:pd.DataFrame, # validated candles
                    sentiment:pd.DataFrame|None=None, # per-bar sentiment for the features
                    keep=None, # boolean mask over the bars, or a function of the bar index, selecting window ends
                    warmup:int|None=None, # bars a feature row needs behind it (default `feature_warmup(timeframe)`)
+                   symbol:str|None=None, # the pair (a pooled model's symbol inputs)
                   ) -> Part:
     "Candles → features → windows: every gap-free, complete window (labelled if `spec`) ending where `keep` holds."
     cols = scaler.features if scaler is not None else None
-    feats = (candle_features(ohlcv, sentiment, cols, timeframe, spec) if features is None
+    feats = (candle_features(ohlcv, sentiment, cols, timeframe, spec, symbol) if features is None
              else (features[cols] if cols else features))
     y = make_label(ohlcv, spec).reindex(feats.index) if spec is not None else pd.Series(0.0, index=feats.index)
     ok = valid_ends(feats, y, window, spec.horizon if spec else 0, timeframe, warmup)
@@ -199,6 +216,7 @@ def build_dataset(ohlcv:pd.DataFrame, # validated candles (labels come from them
                   split=(0.7, 0.15, 0.15), # fractions, or (val_start, test_start) dates
                   embargo:int|None=None, # bars dropped after each boundary (default and minimum: window + horizon)
                   warmup:int|None=None, # bars a feature row needs behind it (default `feature_warmup`)
+                  scaler:Scaler|None=None, # scale with it (a pooled model's); default: fitted on the training rows
                  ) -> SequenceDataset:
     "Chronologically split, embargoed, train-scaled windows for `spec`."
     min_embargo = window + spec.horizon
@@ -213,12 +231,27 @@ def build_dataset(ohlcv:pd.DataFrame, # validated candles (labels come from them
     bounds = split_boundaries(features.index, split)
     masks = {k: m & ok for k, m in split_parts(features.index, bounds, embargo, spec.timeframe).items()}
     if not masks["train"].any(): raise ITFFError("no training windows: the data is too short for this window and split")
-    fit_rows = _covered_rows(np.flatnonzero(masks["train"]), window, len(features))
-    scaler = Scaler.fit(features[fit_rows])
+    scaler = scaler or Scaler.fit(features[_covered_rows(np.flatnonzero(masks["train"]), window, len(features))])
     parts = {k: candle_windows(ohlcv, window, spec.timeframe, spec, scaler, features, keep=m, warmup=warmup)
              for k, m in masks.items()}
     meta = dataset_meta(ohlcv, features, spec, window, embargo, bounds, parts, scaler)
     return SequenceDataset(**parts, scaler=scaler, meta=meta)
+
+# %% ../nbs/06_datasets.ipynb #b7eb08fe
+def pooled_scaler(features:dict, # pair → its feature frame
+                  val_start, # the first validation bar: only earlier rows are fitted
+                  warmup:int, # the rows each frame needs before its features are complete
+                 ) -> Scaler:
+    "One scaler for a pooled model: fitted on every pair's finite feature rows after warm-up and before validation."
+    rows = pd.concat([f.iloc[warmup:].loc[lambda d: d.index < to_utc(val_start)] for f in features.values()])
+    return Scaler.fit(rows[np.isfinite(rows.to_numpy()).all(axis=1)])
+
+# %% ../nbs/06_datasets.ipynb #f2a76eac
+def concat_parts(parts) -> Part:
+    "The windows of several parts (several pairs' training windows, say) in one part, in the given order."
+    parts = list(parts)
+    return Part(np.concatenate([p.X for p in parts]), np.concatenate([p.y for p in parts]),
+                parts[0].times.append([p.times for p in parts[1:]]))
 
 # %% ../nbs/06_datasets.ipynb #01ea82ca
 def dataset_meta(ohlcv, # the candles

@@ -149,8 +149,9 @@ def mc_samples(model, # a built or loaded classifier
                seed:int|None=0, # dropout seed (None: the model's own state)
                chunk:int=256, # rows per forward pass (each pass sees chunk × n windows)
               ) -> np.ndarray:
-    "(n, N) probabilities from `n` dropout masks per row, one forward pass per chunk (a GBM member: its one sample)."
-    if not isinstance(model, keras.Model): return model.samples(X, n, seed)   # `itff.boosting.GBMMember`
+    ("(n, N) probabilities from `n` dropout masks per row, one forward pass per chunk (other members: their own "
+     "samples).")
+    if not isinstance(model, keras.Model): return model.samples(X, n, seed, chunk=chunk)   # GBMMember, BlendModel
     X = np.asarray(X, dtype="float32")
     if X.ndim != 3 or X.shape[1:] != tuple(model.input_shape[1:]):
         raise ITFFError(f"expected windows of shape (N, {model.input_shape[1]}, {model.input_shape[2]}), got {X.shape}")

@@ -151,12 +151,68 @@ def test_gbm_on_volatility_inputs_trains_evaluates_and_serves(home):
     assert served["probability"] == pytest.approx(preds.p_model.iloc[-1], abs=1e-6)
 
 
+def test_blend_bundle_scores_its_members_and_serves_as_evaluated(home):
+    "A blend bundle (LSTM + gbm, stacked out of fold): its files, both members in the report, served as itff-evaluate scores it."
+    from itff.train import synthetic_ohlcv
+    from itff.predictor import Predictor
+    candles = home/"candles.csv"
+    ohlcv = synthetic_ohlcv(0.3, n=3000)
+    ohlcv.reset_index().to_csv(candles, index=False)
+    r = run_cli("itff-train", "--source", candles, "--label", "direction", "--model", "blend", "--epochs", "2",
+                "--window", "16", "--mc-samples", "5", "--n-boot", "50", cwd=home)
+    assert r.returncode == 0, r.stderr
+    bundle = home/"models/training/BTCUSDT_1h_direction_blend"
+    meta = json.loads((bundle/"meta.json").read_text())
+    assert meta["model_files"] == ["blend.json"]
+    assert {"blend_deep_0.keras", "blend_gbm_0.txt", "blend_gbm_4.txt"} <= set(json.loads((bundle/"hashes.json").read_text())["files"])
+    trained = json.loads((bundle.parent/"BTCUSDT_1h_direction_blend_metrics.json").read_text())
+    assert {"member_deep", "member_gbm"} <= set(trained["scores"]) and "touch_formula" not in trained["scores"]
+    stack = json.loads((bundle/"blend.json").read_text())
+    assert len(stack["coef"]) == 2 and stack["coef"] != [1.0, 1.0]       # fitted on the calibration part
+    from itff.rescore import evaluate_bundle
+    again = evaluate_bundle(bundle, output=home/"again", n_boot=50, chunk=1, log=lambda s: None, name="blend")   # MC masks drawn as served
+    assert again["scores"]["member_gbm"]["brier"] == pytest.approx(trained["scores"]["member_gbm"]["brier"], abs=1e-9)
+    preds = pd.read_csv(home/"again/blend/predictions.csv", index_col=0, parse_dates=True)
+    served = Predictor.load(path=bundle).predict_candles(ohlcv.loc[:preds.index[-1]])
+    assert served["mc_samples"] == 5
+    assert served["probability"] == pytest.approx(preds.p_model.iloc[-1], abs=1e-5)
+
+
+def test_pooled_gbm_one_model_two_pairs_each_calibrated_and_served(home):
+    "itff-train --symbols BTCUSDT,ETHUSDT --pooled: one model, one bundle per pair on one calendar, each served and rescored alone."
+    from itff.data import load_ohlcv
+    from itff.predictor import Predictor
+    r = run_cli("itff-train", "--symbols", "BTCUSDT,ETHUSDT", "--pooled", "--label", "level_up", "--model", "gbm",
+                "--features", "vol", "--n-boot", "50", cwd=home)
+    assert r.returncode == 0, r.stderr
+    root = home/"models/training"
+    metas = {s: json.loads((root/f"{s}_1h_level_up_gbm_pooled/meta.json").read_text()) for s in ("BTCUSDT", "ETHUSDT")}
+    assert metas["BTCUSDT"]["val_start"] == metas["ETHUSDT"]["val_start"]             # one calendar
+    assert {"sym_BTCUSDT", "sym_ETHUSDT"} <= set(metas["ETHUSDT"]["features"])
+    hashes = {s: json.loads((root/f"{s}_1h_level_up_gbm_pooled/hashes.json").read_text())["files"] for s in metas}
+    assert hashes["BTCUSDT"]["gbm_0.txt"] == hashes["ETHUSDT"]["gbm_0.txt"]            # the same model …
+    assert hashes["BTCUSDT"]["calibrator.json"] != hashes["ETHUSDT"]["calibrator.json"]   # … calibrated per pair
+    for s in metas:
+        preds = pd.read_csv(home/f"reports/{s}_1h_level_up_gbm_pooled/predictions.csv", index_col=0, parse_dates=True)
+        served = Predictor.load(s, "1h", "level_up", "gbm_pooled", models_dir=home/"models").predict_candles(
+            load_ohlcv(s, "1h").loc[:preds.index[-1]])
+        assert served["probability"] == pytest.approx(preds.p_model.iloc[-1], abs=1e-6), s
+    r = run_cli("itff-evaluate", "--symbol", "ETHUSDT", "--label", "level_up", "--model", "gbm_pooled", "--output", home/"again", cwd=home)
+    assert r.returncode == 0, r.stderr
+    again = json.loads((home/"again/ETHUSDT_1h_level_up_gbm_pooled/metrics.json").read_text())
+    trained = json.loads((root/"ETHUSDT_1h_level_up_gbm_pooled_metrics.json").read_text())
+    assert again["scores"]["model"]["brier"] == pytest.approx(trained["scores"]["model"]["brier"], abs=1e-9)
+
+
 def test_train_and_evaluate_bad_input(home):
     before = snapshot(home)
     for args, message in [(["itff-train", "--model", "gru"], "unknown model type 'gru'"),
                           (["itff-train", "--class-weight", "heavy", "--epochs", "1"], "unknown class weighting 'heavy'"),
                           (["itff-train", "--features", "fancy"], "unknown feature set 'fancy'"),
                           (["itff-train", "--model", "gbm", "--ensemble", "3"], "gbm bags its own members"),
+                          (["itff-train", "--symbols", "BTCUSDT", "--pooled"], "--pooled needs at least two --symbols"),
+                          (["itff-walkforward", "--symbols", "BTCUSDT,ETHUSDT", "--pooled"], "pooled models are not supported yet"),
+                          (["itff-pipeline", "--symbols", "BTCUSDT,ETHUSDT", "--pooled"], "use itff-train --pooled"),
                           (["itff-evaluate", "--label", "level_up"], "no trained model here")]:
         r = run_cli(*args, cwd=home)
         assert r.returncode == 2 and message in r.stderr, (args, r.stderr[-500:])
