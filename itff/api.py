@@ -524,7 +524,10 @@ def _predict(app, pred:Predictor, req, t0:float, rid:str) -> dict:
     if req.sequence is not None:
         out = pred.predict_window(np.asarray(req.sequence, dtype="float64"), req.mc_samples, req.allow_ood)
         out["bar_time"] = None if req.bar_time is None else str(_request_time(req.bar_time))
-    else: out = pred.predict_candles(candle_frame(req.candles), req.mc_samples, req.allow_ood)
+    else:
+        candles = candle_frame(req.candles)   # a context pair's candles come from the service's own source
+        ctx = app.state.candles.get(pred.context, pred.timeframe, len(candles)) if pred.context else None
+        out = pred.predict_candles(candles, req.mc_samples, req.allow_ood, ctx)
     return answered(app, pred, out | fresh, t0, rid, source="api")
 
 def answered(app, # the FastAPI app (metrics, prediction log)
@@ -692,9 +695,11 @@ def _add_webhook(app):
         symbol, tf = tv_symbol(alert.ticker), tv_timeframe(alert.interval)
         if alert.time: _alert_time(alert.time)
         pred = _ready(request).get(symbol, tf, alert.label, alert.model_type)
-        candles = request.app.state.candles.get(symbol, tf, pred.window + 600)
+        bars = max(pred.window + 600, pred.candles_recommended)   # the vol inputs need a longer warm-up
+        candles = request.app.state.candles.get(symbol, tf, bars)
+        ctx = request.app.state.candles.get(pred.context, tf, bars) if pred.context else None
         fresh = fresh_or_refuse(pred, request.app.state.config)
-        out = pred.predict_candles(candles, alert.mc_samples) | fresh
+        out = pred.predict_candles(candles, alert.mc_samples, context=ctx) | fresh
         stale = bool(alert.time and _alert_time(alert.time) > pd.Timestamp(out["bar_time"]) + timeframe_delta(tf))
         res = answered(request.app, pred, out, t0, request.state.request_id, "webhook", ticker=alert.ticker,
                        alert_time=alert.time, alert_stale=stale)

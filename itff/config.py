@@ -54,6 +54,7 @@ class ExperimentConfig:
     pool:tuple = ()                  # pairs one pooled model is trained on (with `symbol` among them); () for one
     window:int = 48                  # bars per input window
     features:str = "base"            # the named input set (`itff.features.FEATURE_SETS`): base or vol
+    context:str|None = None          # another pair whose returns and volatility join the inputs (e.g. BTCUSDT)
     split:tuple = (0.7, 0.15, 0.15)  # fractions of the bars, or (val_start, test_start) dates
     embargo:int|None = None          # bars dropped after each boundary (default and minimum: window + horizon)
     include_sentiment:bool = False   # add headline sentiment features
@@ -92,6 +93,8 @@ def check_config(cfg:ExperimentConfig):
     if cfg.model_type == "gbm" and cfg.ensemble != 1:
         raise ITFFError("gbm bags its own members (model_kw 'bags', default 5): leave ensemble at 1")
     check_feature_set(cfg.features)
+    if cfg.context is not None and normalize_symbol(cfg.context) in (normalize_symbol(cfg.symbol), *cfg.pool):
+        raise ITFFError(f"the context pair {cfg.context} must differ from the pair(s) forecast")
     if cfg.pool and (len(set(cfg.pool)) < 2 or normalize_symbol(cfg.symbol) not in cfg.pool):
         raise ITFFError(f"a pooled model needs at least two pairs including {cfg.symbol}, got {list(cfg.pool)}")
     if cfg.model_type == "blend" and cfg.model_kw.get("deep", "lstm") not in MODEL_TYPES:
@@ -175,6 +178,7 @@ def experiment_options(
     source:str="bundled", # candles: bundled, ccxt, yfinance or a CSV/parquet/ZIP path
     window:int=48, # bars per input window
     features:str="base", # input set: base (21 price/volume/calendar inputs) or vol (base + volatility-first inputs)
+    context:str=None, # another pair whose returns and volatility join the inputs, aligned bar by bar (e.g. BTCUSDT)
     val_start:str=None, # validation start date (with --test-start; default: 70/15/15 by bars)
     test_start:str=None, # test start date
     include_sentiment:bool=False, # add headline sentiment features
@@ -199,7 +203,8 @@ def experiment_options(
     if pooled and len(pool) < 2: raise ITFFError("--pooled needs at least two --symbols, e.g. BTCUSDT,ETHUSDT")
     return ExperimentConfig(pool[0] if pool else symbol, timeframe, label or ExperimentConfig.label,
                             model or ExperimentConfig.model_type,
-                            source=source, window=window, features=features, split=split_option(val_start, test_start),
+                            source=source, window=window, features=features, context=context,
+                            split=split_option(val_start, test_start),
                             include_sentiment=include_sentiment, sentiment_delay=sentiment_delay, epochs=epochs,
                             ensemble=ensemble, class_weight=class_weight, mc_samples=mc_samples, threshold=threshold,
                             decision_rule=decision_rule, precision_target=precision_target, risk_delta=risk_delta,

@@ -14,7 +14,7 @@ import pandas as pd
 from fastcore.script import call_parse
 from .core import *
 from .data import load_ohlcv, read_ohlcv_file
-from .features import engineer_features, feature_warmup, make_features
+from .features import context_features, engineer_features, feature_warmup, make_features
 from .labels import LabelSpec, label_spec, make_label
 from .scaler import Scaler
 
@@ -160,13 +160,17 @@ def candle_features(ohlcv:pd.DataFrame, # validated candles
                     timeframe:str|None=None, # bar size (default: inferred from the candles)
                     spec:LabelSpec|None=None, # the label (a level label's barrier inputs need it)
                     symbol:str|None=None, # the pair (a pooled model's symbol inputs need it)
+                    context:pd.DataFrame|None=None, # the context pair's candles (for `ctx_*` inputs)
                    ) -> pd.DataFrame:
     ("Causal features of `ohlcv` (plus sentiment), as `columns` in that order if given; `DataError` naming features "
      "that cannot be built.")
     feats = engineer_features(ohlcv, sentiment, timeframe)
     if columns is None: return feats
-    if any(c not in feats.columns for c in columns):   # the `vol` set's inputs: only for models that read them
+    if any(c not in feats.columns and not c.startswith(("ctx_", "sym_")) for c in columns):   # the `vol` set's inputs
         feats = make_features(ohlcv, sentiment, timeframe, "vol", *label_barrier(spec))
+    if any(c.startswith("ctx_") for c in columns):
+        if context is None: raise DataError("the model reads a context pair's candles (ctx_* inputs): pass them")
+        feats = feats.join(context_features(ohlcv, context, timeframe))
     pool = [c.removeprefix("sym_") for c in columns if c.startswith("sym_")]
     if pool:
         if symbol is None: raise DataError("a pooled model's inputs name the symbol: pass `symbol`")
@@ -188,10 +192,11 @@ def candle_windows(ohlcv:pd.DataFrame, # validated candles
                    keep=None, # boolean mask over the bars, or a function of the bar index, selecting window ends
                    warmup:int|None=None, # bars a feature row needs behind it (default `feature_warmup(timeframe)`)
                    symbol:str|None=None, # the pair (a pooled model's symbol inputs)
+                   context:pd.DataFrame|None=None, # the context pair's candles (a model with `ctx_*` inputs)
                   ) -> Part:
     "Candles → features → windows: every gap-free, complete window (labelled if `spec`) ending where `keep` holds."
     cols = scaler.features if scaler is not None else None
-    feats = (candle_features(ohlcv, sentiment, cols, timeframe, spec, symbol) if features is None
+    feats = (candle_features(ohlcv, sentiment, cols, timeframe, spec, symbol, context) if features is None
              else (features[cols] if cols else features))
     y = make_label(ohlcv, spec).reindex(feats.index) if spec is not None else pd.Series(0.0, index=feats.index)
     ok = valid_ends(feats, y, window, spec.horizon if spec else 0, timeframe, warmup)

@@ -46,13 +46,15 @@ def load_inputs(symbol:str, # pair, e.g. BTCUSDT
                 sentiment_delay="0s", # publication lag assumed for every headline
                 feature_set:str="base", # the named input set (`itff.features.FEATURE_SETS`)
                 spec:LabelSpec|None=None, # the label (the `vol` set's barrier inputs need a level label's)
+                context:str|None=None, # a context pair: its returns and volatility join the inputs
                ):
     ("Candles and their causal features of `feature_set` (plus sentiment columns, headlines counted "
      "`sentiment_delay` late, if asked).")
     ohlcv = load_ohlcv(symbol, timeframe, source, start=start, days=days)
     sent = (sentiment_features(symbol, timeframe, index=ohlcv.index, delay=sentiment_delay) if include_sentiment
             else None)
-    return ohlcv, make_features(ohlcv, sent, timeframe, feature_set, *label_barrier(spec))
+    ctx = load_ohlcv(context, timeframe, source, start=start, days=days) if context else None
+    return ohlcv, make_features(ohlcv, sent, timeframe, feature_set, *label_barrier(spec), context=ctx)
 
 # %% ../nbs/21_experiment.ipynb #b9fba4b7
 def experiment_dataset(ohlcv, # candles
@@ -266,7 +268,8 @@ def run_experiment(cfg:ExperimentConfig, # the experiment
     if ds is None:
         with stage("data"):
             ohlcv, feats = load_inputs(cfg.symbol, cfg.timeframe, cfg.source, cfg.include_sentiment,
-                                       sentiment_delay=cfg.sentiment_delay, feature_set=cfg.features, spec=cfg.spec)
+                                       sentiment_delay=cfg.sentiment_delay, feature_set=cfg.features, spec=cfg.spec,
+                                       context=cfg.context)
         with stage("dataset"):
             ds = experiment_dataset(ohlcv, feats, cfg.spec, cfg.window, cfg.split, cfg.embargo, cfg.features)
     return save_fitted(cfg, fit_and_score(cfg, ds, ohlcv, stage, progress, log), t0, models_dir, reports_dir, stage,
@@ -279,7 +282,8 @@ def pooled_datasets(cfg:ExperimentConfig, # a pooled experiment (`cfg.pool`)
     inputs = {}
     for s in cfg.pool:
         ohlcv, feats = load_inputs(s, cfg.timeframe, cfg.source, cfg.include_sentiment,
-                                   sentiment_delay=cfg.sentiment_delay, feature_set=cfg.features, spec=cfg.spec)
+                                   sentiment_delay=cfg.sentiment_delay, feature_set=cfg.features, spec=cfg.spec,
+                                   context=cfg.context)
         inputs[s] = (ohlcv, with_symbol(feats, s, cfg.pool))
     split = split_boundaries(inputs[cfg.pool[0]][1].index, cfg.split)   # dates, the same for every pair
     warm = feature_warmup(cfg.timeframe, cfg.features)

@@ -18,8 +18,8 @@ from .data import load_ohlcv, read_ohlcv_file, write_parquet
 __all__ = ['RETURN_LAGS', 'VOL_WINDOWS', 'DAY_LOOKBACKS', 'FEATURE_WARMUP', 'VOL_SPANS', 'SEASON_WEEKS', 'FEATURE_SETS', 'wilder',
            'rsi', 'true_range', 'macd', 'bollinger_position', 'calendar_features', 'day_windows', 'feature_warmup',
            'infer_timeframe', 'engineer_features', 'history_deviation', 'check_causal', 'realized_vol',
-           'season_typical', 'touch_probability', 'volatility_features', 'check_feature_set', 'make_features',
-           'itff_engineer_features']
+           'season_typical', 'touch_probability', 'volatility_features', 'check_feature_set', 'context_features',
+           'make_features', 'itff_engineer_features']
 
 # %% ../nbs/03_features.ipynb #cda8e0fb
 def wilder(x:pd.Series, # series to smooth
@@ -251,6 +251,23 @@ def check_feature_set(name:str) -> str:
     if name not in FEATURE_SETS: raise ITFFError(f"unknown feature set {name!r}; expected one of {list(FEATURE_SETS)}")
     return name
 
+# %% ../nbs/03_features.ipynb #c60f2160
+def context_features(ohlcv:pd.DataFrame, # the pair's candles (their bars index the result)
+                     context:pd.DataFrame, # the context pair's candles, same timeframe
+                     timeframe:str|None=None, # bar size (default: read from the bars' spacing)
+                    ) -> pd.DataFrame:
+    "The context pair's causal returns, volatility and return correlation with the pair, on the pair's bars (`ctx_*`)."
+    timeframe = timeframe or infer_timeframe(ohlcv.index)
+    day = max(2, int(pd.Timedelta("1D") // timeframe_delta(timeframe)))
+    c = np.log(context["close"])
+    f = {"ctx_ret_1": c.diff(), "ctx_ret_4": c.diff(4), "ctx_ret_1d": c.diff(day),
+         "ctx_lrv_cc_1d": np.log(realized_vol(context, day, "cc") + 1e-6),
+         "ctx_lrv_garman_klass_1d": np.log(realized_vol(context, day, "garman_klass") + 1e-6)}
+    out = pd.DataFrame(f).reindex(ohlcv.index)
+    own = np.log(ohlcv["close"]).diff()
+    out["ctx_corr_1d"] = own.rolling(day).corr(out["ctx_ret_1"])
+    return out.replace([np.inf, -np.inf], np.nan).astype("float64").rename_axis("timestamp")
+
 # %% ../nbs/03_features.ipynb #886e1258
 def make_features(ohlcv:pd.DataFrame, # validated candles
                   sentiment:pd.DataFrame|None=None, # per-bar sentiment (see `itff.sentiment`)
@@ -258,11 +275,13 @@ def make_features(ohlcv:pd.DataFrame, # validated candles
                   feature_set:str="base", # a name of `FEATURE_SETS`
                   theta:float|None=None, # a level label's barrier (`vol` adds its distance and touch probability)
                   horizon:int|None=None, # the label's horizon in bars (with `theta`)
+                  context:pd.DataFrame|None=None, # another pair's candles: adds its `context_features`
                  ) -> pd.DataFrame:
-    "The causal features of `feature_set` for every bar of `ohlcv`."
-    base = engineer_features(ohlcv, sentiment, timeframe)
-    if check_feature_set(feature_set) == "base": return base
-    return base.join(volatility_features(ohlcv, timeframe or infer_timeframe(ohlcv.index), theta, horizon))
+    "The causal features of `feature_set` for every bar of `ohlcv` (and of the context pair's, if given)."
+    timeframe = timeframe or infer_timeframe(ohlcv.index)
+    out = engineer_features(ohlcv, sentiment, timeframe)
+    if check_feature_set(feature_set) == "vol": out = out.join(volatility_features(ohlcv, timeframe, theta, horizon))
+    return out if context is None else out.join(context_features(ohlcv, context, timeframe))
 
 # %% ../nbs/03_features.ipynb #aa8df094
 @call_parse

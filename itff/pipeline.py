@@ -63,7 +63,8 @@ def prepare_data(cfg:ExperimentConfig, # symbol, timeframe, source, window, spli
             sent = sentiment_features(cfg.symbol, cfg.timeframe, index=ohlcv.index, delay=cfg.sentiment_delay)
     out, specs = {}, {name: replace(cfg, label=name).spec for name in labels}
     with stage("features"):   # one frame per barrier: the `vol` set's barrier inputs depend on a level label's
-        feats = {b: make_features(ohlcv, sent, cfg.timeframe, cfg.features, *b)
+        ctx = load_ohlcv(cfg.context, cfg.timeframe, cfg.source, days=days) if cfg.context else None
+        feats = {b: make_features(ohlcv, sent, cfg.timeframe, cfg.features, *b, context=ctx)
                  for b in {label_barrier(s) for s in specs.values()}}
     for name, spec in specs.items():
         with stage(f"dataset {name}"):

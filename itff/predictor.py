@@ -50,6 +50,7 @@ class Predictor:
         self.skill = "unknown" if has is None else ("ok" if has else "no_skill")   # the validation skill gate
         cfg = bundle.config
         self.spec = label_spec(m["label"]["name"], self.timeframe, m["horizon"], m["label"].get("theta"))
+        self.context = cfg.get("context")   # a context pair whose candles the inputs read (None: none)
         self.mc_samples, self.seed = int(mc_samples or cfg.get("mc_samples", 30)), int(cfg.get("seed", 0))
         self._samplers = [member_sampler(mm, self.seed + i) for i, mm in enumerate(bundle.models)]
         if warmup: self.warm_up()
@@ -75,6 +76,11 @@ class Predictor:
     def candles_needed(self) -> int:
         # consecutive bars a forecast needs
         return self.window + feature_warmup(self.timeframe, self.bundle.config.get("features", "base"))
+
+    @property
+    def candles_recommended(self) -> int:
+        # consecutive bars for features identical to training's (not only within 1e-3 of a training std)
+        return self.candles_needed + FEATURE_WARMUP
 
     @property
     def info(self) -> dict:
@@ -165,11 +171,20 @@ def last_run(ohlcv:pd.DataFrame, # validated candles
     breaks = np.flatnonzero(np.diff(ohlcv.index.as_unit("ns").asi8) != timeframe_delta(timeframe).value)
     return (ohlcv.iloc[breaks[-1] + 1:], True) if len(breaks) else (ohlcv, False)
 
+# %% ../nbs/24_predictor.ipynb #c8e03042
+@patch_to(Predictor)
+def _context(self, context:pd.DataFrame|None) -> pd.DataFrame|None:
+    "The context pair's validated candles, if the bundle reads them; `DataError` when they are needed and missing."
+    if self.context is None: return None
+    if context is None:
+        raise DataError(f"context: this model also reads {self.context}'s {self.timeframe} candles: pass them")
+    return validate_ohlcv(context, "context", self.timeframe)
+
 # %% ../nbs/24_predictor.ipynb #3679babe
 @patch_to(Predictor)
-def window_from_candles(self, candles:pd.DataFrame) -> tuple[np.ndarray, pd.Timestamp]:
-    ("The last (window, F) feature array built from `candles` (through `candle_windows`, as in training), "
-     "and the bar it ends at.")
+def window_from_candles(self, candles:pd.DataFrame, context:pd.DataFrame|None=None) -> tuple[np.ndarray, pd.Timestamp]:
+    ("The last (window, F) feature array built from `candles` (and the context pair's, if the bundle reads one) "
+     "through `candle_windows` as in training, and the bar it ends at.")
     ohlcv = validate_ohlcv(candles, "candles", self.timeframe)
     need, recent, gap = self.candles_needed, *last_run(ohlcv, self.timeframe)
     if len(recent) < need:
@@ -180,7 +195,8 @@ def window_from_candles(self, candles:pd.DataFrame) -> tuple[np.ndarray, pd.Time
                         f"got {len(recent)}" + (f" after a gap at {recent.index[0]}" if gap else ""))
     sent = (pd.DataFrame(0.0, index=recent.index, columns=SENTIMENT_COLUMNS)
             if any(f.startswith("sent_") for f in self.features) else None)
-    feats = candle_features(recent, sent, self.features, self.timeframe, self.spec, self.bundle.config["symbol"])
+    feats = candle_features(recent, sent, self.features, self.timeframe, self.spec, self.bundle.config["symbol"],
+                           self._context(context))
     last = candle_windows(recent, self.window, self.timeframe, features=feats, keep=lambda ix: ix == recent.index[-1])
     if len(last.y) == 0:
         raise DataError(f"candles: the features of the last {self.window} bars are not all finite (check the candles)")
@@ -192,11 +208,12 @@ def predict_candles(self,
                     candles:pd.DataFrame, # recent OHLCV rows with a timestamp
                     mc_samples:int|None=None, # MC passes per member (default: the predictor's)
                     allow_ood:bool=False, # decide even when the window is out of distribution
+                    context:pd.DataFrame|None=None, # the context pair's candles, if the bundle reads one
                    ) -> dict:
     "Forecast for the bar after the last of `candles` (OHLCV rows with a timestamp)."
-    x, last = self.window_from_candles(candles)
+    x, last = self.window_from_candles(candles, context)
     used = len(last_run(validate_ohlcv(candles, "candles", self.timeframe), self.timeframe)[0])
-    recommended = self.candles_needed + FEATURE_WARMUP
+    recommended = self.candles_recommended
     warning = None if used >= recommended else (f"{used} consecutive bars used; {recommended} recommended "
                                                 f"(window + {recommended - self.window}) for features "
                                                 f"identical to training's; with fewer they agree within 1e-3 "

@@ -33,9 +33,10 @@ def _bundle_windows(ohlcv, spec:LabelSpec, scaler, meta:dict, keep) -> Part:
     cfg = ExperimentConfig.from_meta(meta)
     sent = (sentiment_features(cfg.symbol, spec.timeframe, index=ohlcv.index, delay=cfg.sentiment_delay)
             if cfg.include_sentiment else None)
-    # the windows training could build: its warm-up, its pair's symbol inputs
+    ctx = load_ohlcv(cfg.context, spec.timeframe, cfg.source) if cfg.context else None   # as trained
+    # the windows training could build: its warm-up, its pair's symbol inputs, its context pair
     return candle_windows(ohlcv, meta["window"], spec.timeframe, spec, scaler, sentiment=sent, keep=keep,
-                          warmup=feature_warmup(spec.timeframe, cfg.features), symbol=cfg.symbol)
+                          warmup=feature_warmup(spec.timeframe, cfg.features), symbol=cfg.symbol, context=ctx)
 
 def _same_candles(meta:dict, candles:pd.DataFrame) -> bool:
     "Do `candles` hold exactly the bars the bundle was trained on (its recorded sha256)?"

@@ -243,7 +243,8 @@ def walk_forward(cfg:ExperimentConfig, # the experiment to evaluate
     if cfg.pool: raise ITFFError("walk-forward retrains one pair's model per fold: pooled models are not supported yet")
     if ohlcv is None:
         ohlcv, features = load_inputs(cfg.symbol, cfg.timeframe, cfg.source, cfg.include_sentiment,
-                                      sentiment_delay=cfg.sentiment_delay, feature_set=cfg.features, spec=cfg.spec)
+                                      sentiment_delay=cfg.sentiment_delay, feature_set=cfg.features, spec=cfg.spec,
+                                      context=cfg.context)
     val_start, test_start = split_boundaries(features.index, cfg.split)
     blocks = fold_blocks(test_start, features.index[-1] + timeframe_delta(cfg.timeframe), months, folds)
     out = Path(output or get_settings().reports_dir/"walkforward"/cfg.id)

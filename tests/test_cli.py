@@ -204,6 +204,29 @@ def test_pooled_gbm_one_model_two_pairs_each_calibrated_and_served(home):
     assert again["scores"]["model"]["brier"] == pytest.approx(trained["scores"]["model"]["brier"], abs=1e-9)
 
 
+def test_context_pair_inputs_are_built_alike_in_training_rescoring_and_serving(home):
+    "ETH with --context BTCUSDT: ctx_* inputs in the bundle; itff-evaluate and the Predictor (given BTC's candles) agree with training."
+    from itff.core import DataError
+    from itff.data import load_ohlcv
+    from itff.predictor import Predictor
+    r = run_cli("itff-train", "--symbol", "ETHUSDT", "--context", "BTCUSDT", "--label", "direction", "--model", "gbm",
+                "--n-boot", "50", cwd=home)
+    assert r.returncode == 0, r.stderr
+    bundle = home/"models/training/ETHUSDT_1h_direction_gbm"
+    meta = json.loads((bundle/"meta.json").read_text())
+    assert meta["config"]["context"] == "BTCUSDT" and {"ctx_ret_1", "ctx_corr_1d"} <= set(meta["features"])
+    r = run_cli("itff-evaluate", "--symbol", "ETHUSDT", "--label", "direction", "--model", "gbm", "--output", home/"again", cwd=home)
+    assert r.returncode == 0, r.stderr
+    again = json.loads((home/"again/ETHUSDT_1h_direction_gbm/metrics.json").read_text())
+    trained = json.loads((bundle.parent/"ETHUSDT_1h_direction_gbm_metrics.json").read_text())
+    assert again["scores"]["model"]["brier"] == pytest.approx(trained["scores"]["model"]["brier"], abs=1e-9)
+    preds = pd.read_csv(home/"reports/ETHUSDT_1h_direction_gbm/predictions.csv", index_col=0, parse_dates=True)
+    last, p = preds.index[-1], Predictor.load(path=bundle)
+    eth, btc = load_ohlcv("ETHUSDT", "1h").loc[:last], load_ohlcv("BTCUSDT", "1h").loc[:last]
+    with pytest.raises(DataError, match="also reads BTCUSDT's 1h candles"): p.predict_candles(eth)
+    assert p.predict_candles(eth, context=btc)["probability"] == pytest.approx(preds.p_model.iloc[-1], abs=1e-6)
+
+
 def test_train_and_evaluate_bad_input(home):
     before = snapshot(home)
     for args, message in [(["itff-train", "--model", "gru"], "unknown model type 'gru'"),
@@ -211,6 +234,7 @@ def test_train_and_evaluate_bad_input(home):
                           (["itff-train", "--features", "fancy"], "unknown feature set 'fancy'"),
                           (["itff-train", "--model", "gbm", "--ensemble", "3"], "gbm bags its own members"),
                           (["itff-train", "--symbols", "BTCUSDT", "--pooled"], "--pooled needs at least two --symbols"),
+                          (["itff-train", "--context", "btc/usdt"], "must differ from the pair(s) forecast"),
                           (["itff-walkforward", "--symbols", "BTCUSDT,ETHUSDT", "--pooled"], "pooled models are not supported yet"),
                           (["itff-pipeline", "--symbols", "BTCUSDT,ETHUSDT", "--pooled"], "use itff-train --pooled"),
                           (["itff-evaluate", "--label", "level_up"], "no trained model here")]:
