@@ -21,7 +21,7 @@ demo: install
 
 # Evaluation reports (papermill) of the demo bundles: reports/*.html, reports/index.html, reports/summary.csv.
 reports: install
-	$(BIN)/itff-reports --symbols BTCUSDT --timeframes 1h --labels direction,level_up --models lstm,transformer --workers 2
+	$(BIN)/itff-reports --symbols BTCUSDT --timeframes 1h --labels direction,level_up --models lstm,gbm,blend --workers 2
 
 # The Voila dashboard on http://127.0.0.1:8050 (basic auth when ITFF_DASH_USERNAME and ITFF_DASH_PASSWORD are set).
 dashboard: install

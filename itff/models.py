@@ -17,7 +17,7 @@ from keras import layers
 # %% auto #0
 __all__ = ['MODEL_TYPES', 'build_lstm', 'PositionalEncoding', 'LastStep', 'build_transformer', 'private_python_random',
            'build_model', 'mc_function', 'trace_count', 'mc_samples', 'ensemble_samples', 'binary_entropy',
-           'mc_summary', 'save_model', 'load_model']
+           'mc_summary', 'save_atomically', 'save_model', 'load_model']
 
 # %% ../nbs/07_models.ipynb #667da02a
 def build_lstm(window:int, # bars per input window
@@ -193,16 +193,23 @@ def mc_summary(samples:np.ndarray) -> dict[str, np.ndarray]:
             "mutual_info": np.maximum(h - eh, 0.0)}
 
 # %% ../nbs/07_models.ipynb #16a9a1dd
+def save_atomically(path, # the file to write
+                    suffix:str, # the ending it must have, e.g. '.keras'
+                    write, # writes the model to the path it is given
+                   ) -> Path:
+    "Let `write` save to a temporary sibling of `path`, then rename it into place: a reader never sees half a file."
+    path = Path(path)
+    if path.suffix != suffix: raise ITFFError(f"{path}: model files must end in {suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{suffix}")
+    write(tmp); tmp.replace(path)
+    return path
+
 def save_model(model, # the model
                path, # a .keras file
               ) -> Path:
     "Save `model` as a .keras file (atomically)."
-    path = Path(path)
-    if path.suffix != ".keras": raise ITFFError(f"{path}: model files must end in .keras")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp); tmp.replace(path)
-    return path
+    return save_atomically(path, ".keras", model.save)
 
 # %% ../nbs/07_models.ipynb #d30490e3
 def load_model(path):

@@ -123,13 +123,18 @@ def test_train_then_evaluate_reproduces_metrics(home):
     assert {p.name for p in (home/"reports/BTCUSDT_1h_direction_lstm").iterdir()} == {p.name for p in (home/"again/BTCUSDT_1h_direction_lstm").iterdir()}
 
 
+def candle_file(home, phi, n):
+    "(path, frame) of synthetic AR(1) candles written as a CSV in `home`."
+    from itff.train import synthetic_ohlcv
+    ohlcv = synthetic_ohlcv(phi, n=n)
+    ohlcv.reset_index().to_csv(home/"candles.csv", index=False)
+    return home/"candles.csv", ohlcv
+
+
 def test_gbm_on_volatility_inputs_trains_evaluates_and_serves(home):
     "A gbm bundle on the vol inputs: LightGBM text members, the touch formula beside the references, itff-evaluate and the Predictor agree."
-    from itff.train import synthetic_ohlcv
     from itff.predictor import Predictor
-    candles = home/"candles.csv"
-    ohlcv = synthetic_ohlcv(0.0, n=4000)
-    ohlcv.reset_index().to_csv(candles, index=False)
+    candles, ohlcv = candle_file(home, 0.0, 4000)
     r = run_cli("itff-train", "--source", candles, "--label", "level_up", "--model", "gbm", "--features", "vol",
                 "--window", "16", "--n-boot", "50", cwd=home)
     assert r.returncode == 0, r.stderr
@@ -153,11 +158,8 @@ def test_gbm_on_volatility_inputs_trains_evaluates_and_serves(home):
 
 def test_blend_bundle_scores_its_members_and_serves_as_evaluated(home):
     "A blend bundle (LSTM + gbm, stacked out of fold): its files, both members in the report, served as itff-evaluate scores it."
-    from itff.train import synthetic_ohlcv
     from itff.predictor import Predictor
-    candles = home/"candles.csv"
-    ohlcv = synthetic_ohlcv(0.3, n=3000)
-    ohlcv.reset_index().to_csv(candles, index=False)
+    candles, ohlcv = candle_file(home, 0.3, 3000)
     r = run_cli("itff-train", "--source", candles, "--label", "direction", "--model", "blend", "--epochs", "2",
                 "--window", "16", "--mc-samples", "5", "--n-boot", "50", cwd=home)
     assert r.returncode == 0, r.stderr
