@@ -175,7 +175,7 @@ def md_html(text:str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
 
 # %% ../nbs/30_dashboard.ipynb #9fe107b5
-MODEL_NAMES = {"lstm": "LSTM", "transformer": "Transformer"}
+MODEL_NAMES = {"lstm": "LSTM", "transformer": "Transformer", "gbm": "GBM family", "blend": "Blend"}
 
 # %% ../nbs/30_dashboard.ipynb #0a5406ff
 def decomposition_html(view:View) -> str:

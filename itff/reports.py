@@ -92,7 +92,9 @@ def report_facts(metrics:dict, # `evaluate_report`'s metrics
 FORECAST_NAMES = {"model": "{m} (calibrated)", "model_raw": "{m} (raw MC mean)",
                   "climatology": "climatology (validation base rate)",
                   "climatology_train": "climatology (training base rate)",
-                  "logistic": "logistic regression", "gbm": "gradient boosting"}
+                  "logistic": "logistic regression", "gbm": "gradient boosting",
+                  "touch_formula": "touch formula (Brownian barrier)", "member_deep": "blend member: LSTM",
+                  "member_gbm": "blend member: gbm"}
 
 # %% ../nbs/28_reports.ipynb #a4562176
 def comparison_table(metrics:dict, # `evaluate_report`'s metrics

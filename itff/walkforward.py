@@ -7,7 +7,7 @@ Docs: https://itff.github.io/itff/walkforward.html.md"""
 # %% auto #0
 __all__ = ['FORECASTS', 'JUDGED_REFERENCES', 'fold_blocks', 'fold_dataset', 'pooled_scores', 'plot_skill_by_fold', 'fold_row',
            'gate_followthrough', 'risk_followthrough', 'run_fold', 'walk_forward', 'walkforward_table',
-           'itff_walkforward', 'read_walkforward', 'judge_runs']
+           'itff_walkforward', 'read_walkforward', 'judge_runs', 'judged_table', 'itff_judge']
 
 # %% ../nbs/23_walkforward.ipynb #2e72b45a
 # no `from __future__ import annotations`: the CLIs' delegated options need real types for argparse
@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 from .core import *
 from .cluster import dask_client, run_tasks
-from .config import ExperimentConfig, experiment_options
+from .config import ExperimentConfig, experiment_options, list_option
 from .experiment import fit_and_score, load_inputs
 from .features import feature_warmup
 from .datasets import build_dataset, part_slice, part_span, split_boundaries
@@ -349,3 +349,45 @@ def judge_runs(runs:dict, # run name → its walk-forward predictions (`read_wal
     tab = compare(ys[baseline], probs, ref.p_climatology.to_numpy(), bootstrap_block(timeframe), n_boot, seed,
                   refs=(baseline, "ref_gbm", "climatology"), timeframe=timeframe)
     return tab.assign(n=len(common), first=common[0], last=common[-1])
+
+# %% ../nbs/23_walkforward.ipynb #3deedc28
+def judged_table(judged:dict, # cell name → `judge_runs` table
+                 baseline:str, # the baseline run's name
+                ) -> pd.DataFrame:
+    ("One row per cell and forecast: n, Brier [CI], BSS, ECE and its floor, p vs the baseline and vs the GBM reference "
+     "(Holm over every test of the table in brackets).")
+    rows = pd.concat({cell: t for cell, t in judged.items()}, names=["cell", "forecast"])
+    rows = add_holm(rows, [f"p_vs_{baseline}", "p_vs_ref_gbm"])
+    ci = lambda v, lo_hi: f"{v:.4f} [{lo_hi[0]:.4f}, {lo_hi[1]:.4f}]"
+    return pd.DataFrame({"n": rows.n.astype(int),
+                         "Brier [95% CI]": [ci(v, c) for v, c in zip(rows.brier, rows.brier_ci)],
+                         "BSS": rows.bss.map("{:+.4f}".format), "ECE": rows.ece.map("{:.4f}".format),
+                         "ECE floor": rows.ece_floor.map("{:.4f}".format),
+                         f"p vs {baseline} (Holm)": [format_p(p, h) for p, h in zip(rows[f"p_vs_{baseline}"],
+                                                                                  rows[f"p_vs_{baseline}_holm"])],
+                         "p vs GBM ref. (Holm)": [format_p(p, h) for p, h in zip(rows.p_vs_ref_gbm,
+                                                                                 rows.p_vs_ref_gbm_holm)]},
+                        index=rows.index)
+
+# %% ../nbs/23_walkforward.ipynb #13dcdc5d
+@call_parse
+def itff_judge(
+    runs:str=None, # comma-separated name=folder pairs: itff-walkforward outputs of one symbol, timeframe and label
+    baseline:str=None, # the run the others must beat (e.g. today's LSTM)
+    references:str=None, # the run whose references (gbm, logistic, touch formula) join the table
+    output:str=None, # also write the table here (CSV)
+    n_boot:int=300, # bootstrap resamples of the intervals
+    seed:int=0, # bootstrap seed
+):
+    "Judge walk-forward runs of several families on the bars all of them scored: scores [CI], paired tests (Holm)."
+    with cli_errors():
+        if not (runs and baseline and references): raise ITFFError("give --runs, --baseline and --references")
+        pairs = [p.split("=", 1) for p in list_option(runs)]
+        if any(len(p) != 2 for p in pairs): raise ITFFError(f"--runs: expected name=folder pairs, got {runs!r}")
+        read = {name.strip(): read_walkforward(folder) for name, folder in pairs}
+        tf = next(iter(read.values()))[1]["config"]["timeframe"]
+        t = judge_runs({k: v[0] for k, v in read.items()}, baseline, references, tf, n_boot, seed)
+        table = judged_table({"": t}, baseline).droplevel(0)
+        print(table.to_string())
+        if output: save_csv(table.reset_index(), output)
+        return table

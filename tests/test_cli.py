@@ -9,9 +9,10 @@ CLIS = {"itff-fetch-data": ["--symbol", "--timeframe", "--source", "--days", "--
         "itff-fetch-sentiment": ["--symbol", "--output", "--file"],
         "itff-engineer-features": ["--symbol", "--sentiment-file"],
         "itff-prepare-sequences": ["--symbol", "--features", "--save-metadata", "--scaler"],
-        "itff-train": ["--symbol", "--label", "--model", "--features", "--class-weight", "--threshold", "--mc-samples", "--epochs", "--ensemble"],
+        "itff-train": ["--symbol", "--symbols", "--pooled", "--context", "--label", "--model", "--features", "--class-weight", "--threshold", "--mc-samples", "--epochs", "--ensemble"],
         "itff-evaluate": ["--symbol", "--label", "--model", "--mc-samples", "--output"],
         "itff-walkforward": ["--symbol", "--label", "--model", "--months", "--folds", "--val-start", "--test-start", "--output"],
+        "itff-judge": ["--runs", "--baseline", "--references", "--output"],
         "itff-demo": ["--symbol"]}
 
 
@@ -264,6 +265,15 @@ def test_walkforward_cli(home):
     assert len(pd.read_csv(out/"predictions.csv")) == folds.n.sum()
     bad = run_cli("itff-walkforward", "--source", candles, "--folds", "0", cwd=home)
     assert bad.returncode == 2 and "at least 1 fold" in bad.stderr
+    r = run_cli("itff-judge", "--runs", f"one={out},two={out}", "--baseline", "one", "--references", "two", "--n-boot", "50",
+                "--output", home/"judged.csv", cwd=home)
+    assert r.returncode == 0, r.stderr
+    judged = pd.read_csv(home/"judged.csv").set_index("forecast")
+    assert judged.loc["one", "n"] == folds.n.sum() and judged.loc["one", "Brier [95% CI]"] == judged.loc["two", "Brier [95% CI]"]
+    assert judged.loc["ref_gbm", "BSS"] > 0 and "climatology" in judged.index      # the planted signal
+    for args, message in [(["--runs", f"one={home}"], "not a walk-forward folder"), (["--runs", "one"], "name=folder pairs")]:
+        bad = run_cli("itff-judge", *args, "--baseline", "one", "--references", "one", cwd=home)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
 
 
 def test_fetch_data_reads_candle_files_as_people_have_them(home):
