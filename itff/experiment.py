@@ -7,7 +7,8 @@ Docs: https://itff.github.io/itff/experiment.html.md"""
 # %% auto #0
 __all__ = ['load_inputs', 'experiment_dataset', 'sentiment_coverage', 'split_validation', 'stage_logger', 'bundle_meta',
            'record_validation', 'save_experiment', 'Fitted', 'train_members', 'score_members', 'fit_and_score',
-           'save_fitted', 'run_experiment', 'pooled_datasets', 'run_pooled', 'itff_train']
+           'save_fitted', 'run_experiment', 'pooled_inputs', 'pooled_datasets', 'fit_pooled', 'run_pooled',
+           'itff_train']
 
 # %% ../nbs/21_experiment.ipynb #4e257521
 # no `from __future__ import annotations`: the CLIs' delegated options need real types for argparse
@@ -276,22 +277,47 @@ def run_experiment(cfg:ExperimentConfig, # the experiment
                        log)
 
 # %% ../nbs/21_experiment.ipynb #3e4754c0
-def pooled_datasets(cfg:ExperimentConfig, # a pooled experiment (`cfg.pool`)
-                   ) -> dict:
-    "pair → (candles, dataset): symbol inputs, one calendar, one scaler over all pairs' rows before validation."
+def pooled_inputs(cfg:ExperimentConfig, # a pooled experiment (`cfg.pool`)
+                 ) -> dict:
+    "pair → (candles, features with the symbol inputs) of every pair of `cfg.pool`."
     inputs = {}
     for s in cfg.pool:
         ohlcv, feats = load_inputs(s, cfg.timeframe, cfg.source, cfg.include_sentiment,
                                    sentiment_delay=cfg.sentiment_delay, feature_set=cfg.features, spec=cfg.spec,
                                    context=cfg.context)
         inputs[s] = (ohlcv, with_symbol(feats, s, cfg.pool))
-    split = split_boundaries(inputs[cfg.pool[0]][1].index, cfg.split)   # dates, the same for every pair
+    return inputs
+
+def pooled_datasets(cfg:ExperimentConfig, # a pooled experiment (`cfg.pool`)
+                    inputs:dict|None=None, # `pooled_inputs(cfg)`, if already loaded
+                    split=None, # (val_start, test_start) dates (default: `cfg.split` on the first pair's bars)
+                   ) -> dict:
+    "pair → (candles, dataset): symbol inputs, one calendar, one scaler over all pairs' rows before validation."
+    inputs = inputs or pooled_inputs(cfg)
+    split = split or split_boundaries(inputs[cfg.pool[0]][1].index, cfg.split)   # dates, the same for every pair
     warm = feature_warmup(cfg.timeframe, cfg.features)
     scaler = pooled_scaler({s: f for s, (_, f) in inputs.items()}, split[0], warm)
     return {s: (o, build_dataset(o, f, cfg.spec, cfg.window, split, cfg.embargo, warm, scaler))
             for s, (o, f) in inputs.items()}
 
 # %% ../nbs/21_experiment.ipynb #71e11ee3
+def fit_pooled(cfg:ExperimentConfig, # a pooled experiment (`cfg.pool`)
+               data:dict, # `pooled_datasets`' output: pair → (candles, dataset)
+               progress:bool=True, # show training progress
+               log=print, # where progress lines go
+               stage=None, # a `stage_logger` (default: silent)
+              ) -> dict:
+    "pair → `Fitted`: one model trained on every pair's windows, calibrated, decided and scored per pair."
+    stage = stage or stage_logger(lambda s: None)
+    parts = {s: split_validation(ds.val, cfg.spec.horizon) for s, (_, ds) in data.items()}   # (early stopping, cal.)
+    train = concat_parts(ds.train for _, ds in data.values())
+    es = concat_parts(e for e, _ in parts.values())
+    log(f"{cfg.id}: pooled over {', '.join(cfg.pool)}: train {len(train.y):,}, early stopping {len(es.y):,}")
+    with stage("train"):
+        models, hists = train_members(replace(data[cfg.pool[0]][1], train=train, val=es), cfg, progress)
+    return {s: score_members(replace(cfg, symbol=s), models, hists, replace(ds, val=parts[s][1]), parts[s][0], ohlcv,
+                             stage) for s, (ohlcv, ds) in data.items()}
+
 def run_pooled(cfg:ExperimentConfig, # a pooled experiment (`cfg.pool`; `cfg.symbol` is any of its pairs)
                models_dir=None, # models root (default: the settings' models_dir)
                reports_dir=None, # reports root (default: the settings' reports_dir)
@@ -302,18 +328,8 @@ def run_pooled(cfg:ExperimentConfig, # a pooled experiment (`cfg.pool`; `cfg.sym
     "Train one model on every pair of `cfg.pool`; calibrate, decide, evaluate and save it per pair. pair → metrics."
     t0, stage = time.perf_counter(), stage or stage_logger(lambda s: None)
     with stage("data"): data = pooled_datasets(cfg)
-    parts = {s: split_validation(ds.val, cfg.spec.horizon) for s, (_, ds) in data.items()}   # (early stopping, cal.)
-    train = concat_parts(ds.train for _, ds in data.values())
-    es = concat_parts(e for e, _ in parts.values())
-    log(f"{cfg.id}: pooled over {', '.join(cfg.pool)}: train {len(train.y):,}, early stopping {len(es.y):,}")
-    with stage("train"):
-        models, hists = train_members(replace(data[cfg.pool[0]][1], train=train, val=es), cfg, progress)
-    out = {}
-    for s, (ohlcv, ds) in data.items():
-        one = replace(cfg, symbol=s)
-        f = score_members(one, models, hists, replace(ds, val=parts[s][1]), parts[s][0], ohlcv, stage)
-        out[s] = save_fitted(one, f, t0, models_dir, reports_dir, stage, log)
-    return out
+    return {s: save_fitted(replace(cfg, symbol=s), f, t0, models_dir, reports_dir, stage, log)
+            for s, f in fit_pooled(cfg, data, progress, log, stage).items()}
 
 # %% ../nbs/21_experiment.ipynb #946903d8
 @call_parse

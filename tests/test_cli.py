@@ -230,6 +230,19 @@ def test_context_pair_inputs_are_built_alike_in_training_rescoring_and_serving(h
     assert p.predict_candles(eth, context=btc)["probability"] == pytest.approx(preds.p_model.iloc[-1], abs=1e-6)
 
 
+def test_pooled_walkforward_writes_a_folder_per_pair(home):
+    "itff-walkforward --symbols BTCUSDT,ETHUSDT --pooled: one model per fold on both pairs, scored and written per pair."
+    r = run_cli("itff-walkforward", "--symbols", "BTCUSDT,ETHUSDT", "--pooled", "--label", "level_up", "--model", "gbm",
+                "--val-start", "2025-01-01", "--test-start", "2025-06-01", "--folds", "2", "--n-boot", "50",
+                "--output", home/"wf", cwd=home)
+    assert r.returncode == 0, r.stderr
+    folds = {s: pd.read_csv(home/f"wf/{s}_1h_level_up_gbm_pooled/folds.csv") for s in ("BTCUSDT", "ETHUSDT")}
+    assert all(len(f) == 2 for f in folds.values())
+    assert (folds["BTCUSDT"].train_last == folds["ETHUSDT"].train_last).all()              # one calendar per fold
+    assert (folds["BTCUSDT"].base_rate_test != folds["ETHUSDT"].base_rate_test).all()      # each pair's own bars
+    assert r.stdout.count("pooled") >= 2 and "ETHUSDT fold 2/2" in r.stdout
+
+
 def test_train_and_evaluate_bad_input(home):
     before = snapshot(home)
     for args, message in [(["itff-train", "--model", "gru"], "unknown model type 'gru'"),
@@ -238,7 +251,6 @@ def test_train_and_evaluate_bad_input(home):
                           (["itff-train", "--model", "gbm", "--ensemble", "3"], "gbm bags its own members"),
                           (["itff-train", "--symbols", "BTCUSDT", "--pooled"], "--pooled needs at least two --symbols"),
                           (["itff-train", "--context", "btc/usdt"], "must differ from the pair(s) forecast"),
-                          (["itff-walkforward", "--symbols", "BTCUSDT,ETHUSDT", "--pooled"], "pooled models are not supported yet"),
                           (["itff-pipeline", "--symbols", "BTCUSDT,ETHUSDT", "--pooled"], "use itff-train --pooled"),
                           (["itff-evaluate", "--label", "level_up"], "no trained model here")]:
         r = run_cli(*args, cwd=home)
