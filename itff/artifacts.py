@@ -69,13 +69,14 @@ def save_member(model, # a Keras model or an `itff.boosting.GBMMember`
     return {".txt": save_gbm, ".json": save_blend}.get(Path(path).suffix, save_model)(model, path)
 
 def load_member(path, # a file written by `save_member`
-                window:int, # bars per window (a GBM member's text model does not record it)
+                window:int|None, # bars per window (a GBM member's text model does not record it; Keras models do)
                ):
     "Load one member saved by `save_member`."
     from itff.models import load_model
     from itff.boosting import load_gbm
     from itff.blend import load_blend
     suffix = Path(path).suffix
+    if suffix in (".txt", ".json") and window is None: raise ITFFError(f"{path}: the bundle does not record its window")
     return load_gbm(path, window) if suffix == ".txt" else load_blend(path, window) if suffix == ".json" else \
         load_model(path)
 
@@ -179,7 +180,7 @@ def load_bundle(folder) -> Bundle:
     try:
         scaler = Scaler.load(folder/"scaler.json")
         cal = calibrator_from_dict(json.loads((folder/"calibrator.json").read_text()), str(folder/"calibrator.json"))
-        models = [load_member(folder/f, meta["window"]) for f in meta["model_files"]]
+        models = [load_member(folder/f, meta.get("window")) for f in meta["model_files"]]
         ood = load_ood(folder/"ood.npz") if (folder/"ood.npz").exists() else None
     except ITFFError as e: raise BundleError(f"{folder}: {e}") from e
     return Bundle(folder, models, scaler, cal, meta, metrics, bundle_sha(folder), ood)
