@@ -5,6 +5,8 @@
 FROM python:3.11-slim AS base
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 KERAS_BACKEND=jax
 WORKDIR /app
+# LightGBM's wheel (the gbm and blend families) links the OpenMP runtime, which the slim image lacks
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY itff/__init__.py itff/__init__.py
 RUN pip install ".[dashboard]" && pip uninstall -y itff

@@ -203,6 +203,7 @@ def run_fold(cfg_dict:dict, # the experiment, as `ExperimentConfig.to_dict()`
                       progress=False, log=lambda s: None)
     return fold_result(k, block, f)
 
+# %% ../nbs/23_walkforward.ipynb #0748f203
 def fold_result(k:int, # fold number (from 0)
                 block:tuple, # the fold's scoring block (start, end)
                 f, # the fold's `Fitted` result
@@ -211,6 +212,7 @@ def fold_result(k:int, # fold number (from 0)
     return {"row": fold_row(k, block, f), "predictions": predictions_frame(f.plots).assign(fold=k),
             "metrics": f.metrics | {"decision": f.decision, "fold": k}}
 
+# %% ../nbs/23_walkforward.ipynb #f79ddaac
 def run_pooled_fold(cfg_dict:dict, # a pooled experiment, as `ExperimentConfig.to_dict()`
                     inputs:dict, # `pooled_inputs`: pair → (candles, features)
                     k:int, # fold number (from 0)
@@ -223,6 +225,7 @@ def run_pooled_fold(cfg_dict:dict, # a pooled experiment, as `ExperimentConfig.t
     fitted = fit_pooled(replace(cfg, split=tuple(map(str, split))), data, progress=False, log=lambda s: None)
     return {s: fold_result(k, block, f) for s, f in fitted.items()}
 
+# %% ../nbs/23_walkforward.ipynb #0ea157d5
 def _fold_results(cfg, ohlcv, features, blocks, val_span, client, progress, log) -> list[dict]:
     "Every fold's result, in fold order: one Dask task per fold with a `client`, else one after the other here."
     if client is None:
@@ -279,6 +282,7 @@ def walk_forward(cfg:ExperimentConfig, # the experiment to evaluate
     out = Path(output or get_settings().reports_dir/"walkforward"/cfg.id)
     return _summarize_folds(cfg, results, len(blocks), months, out, t0, log)
 
+# %% ../nbs/23_walkforward.ipynb #986ecf22
 def _summarize_folds(cfg, results:list, n_blocks:int, months:int, out:Path, t0:float, log) -> dict:
     "Per-fold table with Holm, gate and risk follow-through, pooled scores, the OOD gate over all folds; written."
     for r in results: write_json(out/f"fold_{r['metrics']['fold']}"/"metrics.json", r["metrics"])
@@ -296,6 +300,7 @@ def _summarize_folds(cfg, results:list, n_blocks:int, months:int, out:Path, t0:f
     return {"folds": folds_df, "pooled": pooled, "predictions": preds, "folder": out, "ood": ood, "gate": gate,
             "risk": risk}
 
+# %% ../nbs/23_walkforward.ipynb #e9f26417
 def _walk_forward_pooled(cfg, months, folds, output, progress, log, t0) -> dict:
     "pair → walk-forward of one model per fold trained on every pair of `cfg.pool` (folds run here, in order)."
     inputs = pooled_inputs(cfg)

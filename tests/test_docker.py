@@ -69,6 +69,12 @@ class Replay:
     def run_shell(self, cmd:str):
         word = cmd.split()[0]
         if word in ("useradd", "chown"): return                  # users and ownership need a real image; USER is checked instead
+        if word in ("apt-get", "rm"):                            # system packages: the image installs them, this machine must have them
+            if cmd.split()[1] == "install":
+                pkgs = [w for w in cmd.split()[2:] if not w.startswith("-")]
+                missing = [p for p in pkgs if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode]
+                assert not missing, f"the image installs {missing}, which this machine lacks: the replay cannot stand in for them"
+            return
         assert word in ("pip", "mkdir", "python"), f"unexpected RUN command: {cmd}"
         r = subprocess.run(self.path(cmd), shell=True, cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=1500)
         assert r.returncode == 0, f"{cmd}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
