@@ -194,11 +194,10 @@ def score_members(cfg:ExperimentConfig, # the experiment
     "Calibrate and decide on the calibration part (a blend stacks its members there first), gate, score `ds.test`."
     spec, stage = cfg.spec, stage or stage_logger(lambda s: None)
     with stage("calibrate"):
-        # a blend stacks its members here (its own copy of the weights: a pooled blend stacks per pair); its
-        # calibrator reads the out-of-fold stacked forecasts
-        if cfg.model_type == "blend": models = [copy.copy(models[0])]
-        oof = models[0].fit(ds.val.X, ds.val.y, spec.horizon, cfg.mc_samples, cfg.seed) if cfg.model_type == "blend" \
-            else None
+        oof = None
+        if cfg.model_type == "blend":   # stacked here, on its own copy of the weights (a pooled blend stacks per pair);
+            models = [copy.copy(models[0])]   # its calibrator reads the out-of-fold stacked forecasts
+            oof = models[0].fit(ds.val.X, ds.val.y, spec.horizon, cfg.mc_samples, cfg.seed)
         cal, val_mc = calibrate_on_validation(models, ds, spec, cfg.mc_samples, cfg.seed, samples=oof)
         decision = choose_decisions(val_mc, cal, ds, ohlcv, spec, cfg.threshold, cfg.max_uncertainty, cfg.costs,
                                     cfg.seed, rule=cfg.decision_rule, precision_target=cfg.precision_target,

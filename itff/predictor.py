@@ -72,20 +72,22 @@ class Predictor:
 
     def _n(self, mc_samples) -> int: return self.mc_samples if mc_samples is None else int(mc_samples)
 
-    @property
-    def candles_needed(self) -> int:
-        # consecutive bars a forecast needs
-        return self.window + feature_warmup(self.timeframe, self.bundle.config.get("features", "base"))
-
-    @property
-    def candles_recommended(self) -> int:
-        # consecutive bars for features identical to training's (not only within 1e-3 of a training std)
-        return self.candles_needed + FEATURE_WARMUP
 
     @property
     def info(self) -> dict:
         return {**self.bundle.info(), "label": self.bundle.meta["label"]["definition"],
                 "threshold": self.threshold}
+
+# %% ../nbs/24_predictor.ipynb #d5ec201c
+@patch_to(Predictor, as_prop=True)
+def candles_needed(self) -> int:
+    "Consecutive bars a forecast needs: the window and its features' warm-up (longer for the `vol` inputs)."
+    return self.window + feature_warmup(self.timeframe, self.bundle.config.get("features", "base"))
+
+@patch_to(Predictor, as_prop=True)
+def candles_recommended(self) -> int:
+    "Consecutive bars for features identical to training's (not only within 1e-3 of a training std)."
+    return self.candles_needed + FEATURE_WARMUP
 
 # %% ../nbs/24_predictor.ipynb #e271797e
 def _check_window(x, window:int, n_features:int) -> np.ndarray:

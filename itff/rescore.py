@@ -28,15 +28,23 @@ from .sentiment import sentiment_features
 __all__ = ['check_out_of_sample', 'with_warmup', 'bundle_importance', 'evaluate_bundle', 'evaluate_saved', 'itff_evaluate']
 
 # %% ../nbs/22_rescore.ipynb #fac83957
-def _bundle_windows(ohlcv, spec:LabelSpec, scaler, meta:dict, keep) -> Part:
-    "The bundle's windows (its features, scaled with its scaler) ending at the valid bars where `keep(index)` holds."
+def _bundle_windows(ohlcv, spec:LabelSpec, scaler, meta:dict, ctx, keep) -> Part:
+    ("The bundle's windows (its features, scaled with its scaler; `ctx`: its context pair's candles) ending at the "
+     "valid bars where `keep(index)` holds.")
     cfg = ExperimentConfig.from_meta(meta)
     sent = (sentiment_features(cfg.symbol, spec.timeframe, index=ohlcv.index, delay=cfg.sentiment_delay)
             if cfg.include_sentiment else None)
-    ctx = load_ohlcv(cfg.context, spec.timeframe, cfg.source) if cfg.context else None   # as trained
     # the windows training could build: its warm-up, its pair's symbol inputs, its context pair
     return candle_windows(ohlcv, meta["window"], spec.timeframe, spec, scaler, sentiment=sent, keep=keep,
                           warmup=feature_warmup(spec.timeframe, cfg.features), symbol=cfg.symbol, context=ctx)
+
+def _reference_parts(known:pd.DataFrame, meta:dict, args) -> tuple[Part, Part]:
+    "The bundle's training windows and its calibration windows: where the references are fitted and recalibrated."
+    first, val_start = to_utc(meta["data_range"][0]), to_utc(meta["val_start"])
+    train = _bundle_windows(known, *args, keep=lambda ix: (ix >= first) & (ix < val_start))
+    v = meta.get("validation", {}).get("calibration") or meta["parts"]["val"]
+    cal_first, cal_last = to_utc(v["first"]), to_utc(v["last"])
+    return train, _bundle_windows(known, *args, keep=lambda ix: (ix >= cal_first) & (ix <= cal_last))
 
 def _same_candles(meta:dict, candles:pd.DataFrame) -> bool:
     "Do `candles` hold exactly the bars the bundle was trained on (its recorded sha256)?"
@@ -134,18 +142,14 @@ def evaluate_bundle(bundle, # the bundle folder
     start = to_utc(start) if start is not None else to_utc(meta["parts"]["test"]["first"])
     check_out_of_sample(meta, start, allow_in_sample)
     ohlcv = with_warmup(ohlcv, meta, start, prepend_history, log)
-    args = (spec, b.scaler, meta)
+    ctx = load_ohlcv(cfg.context, spec.timeframe, cfg.source) if cfg.context else None   # the context pair, as trained
+    args = (spec, b.scaler, meta, ctx)
     test = _bundle_windows(ohlcv, *args, keep=lambda ix: ix >= start)
     if len(test.y) == 0:
         raise DataError(f"{data}: no complete window ends at or after {start} "
                         f"(need {meta['window']} + warm-up bars and {spec.horizon} bars of future)")
-    first, val_start = to_utc(meta["data_range"][0]), to_utc(meta["val_start"])
     known = _training_candles(meta, ohlcv, same_training_data)
-    train = _bundle_windows(known, *args, keep=lambda ix: (ix >= first) & (ix < val_start))
-    # where the model was calibrated: the references are too
-    v = meta.get("validation", {}).get("calibration") or meta["parts"]["val"]
-    val = _bundle_windows(known, *args, keep=lambda ix: (ix >= to_utc(v["first"])) & (ix <= to_utc(v["last"])))
-    ds = SequenceDataset(train, val, test, b.scaler, meta)
+    ds = SequenceDataset(*_reference_parts(known, meta, args), test, b.scaler, meta)   # references as the model was
     n, thr, seed = mc_samples or cfg.mc_samples, b.decision["threshold"] if threshold is None else threshold, cfg.seed
     fc = forecast(b.models, b.calibrator, test.X, n, seed, ood=b.ood, chunk=chunk)
     # the touch formula reads both spans' candles; a blend's members are scored beside it
