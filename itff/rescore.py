@@ -38,6 +38,7 @@ def _bundle_windows(ohlcv, spec:LabelSpec, scaler, meta:dict, ctx, keep) -> Part
     return candle_windows(ohlcv, meta["window"], spec.timeframe, spec, scaler, sentiment=sent, keep=keep,
                           warmup=feature_warmup(spec.timeframe, cfg.features), symbol=cfg.symbol, context=ctx)
 
+# %% ../nbs/22_rescore.ipynb #e9c1e684
 def _reference_parts(known:pd.DataFrame, meta:dict, args) -> tuple[Part, Part]:
     "The bundle's training windows and its calibration windows: where the references are fitted and recalibrated."
     first, val_start = to_utc(meta["data_range"][0]), to_utc(meta["val_start"])
@@ -46,11 +47,13 @@ def _reference_parts(known:pd.DataFrame, meta:dict, args) -> tuple[Part, Part]:
     cal_first, cal_last = to_utc(v["first"]), to_utc(v["last"])
     return train, _bundle_windows(known, *args, keep=lambda ix: (ix >= cal_first) & (ix <= cal_last))
 
+# %% ../nbs/22_rescore.ipynb #e0795100
 def _same_candles(meta:dict, candles:pd.DataFrame) -> bool:
     "Do `candles` hold exactly the bars the bundle was trained on (its recorded sha256)?"
     first, last = to_utc(meta["data_range"][0]), to_utc(meta["data_range"][1])
     return sha256_frame(candles.loc[first:last]) == meta["ohlcv_sha256"]
 
+# %% ../nbs/22_rescore.ipynb #5020cd27
 def _training_candles(meta:dict, data:pd.DataFrame, same:bool=False) -> pd.DataFrame:
     "Candles covering the training range: `data` if it does (exactly the training bars if `same`), else the bundle's."
     first, val_start = to_utc(meta["data_range"][0]), to_utc(meta["val_start"])
