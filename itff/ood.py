@@ -16,14 +16,39 @@ from sklearn.neighbors import NearestNeighbors
 from .core import *
 
 # %% auto #0
-__all__ = ['window_summary', 'OODGate', 'fit_ood', 'shift_volatility', 'save_ood', 'load_ood']
+__all__ = ['window_summary', 'nearest_distances', 'OODGate', 'fit_ood', 'shift_volatility', 'save_ood', 'load_ood']
 
 # %% ../nbs/14_ood.ipynb #d0dfa736
 def window_summary(X:np.ndarray) -> np.ndarray:
     "(N, window, F) scaled windows → (N, 3F): last row, mean and standard deviation of each feature over the window."
     X = np.asarray(X, "float64")
     if X.ndim == 2: X = X[None]
-    return np.concatenate([X[:, -1], X.mean(axis=1), X.std(axis=1)], axis=1)
+    mean = X.mean(axis=1, keepdims=True); dev = X - mean          # X.std(axis=1), without its second mean
+    return np.concatenate([X[:, -1], mean[:, 0], np.sqrt((dev * dev).mean(axis=1))], axis=1)
+
+# %% ../nbs/14_ood.ipynb #78a3fdc5
+def nearest_distances(q:np.ndarray, # (d,) one point
+                      reference:np.ndarray, # (n, d) float64 points, n ≥ k
+                      k:int, # neighbours
+                      sq_norms:np.ndarray|None=None, # (n,) squared norms of the rows of `reference`, if at hand
+                      ref_t:np.ndarray|None=None, # `reference.T` as a C-contiguous (d, n) array, if at hand
+                     ) -> np.ndarray:
+    ("The (k,) Euclidean distances from `q` to its `k` nearest rows of `reference`, ascending and exact: "
+     "‖r‖² − 2q·r (one matrix-vector product) picks the candidates, widened by that formula's rounding bound, "
+     "and ‖q − r‖ measures them.")
+    q = np.asarray(q, "float64")
+    if sq_norms is None: sq_norms = np.einsum("ij,ij->i", reference, reference)
+    approx = sq_norms - 2 * (q @ (reference.T if ref_t is None else ref_t))   # ‖q − r‖² − ‖q‖²: same ranking
+    kth = np.partition(approx, k - 1)[k - 1]
+    # each term's rounding error is below (d + 2)·eps·(‖r‖ + ‖q‖)²: within twice that of the k-th, a row may be nearer
+    slack = 2 * (len(q) + 2) * np.finfo("float64").eps * (np.sqrt(sq_norms.max()) + np.sqrt(q @ q)) ** 2
+    d = reference.compress(approx <= kth + slack, axis=0) - q
+    return np.sqrt(np.sort(np.einsum("ij,ij->i", d, d))[:k])
+
+def _reference_arrays(reference:np.ndarray) -> tuple:
+    "`reference` as float64, its rows' squared norms and its transpose: the arrays `nearest_distances` reuses."
+    R = np.ascontiguousarray(reference, "float64")
+    return R, np.einsum("ij,ij->i", R, R), np.ascontiguousarray(R.T)
 
 # %% ../nbs/14_ood.ipynb #2e8646a9
 @dataclass
@@ -35,14 +60,21 @@ class OODGate:
     reference:np.ndarray                     # training windows in PCA space
     typical:float                            # their mean pairwise distance: the DI's unit
     threshold:float; k:int = 5; quantile:float = 0.99
+    few = 8   # windows up to which `score` measures the distances itself (scikit-learn's `kneighbors` beyond)
 
     def project(self, X) -> np.ndarray:
         return ((window_summary(X) - self.center) / self.spread - self.pca_mean) @ self.components.T
 
     def score(self, X) -> np.ndarray:
         "Mean distance to the `k` nearest training windows, in units of their typical distance."
+        Q = self.project(X)
+        if len(Q) <= self.few and np.isfinite(Q).all():   # a forecast's few windows: exact distances, in NumPy
+            if getattr(self, "_of", None) is not self.reference:   # the reference's arrays, made once
+                self._of, self._arrays = self.reference, _reference_arrays(self.reference)
+            R, sq, rt = self._arrays
+            return np.array([nearest_distances(q, R, self.k, sq, rt).mean() for q in Q]) / self.typical
         if not hasattr(self, "_nn"): self._nn = NearestNeighbors(n_neighbors=self.k).fit(self.reference)
-        return self._nn.kneighbors(self.project(X))[0].mean(axis=1) / self.typical
+        return self._nn.kneighbors(Q)[0].mean(axis=1) / self.typical
 
     def __call__(self, X) -> tuple[np.ndarray, np.ndarray]:
         "(ood_score, in_distribution) of windows `X`."

@@ -29,11 +29,16 @@ def member_sampler(model, # a bundle member: a Keras model, a `GBMMember` or a `
                   ):
     ("`batch → probabilities` for n copies of one scaled window (n, W, F): a deep member's n MC-dropout samples "
      "(jitted, on its own copy of the weights: Keras's fit/predict donate the model's), a GBM member's one, "
-     "a blend's n stacked ones.")
-    if not isinstance(model, keras.Model): return lambda batch: model.samples(batch[:1], len(batch), seed)[:, 0]
+     "a blend's n stacked ones. Its `launch` starts the same pass and returns without waiting for a deep member's.")
+    if not isinstance(model, keras.Model):
+        sample = lambda batch: model.samples(batch[:1], len(batch), seed)[:, 0]
+        sample.launch = sample
+        return sample
     own = lambda xs: [jnp.array(x, copy=True) for x in xs]
     f, tv, ntv = mc_function(model), own(v.value for v in model.trainable_variables), own(_seed_states(model, seed))
-    return lambda batch: np.asarray(f(tv, ntv, batch))
+    sample = lambda batch: np.asarray(f(tv, ntv, batch))
+    sample.launch = lambda batch: f(tv, ntv, batch)   # the same pass, not waited for: JAX runs it in the background
+    return sample
 
 # %% ../nbs/24_predictor.ipynb #45208b43
 class Predictor:
@@ -96,9 +101,9 @@ def _check_window(x, window:int, n_features:int) -> np.ndarray:
     except (TypeError, ValueError) as e: raise DataError(f"sequence: not a numeric array ({e})") from e
     if x.ndim != 2 or x.shape != (window, n_features):
         raise DataError(f"sequence: expected shape ({window}, {n_features}) = window × features, got {x.shape}")
+    if np.isfinite(x).all(): return x
     bad = np.argwhere(~np.isfinite(x))
-    if len(bad): raise DataError(f"sequence: row {bad[0][0]}, feature {bad[0][1]} is {x[tuple(bad[0])]} (NaN or inf)")
-    return x
+    raise DataError(f"sequence: row {bad[0][0]}, feature {bad[0][1]} is {x[tuple(bad[0])]} (NaN or inf)")
 
 @patch_to(Predictor)
 def samples(self,
@@ -118,11 +123,20 @@ def _checked_n(self, mc_samples) -> int:
 def _scaled(self, window) -> np.ndarray:
     return self.bundle.scaler.transform(_check_window(window, self.window, len(self.features)))
 
+# %% ../nbs/24_predictor.ipynb #1d7b98e3
 @patch_to(Predictor)
 def _mc(self, x:np.ndarray, n:int) -> np.ndarray:
     "Pooled MC probabilities of one scaled window."
+    return self._collect(self._launch(x, n))
+
+@patch_to(Predictor)
+def _launch(self, x:np.ndarray, n:int) -> list:
+    "Start the MC passes of one scaled window (JAX runs them in the background; `_collect` waits for them)."
     batch = np.broadcast_to(x, (n, *x.shape))
-    return np.concatenate([s(batch) for s in self._samplers])
+    return [s.launch(batch) for s in self._samplers]
+
+@patch_to(Predictor)
+def _collect(self, pending:list) -> np.ndarray: return np.concatenate([np.asarray(p) for p in pending])
 
 # %% ../nbs/24_predictor.ipynb #222b1759
 @patch_to(Predictor)
@@ -155,7 +169,9 @@ def predict_window(self,
     ("Calibrated probability, MC mean/std, entropy, mutual information, out-of-distribution score "
      "and decision for one (window, F) array.")
     n, x = self._checked_n(mc_samples), self._scaled(window)   # scaled once, for the MC passes and the gate
-    draws, ood = self._mc(x, n), self._ood_verdict(x)
+    pending = self._launch(x, n)                 # JAX runs the MC passes in the background …
+    ood = self._ood_verdict(x)                   # … while this thread scores the window against the gate
+    draws = self._collect(pending)
     s = mc_summary(draws[:, None])
     p = float(self.bundle.calibrator(s["mean"])[0])
     return {"probability": p, "mc_mean": float(s["mean"][0]), "mc_std": float(s["std"][0]),
