@@ -14,7 +14,7 @@ from fastcore.basics import patch_to
 from fastcore.script import call_parse
 from matplotlib.figure import Figure
 from .core import *
-from .artifacts import bundle_sha, stored_config, stored_decision
+from .artifacts import bundle_folders, bundle_sha, check_meta, stored_config, stored_decision
 from .backtest import Costs, backtest, plot_backtest
 from .labels import LabelSpec
 from .data import CandleCache, load_ohlcv
@@ -27,27 +27,33 @@ from .predictor import Predictor
 from .predlog import monitor_path
 
 # %% auto #0
-__all__ = ['BUNDLE_COLUMNS', 'EMPTY_STATE', 'MODEL_NAMES', 'STYLE', 'PANELS', 'APP_SOURCE', 'AUTH_COOKIE', 'VOILA_OPTIONS',
-           'find_bundles', 'View', 'load_view', 'view_costs', 'trade_return', 'at_threshold', 'png', 'static_figures',
-           'threshold_figures', 'view_candles', 'live_forecast', 'md_html', 'decomposition_html', 'importance_html',
-           'stats_html', 'live_html', 'trust_html', 'monitor_html', 'Dashboard', 'info_html', 'app_notebook',
-           'dashboard_credentials', 'check_basic_auth', 'voila_app', 'absolute_settings_env', 'itff_dashboard']
+__all__ = ['BUNDLE_COLUMNS', 'EMPTY_STATE', 'MODEL_NAMES', 'STYLE', 'PANELS', 'APP_SOURCE', 'OFF_HOST', 'KERNEL_IDLE_S',
+           'AUTH_COOKIE', 'VOILA_OPTIONS', 'find_bundles', 'View', 'load_view', 'view_costs', 'trade_return',
+           'at_threshold', 'png', 'static_figures', 'threshold_figures', 'view_candles', 'live_forecast',
+           'refused_html', 'md_html', 'decomposition_html', 'importance_html', 'stats_html', 'live_html', 'trust_html',
+           'monitor_html', 'Dashboard', 'info_html', 'app_notebook', 'dashboard_credentials', 'check_basic_auth',
+           'offline_templates', 'kernel_options', 'voila_app', 'absolute_settings_env', 'itff_dashboard']
 
 # %% ../nbs/31_dashboard.ipynb #0db5a72a
 BUNDLE_COLUMNS = ["id", "symbol", "timeframe", "label", "model", "path"]
 
 # %% ../nbs/31_dashboard.ipynb #4e3d0c81
-def find_bundles(models_dir=None) -> pd.DataFrame:
-    "One row per bundle under `models_dir/training`: id, symbol, timeframe, label, model type and folder."
+def find_bundles(models_dir=None, # the models root (default: the settings' `models_dir`)
+                ) -> tuple[pd.DataFrame, dict[str, str]]:
+    ("One row per usable bundle under `models_dir/training` (id, symbol, timeframe, label, model type, folder), "
+     "and the refused ones, {folder name: why}.")
+    folders, refused = bundle_folders(models_dir or get_settings().models_dir)
     rows = []
-    for p in sorted(Path(models_dir or get_settings().models_dir).glob("training/*/meta.json")):
-        # unreadable: not offered (the API's /health names such bundles)
-        try: m = json.loads(p.read_text())
-        except (OSError, ValueError): continue
+    for d in folders:
+        p = d/"meta.json"
+        try: m = check_meta(json.loads(p.read_text()), p)
+        except OSError as e: refused[d.name] = f"{p}: {e.strerror or e}"; continue
+        except ValueError as e: refused[d.name] = f"{p}: not JSON ({e})"; continue
+        except ITFFError as e: refused[d.name] = str(e); continue
         c = stored_config(m)
-        rows.append({"id": m.get("id", p.parent.name), "symbol": c["symbol"], "timeframe": m["timeframe"],
-                     "label": m["label"]["name"], "model": c["model_type"], "path": str(p.parent)})
-    return pd.DataFrame(rows, columns=BUNDLE_COLUMNS)
+        rows.append({"id": m.get("id", d.name), "symbol": c["symbol"], "timeframe": m["timeframe"],
+                     "label": m["label"]["name"], "model": c["model_type"], "path": str(d)})
+    return pd.DataFrame(rows, columns=BUNDLE_COLUMNS), dict(sorted(refused.items()))
 
 # %% ../nbs/31_dashboard.ipynb #bb53374f
 @dataclass
@@ -167,6 +173,14 @@ EMPTY_STATE = ('<div class="itff-empty" style="max-width:900px"><h3>No trained m
                '<p>or <code>itff-pipeline --labels direction,level_up --models lstm,transformer</code>\n'
                'then <code>itff-reports</code>. Set <code>ITFF_HOME</code> if your models live elsewhere.</p></div>')
 
+# %% ../nbs/31_dashboard.ipynb #3355e672
+def refused_html(refused:dict[str, str]) -> str:
+    "A note naming the refused bundles, each with why (`find_bundles`), as HTML; empty when none."
+    if not refused: return ""
+    items = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(v)}</li>" for k, v in refused.items())
+    return (f'<div class="itff-refused" style="color:#9a3412"><p><b>{len(refused)} refused bundle'
+            f'{"s" if len(refused) > 1 else ""}</b>, not offered (fix or retrain them):</p><ul>{items}</ul></div>')
+
 # %% ../nbs/31_dashboard.ipynb #6456d746
 def _html_table(df:pd.DataFrame, cls:str) -> str: return df.to_html(classes=cls, border=0, escape=True)
 
@@ -273,11 +287,14 @@ class Dashboard:
         self.env = env
         if home is not None and not env.get("ITFF_HOME"): env["ITFF_HOME"] = str(home)
         self.settings, self.source = get_settings(env), candles_source
-        self.bundles, self.summary = find_bundles(self.settings.models_dir), read_summary(self.settings.reports_dir)
+        (self.bundles, self.refused), self.summary = (find_bundles(self.settings.models_dir),
+                                                      read_summary(self.settings.reports_dir))
         self.view, self._candles = None, {}
         self.widget = self._empty() if self.bundles.empty else self._build()
 
     def _empty(self):
+        if self.refused:   # bundles there, none usable
+            return self.w.HTML(f'<div class="itff-empty"><h3>No usable bundles</h3>{refused_html(self.refused)}</div>')
         return self.w.HTML(EMPTY_STATE.format(models=self.settings.models_dir.resolve()))
 
 # %% ../nbs/31_dashboard.ipynb #8139d89b
@@ -294,7 +311,7 @@ def _build(self):
     self.images = {k: w.Image(format="png", layout=w.Layout(width="100%" if k != "backtest" else "75%"))
                    for k in PANELS}
     self.images["live_reliability"] = w.Image(format="png", layout=w.Layout(width="50%"))
-    self.refresh = w.Button(description="Refresh forecast")
+    self.refresh = w.Button(description="Refresh forecast", icon="refresh")
     for k, x in [*self.sel.items(), ("threshold", self.threshold), ("refresh", self.refresh),
                  *self.html.items(), *self.images.items()]:
         x.add_class(f"itff-{k}")
@@ -312,7 +329,8 @@ def _layout(self):
                      layout=w.Layout(grid_template_columns="repeat(2, 1fr)", grid_gap="8px"))
     title = w.HTML(f"{STYLE}<h2>ITFF dashboard</h2><p>{len(self.bundles)} bundles under "
                    f"<code>{self.settings.models_dir.resolve()}</code>; "
-                   f"{len(self.summary)} reports in <code>{self.settings.reports_dir.resolve()}</code>.</p>")
+                   f"{len(self.summary)} reports in <code>{self.settings.reports_dir.resolve()}</code>.</p>"
+                   + refused_html(self.refused))
     section = lambda t: w.HTML(f"<h3>{t}</h3>")
     return w.VBox([title, w.HBox(list(self.sel.values())), self.html["status"], self.html["info"],
                    section("Scores beside the baselines"), self.html["metrics"],
@@ -449,6 +467,49 @@ def check_basic_auth(header:str|None, # the request's `Authorization` header
     ok_user = hmac.compare_digest(user.encode(), credentials[0].encode())
     return bool(sep) & ok_user & hmac.compare_digest(pw.encode(), credentials[1].encode())
 
+# %% ../nbs/31_dashboard.ipynb #f6eaed1f
+# a stylesheet or script tag whose URL names another host (http://, https:// or protocol-relative //)
+OFF_HOST = re.compile(r'[ \t]*<(?:link|script)\b[^>]*\b(?:href|src)="(?:https?:)?//[^"]*"[^>]*>'
+                      r'(?:\s*</script>)?[ \t]*\n?')
+
+# %% ../nbs/31_dashboard.ipynb #3effca0e
+def offline_templates(paths:list, # Voila's template folders, the first that has a template wins
+                      dest, # an empty folder for the stripped copies
+                     ) -> list[str]:
+    "`paths` with, ahead of each folder, copies of its templates that drop every tag loading from another host."
+    out = []
+    for p in map(Path, paths):
+        mirror = Path(dest)/p.relative_to(p.anchor)
+        for f in sorted(p.glob("*.htm*")) if p.is_dir() else []:   # page.html, index.html.j2 …
+            text = f.read_text()
+            if OFF_HOST.search(text):
+                mirror.mkdir(parents=True, exist_ok=True); (mirror/f.name).write_text(OFF_HOST.sub("", text))
+        out += [str(mirror), str(p)]
+    return out
+
+# %% ../nbs/31_dashboard.ipynb #15d2edae
+KERNEL_IDLE_S = 600   # the default of ITFF_DASH_KERNEL_IDLE_S
+
+# %% ../nbs/31_dashboard.ipynb #6489713a
+def kernel_options(env=None) -> list[str]:
+    "Voila options culling kernels with no page connected after `ITFF_DASH_KERNEL_IDLE_S` idle seconds (0: never)."
+    text = ((os.environ if env is None else env).get("ITFF_DASH_KERNEL_IDLE_S") or str(KERNEL_IDLE_S)).strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ITFFError(f"ITFF_DASH_KERNEL_IDLE_S={text!r} is not a whole number of seconds (0: never cull kernels)")
+    idle = int(text)
+    return [f"--MappingKernelManager.cull_idle_timeout={idle}", "--MappingKernelManager.cull_connected=False",
+            f"--MappingKernelManager.cull_interval={max(1, min(60, idle // 2))}"] if idle else []
+
+# %% ../nbs/31_dashboard.ipynb #1c6017f9
+def _with_xsrf_cookie(handler):
+    "Voila's page `handler`, also setting the `_xsrf` cookie that the page's shutdown request sends back as its token."
+    class Page(handler):
+        async def prepare(self, *args, **kw):
+            await super().prepare(*args, **kw)
+            if not self._finished: _ = self.xsrf_token   # reading it sets the cookie when the request has none
+    Page.__name__ = Page.__qualname__ = handler.__name__
+    return Page
+
 # %% ../nbs/31_dashboard.ipynb #3dc570ae
 AUTH_COOKIE = "itff_dash"
 
@@ -468,15 +529,23 @@ def _guarded(handler, credentials):
     return Guarded
 
 def voila_app():
-    "A Voila application class with `/health` and optional basic auth."
+    "A Voila application class with `/health`, optional basic auth, no CDN links and pages that end their kernel."
     from tornado.web import RequestHandler
     from jupyter_server.utils import url_path_join
     from voila.app import Voila
+    from voila.handler import VoilaHandler
     class Health(RequestHandler):
-        def get(self): self.write({"status": "ok", "bundles": len(find_bundles())})
+        def get(self):
+            found, refused = find_bundles()
+            self.write({"status": "ok", "bundles": len(found), "failed": refused})
     class ITFFVoila(Voila):
+        def setup_template_dirs(self):
+            super().setup_template_dirs()
+            self.template_paths = offline_templates(self.template_paths, tempfile.mkdtemp(prefix="itff-voila-"))
         def init_handlers(self):
             handlers, creds = super().init_handlers(), dashboard_credentials()
+            handlers = [(h[0], _with_xsrf_cookie(h[1]), *h[2:]) if issubclass(h[1], VoilaHandler) else h
+                        for h in handlers]
             if creds: handlers = [(h[0], _guarded(h[1], creds), *h[2:]) for h in handlers]
             return [(url_path_join(self.server_url, "/health"), Health), *handlers]
     return ITFFVoila
@@ -502,14 +571,15 @@ def itff_dashboard(
     notebook:str=None, # the Voila notebook (default: the app notebook shipped in itff)
     theme:str="light", # light or dark
 ):
-    "Serve the ITFF dashboard with Voila: basic auth from ITFF_DASH_USERNAME/ITFF_DASH_PASSWORD, /health without auth."
+    ("Serve the ITFF dashboard with Voila: basic auth from ITFF_DASH_USERNAME/ITFF_DASH_PASSWORD, /health without "
+     "auth, kernels of closed pages culled after ITFF_DASH_KERNEL_IDLE_S idle seconds.")
     import nbformat
     with cli_errors():
-        dashboard_credentials()
+        dashboard_credentials(); culling = kernel_options()
         if notebook and not Path(notebook).is_file(): raise ITFFError(f"{notebook}: no such notebook")
         os.environ.update(absolute_settings_env())
         if not notebook:
             notebook = Path(tempfile.mkdtemp(prefix="itff-dashboard-"))/"app.ipynb"
             nbformat.write(app_notebook(), notebook)
     voila_app().launch_instance(argv=[str(notebook), f"--port={port}", f"--Voila.ip={host}", "--no-browser",
-                                      f"--theme={theme}", *VOILA_OPTIONS])
+                                      f"--theme={theme}", *VOILA_OPTIONS, *culling])

@@ -1,6 +1,8 @@
 """The Voila dashboard for real: itff-dashboard on a loopback port, driven by Debian's chromium through Playwright."""
-import json, os, re, shutil, socket, subprocess, time
+import json, os, shutil, socket, subprocess, time
+from urllib.parse import urlsplit
 import httpx
+import psutil
 import pandas as pd
 import pytest
 from conftest import BIN, run_cli
@@ -38,7 +40,23 @@ def dash_home(tiny_home, tmp_path_factory):
                 "--n-boot", "40", "--workers", "2", cwd=home, env={"ITFF_HOME": str(home)})
     assert r.returncode == 0, r.stdout + r.stderr
     served_forecasts(home, tiny_home/"btcusdt_candles.csv")
+    malformed_bundles(home/"models/training")
     return home
+
+
+def malformed_bundles(training):
+    "Two bundles whose meta.json is malformed but whose hashes.json verifies: one without config.symbol, one a JSON list."
+    from itff.artifacts import verify_bundle
+    from itff.core import sha256_file
+    good = json.loads((training/"BTCUSDT_1h_direction_lstm/meta.json").read_text())
+    for name, meta in [("BROKEN_no_symbol", {**good, "config": {k: v for k, v in good["config"].items() if k != "symbol"}}),
+                       ("BROKEN_list", [good])]:
+        d = training/name
+        shutil.copytree(training/"BTCUSDT_1h_direction_lstm", d)
+        (d/"meta.json").write_text(json.dumps(meta))
+        files = {f.name: sha256_file(f) for f in sorted(d.iterdir()) if f.is_file() and f.name != "hashes.json"}
+        (d/"hashes.json").write_text(json.dumps({"algorithm": "sha256", "files": files}))
+        verify_bundle(d)                     # its hashes hold: only the content is wrong
 
 
 def served_forecasts(home, candles):
@@ -67,7 +85,11 @@ def server(dash_home, tmp_path_factory):
 
 def test_basic_auth_and_health(server):
     health = httpx.get(f"{server}/health")
-    assert health.status_code == 200 and health.json() == {"status": "ok", "bundles": 3}
+    assert health.status_code == 200, health.text                              # the malformed bundles do not take it down
+    body = health.json()
+    assert (body["status"], body["bundles"], sorted(body["failed"])) == ("ok", 3, ["BROKEN_list", "BROKEN_no_symbol"]), body
+    assert body["failed"]["BROKEN_no_symbol"].endswith("BROKEN_no_symbol/meta.json: missing key 'symbol' in 'config'"), body
+    assert "BROKEN_list/meta.json: not a JSON object" in body["failed"]["BROKEN_list"], body
     for auth in (None, (USER, "wrong"), ("bob", PASSWORD)):
         for path in ("/", "/voila/static/voila.js", "/api/kernels/0123"):
             r = httpx.get(server + path, auth=auth)
@@ -84,16 +106,39 @@ def browser():
         b.close()
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def off_loopback(url):
+    "Is `url` a request that leaves this machine (anything but loopback http/ws, data: and blob:)?"
+    u = urlsplit(url)
+    return not (u.scheme in ("data", "blob") or (u.scheme in ("http", "https", "ws", "wss") and u.hostname in LOCAL_HOSTS))
+
+
 def open_page(browser, url, problems, **ctx):
-    "A page that records console errors and any request leaving loopback (the Voila template links Font Awesome from a CDN: stubbed)."
+    "A page that records console errors, page errors, failed requests and any request leaving loopback into `problems`."
     page = browser.new_context(viewport={"width": 1300, "height": 4200}, **ctx).new_page()
-    page.route(re.compile(r"https://cdn\.jsdelivr\.net/npm/@fortawesome/.*\.css"), lambda r: r.fulfill(status=200, content_type="text/css", body=""))
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text} ({m.location.get('url')})") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:", "https://cdn.jsdelivr.net/npm/@fortawesome/"))
-            else problems.append(f"request off loopback: {r.url}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} ({r.failure})"))
+    page.on("request", lambda r: problems.append(f"request off loopback: {r.url}") if off_loopback(r.url) else None)
+    page.on("websocket", lambda w: problems.append(f"websocket off loopback: {w.url}") if off_loopback(w.url) else None)
     page.goto(url, timeout=120_000)
     return page
+
+
+def kernel_id(page):
+    "The id of the Voila kernel behind `page`."
+    return page.evaluate("() => JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
+
+
+def kernel_gone(url, kid, within, auth=None):
+    "Does the server stop knowing kernel `kid` (404 on /api/kernels/<id>) within `within` seconds?"
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if httpx.get(f"{url}/api/kernels/{kid}", auth=auth, timeout=10).status_code == 404: return True
+        time.sleep(0.5)
+    return False
 
 
 def text(page, cls): return page.inner_text(f".itff-{cls}")
@@ -109,6 +154,9 @@ def test_dashboard_in_the_browser(server, browser, tmp_path, dash_home):
     assert "BTCUSDT_1h_direction_lstm" in text(page, "info") and "paired tests together" in text(page, "verdict")
     assert text(page, "skill").startswith(("yes (p=", "NO (p="))                 # the skill gate is shown
     assert page.locator(".itff-reports table tbody tr").count() == 2          # summary.csv: BTC and ETH direction
+    refused = text(page, "refused")                                             # the malformed bundles, named with why
+    assert "BROKEN_no_symbol" in refused and "missing key 'symbol'" in refused and "BROKEN_list" in refused, refused
+    assert page.locator(".itff-symbol select option").all_inner_texts() == ["BTCUSDT", "ETHUSDT"]
     prob = float(text(page, "probability"))
     assert 0 < prob < 1 and text(page, "decision") in ("act", "no signal")
     assert text(page, "ood") in ("in distribution", "out of distribution")   # the gate's verdict on the live forecast
@@ -141,7 +189,13 @@ def test_dashboard_in_the_browser(server, browser, tmp_path, dash_home):
     assert "At the slider's" in text(page, "live")
     page.screenshot(path=str(tmp_path/"dashboard_after.png"), full_page=True)
     assert not page.locator(".itff-error").count()
+    # the Refresh button's icon is drawn with Font Awesome from Voila's own bundle, not from a CDN
+    assert page.evaluate("() => [...document.fonts].some(f => f.family.startsWith('Font Awesome') && f.status === 'loaded')")
     assert problems == [], problems
+    kid, auth = kernel_id(page), (USER, PASSWORD)
+    assert httpx.get(f"{server}/api/kernels/{kid}", auth=auth).json()["connections"] >= 1
+    page.close(run_before_unload=True)       # a tab that closes tells Voila, which shuts its kernel down at once
+    assert kernel_gone(server, kid, 20, auth), "the closed page's kernel still runs"
 
 
 def test_empty_state(tmp_path, browser):
@@ -154,4 +208,39 @@ def test_empty_state(tmp_path, browser):
         assert "No trained models yet" in page.inner_text(".itff-empty") and "make demo" in page.inner_text(".itff-empty")
         page.screenshot(path=str(tmp_path/"dashboard_empty.png"))
         assert problems == [], problems
+    finally: proc.terminate(); proc.wait(20); log.close()
+
+
+def ipykernels(proc):
+    "The kernel processes under the dashboard's process."
+    out = []
+    for p in psutil.Process(proc.pid).children(recursive=True):
+        try:
+            if "ipykernel" in " ".join(p.cmdline()): out.append(p)
+        except psutil.Error: pass    # ended meanwhile
+    return out
+
+
+def test_abandoned_kernels_are_culled(dash_home, browser, tmp_path):
+    "A page gone without a goodbye (a crashed tab) leaves a kernel culled after ITFF_DASH_KERNEL_IDLE_S; an open page keeps its own."
+    log = open(tmp_path/"dashboard.log", "w")
+    proc, url = start_dashboard(dash_home, log, ITFF_DASH_KERNEL_IDLE_S="8")
+    try:
+        problems = []
+        page = open_page(browser, url, problems)
+        page.wait_for_selector(".itff-probability", timeout=120_000)
+        kid = kernel_id(page)
+        assert len(ipykernels(proc)) == 1
+        time.sleep(20)                                                          # idle past the timeout, but connected
+        assert httpx.get(f"{url}/api/kernels/{kid}").status_code == 200
+        page.select_option(".itff-label select", "level_up")                    # and the page still works
+        page.wait_for_function("() => document.querySelector('.itff-live').innerText.includes('BTCUSDT_1h_level_up_lstm')", timeout=60_000)
+        assert problems == [], problems
+        page.close()                                                            # no beforeunload: as when a browser crashes
+        assert kernel_gone(url, kid, 60), "the abandoned kernel was not culled"
+        for _ in range(40):
+            if not ipykernels(proc): break
+            time.sleep(0.5)
+        assert ipykernels(proc) == []
+        assert f"Culling 'idle' kernel 'python3' ({kid})" in (tmp_path/"dashboard.log").read_text()
     finally: proc.terminate(); proc.wait(20); log.close()
