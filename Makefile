@@ -67,6 +67,7 @@ bench: install
 	$(BIN)/python benchmarks/predictor_latency.py
 	$(BIN)/python benchmarks/api_latency.py --model lstm
 	$(BIN)/python benchmarks/api_latency.py --model transformer
+	$(BIN)/python benchmarks/api_batching.py
 	$(BIN)/python benchmarks/cluster_speedup.py
 	$(BIN)/python benchmarks/prediction_log.py
 	$(BIN)/python benchmarks/paired_test_size.py
@@ -81,6 +82,7 @@ bench-smoke: install
 	$(BIN)/python benchmarks/prediction_log.py --smoke
 	$(BIN)/python benchmarks/predictor_latency.py --smoke
 	$(BIN)/python benchmarks/api_latency.py --smoke
+	$(BIN)/python benchmarks/api_batching.py --smoke
 	$(BIN)/python benchmarks/cluster_speedup.py --smoke
 	$(BIN)/python benchmarks/paired_test_size.py --smoke
 	$(BIN)/python benchmarks/calibration_alarm.py --smoke
