@@ -69,9 +69,10 @@ class OODGate:
         "Mean distance to the `k` nearest training windows, in units of their typical distance."
         Q = self.project(X)
         if len(Q) <= self.few and np.isfinite(Q).all():   # a forecast's few windows: exact distances, in NumPy
-            if getattr(self, "_of", None) is not self.reference:   # the reference's arrays, made once
-                self._of, self._arrays = self.reference, _reference_arrays(self.reference)
-            R, sq, rt = self._arrays
+            fast = getattr(self, "_fast", None)   # the reference's arrays, made once (one attribute: thread-safe)
+            if fast is None or fast[0] is not self.reference:
+                fast = self._fast = (self.reference, *_reference_arrays(self.reference))
+            _, R, sq, rt = fast
             return np.array([nearest_distances(q, R, self.k, sq, rt).mean() for q in Q]) / self.typical
         if not hasattr(self, "_nn"): self._nn = NearestNeighbors(n_neighbors=self.k).fit(self.reference)
         return self._nn.kneighbors(Q)[0].mean(axis=1) / self.typical

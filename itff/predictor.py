@@ -61,9 +61,10 @@ class Predictor:
         if warmup: self.warm_up()
 
     def warm_up(self):
-        "Compile the MC pass for the default number of samples (the shapes every default request uses)."
+        "Compile the MC pass for the default number of samples (what every default request uses); ready the gate."
         z = np.zeros((self.mc_samples, self.window, len(self.features)), "float32")
         for s in self._samplers: s(z)
+        if self.ood is not None: self.ood(z[:1])
 
     @classmethod
     def load(cls, symbol:str|None=None, timeframe:str|None=None, label:str|None=None, model_type:str|None=None,
@@ -76,7 +77,6 @@ class Predictor:
         return cls(load_bundle(path), mc_samples, warmup)
 
     def _n(self, mc_samples) -> int: return self.mc_samples if mc_samples is None else int(mc_samples)
-
 
     @property
     def info(self) -> dict:
