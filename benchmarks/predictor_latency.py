@@ -117,7 +117,7 @@ def bench(model_type, requests, naive_requests, folder, **bundle_kw):
     for f in (predict_loop, eager_mc): f()   # warm the naive paths
     loop, eager = (percentiles(timed(f, naive_requests)) for f in (predict_loop, eager_mc))
     fast = req["fast"]
-    return {"fast": fast, "p50_within_target": fast["p50_ms"] <= TARGET_MS,
+    return {"fast": fast, "p50_at_most_0.5ms": fast["p50_ms"] <= TARGET_MS,   # the LSTM's target
             "gate_sklearn": req["gate_sklearn"], "gate_off": req["gate_off"],
             "speedup_p50_vs_gate_sklearn": round(req["gate_sklearn"]["p50_ms"] / fast["p50_ms"], 2),
             "gate_score": {**score, "speedup_p50": round(score["sklearn_kneighbors"]["p50_ms"]
