@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 # Keras reads KERAS_BACKEND once, at its first import: set it before anything can import Keras.
 os.environ.setdefault("KERAS_BACKEND", "jax")
-import hashlib, sys, importlib.resources, json, random, re, tempfile
+import hashlib, math, sys, importlib.resources, json, random, re, tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +19,8 @@ import pandas as pd
 # %% auto #0
 __all__ = ['SYMBOLS', 'TIMEFRAMES', 'QUOTES', 'PKG_DATA', 'ITFFError', 'DataError', 'Settings', 'get_settings',
            'normalize_symbol', 'split_symbol', 'ccxt_symbol', 'timeframe_delta', 'to_utc', 'seed_everything',
-           'atomic_write', 'write_json', 'sha256_file', 'sha256_frame', 'package_data', 'cli_errors', 'model_max_age',
-           'decide']
+           'check_writable', 'atomic_write', 'json_ready', 'write_json', 'sha256_file', 'sha256_frame', 'package_data',
+           'cli_errors', 'model_max_age', 'decide']
 
 # %% ../nbs/00_core.ipynb #fcf4bdf6
 class ITFFError(Exception):
@@ -104,15 +104,28 @@ def seed_everything(seed:int=42, # seed for `random`, NumPy and Keras
         K.utils.set_random_seed(seed)
     return seed
 
+# %% ../nbs/00_core.ipynb #05b0d4c0
+def check_writable(path) -> Path:
+    "`path`, if a file can be written there; `ITFFError` if it is a folder or a folder on its way is a file."
+    path = Path(path)
+    if path.is_dir(): raise ITFFError(f"{path}: is a folder; give a file name")
+    for p in path.parents:
+        if p.exists():
+            if not p.is_dir(): raise ITFFError(f"{path}: cannot write there: {p} is a file, not a folder")
+            break
+    return path
+
 # %% ../nbs/00_core.ipynb #6a175123
 @contextmanager
 def atomic_write(path, # file to write
                  mode="wb", # `open` mode of the temp file
                 ):
     "Open a temp file beside `path`; rename it onto `path` only if the block succeeds."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = check_writable(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e: raise ITFFError(f"{path}: cannot write there ({e.strerror or e})") from e
     try:
         with os.fdopen(fd, mode) as f: yield f
         os.replace(tmp, path)
@@ -120,21 +133,30 @@ def atomic_write(path, # file to write
         Path(tmp).unlink(missing_ok=True)
         raise
 
+# %% ../nbs/00_core.ipynb #663f69d5
+def json_ready(o):
+    "`o` as plain JSON values: NaN and ±inf as None (null), NumPy numbers and arrays as Python's, timestamps as text."
+    if isinstance(o, dict): return {(k.item() if isinstance(k, np.generic) else k): json_ready(v) for k, v in o.items()}
+    if isinstance(o, np.ndarray): return json_ready(o.tolist())
+    if isinstance(o, (list, tuple)): return [json_ready(v) for v in o]
+    if isinstance(o, (bool, np.bool_)): return bool(o)
+    if isinstance(o, (int, np.integer)): return int(o)
+    if isinstance(o, (float, np.floating)): return float(o) if math.isfinite(o) else None
+    if o is pd.NaT or o is pd.NA: return None
+    if isinstance(o, (pd.Timestamp, Path)): return str(o)
+    return o
+
 # %% ../nbs/00_core.ipynb #d340e87a
 def write_json(path, # file to write
                obj, # JSON-able object (NumPy numbers, arrays, timestamps and paths allowed)
                indent=2, # JSON indentation
               ):
-    "Write `obj` as JSON to `path` atomically."
-    with atomic_write(path, "w") as f: json.dump(obj, f, indent=indent, sort_keys=False, default=_json_default)
+    "Write `obj` as strict JSON to `path` atomically: NaN and ±inf become null (`json_ready`), nested too."
+    with atomic_write(path, "w") as f:
+        json.dump(json_ready(obj), f, indent=indent, sort_keys=False, allow_nan=False, default=_json_default)
     return Path(path)
 
-def _json_default(o):
-    if isinstance(o, (np.integer,)): return int(o)
-    if isinstance(o, (np.floating,)): return float(o)
-    if isinstance(o, np.ndarray): return o.tolist()
-    if isinstance(o, (pd.Timestamp, Path)): return str(o)
-    raise TypeError(f"cannot write {type(o).__name__} as JSON")
+def _json_default(o): raise TypeError(f"cannot write {type(o).__name__} as JSON")
 
 # %% ../nbs/00_core.ipynb #df3eaf59
 def sha256_file(path, # file to hash
