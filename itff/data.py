@@ -6,7 +6,7 @@ Docs: https://itff.github.io/itff/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #bb99f575
 from __future__ import annotations
-import difflib, re, threading, time
+import difflib, lzma, re, threading, time, zipfile, zlib
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -122,6 +122,7 @@ def read_ohlcv_file(path, # parquet, CSV (optionally gzipped) or ZIP candle file
     "Validated OHLCV from a parquet file, or a candle CSV/ZIP in any format `read_candle_table` knows."
     path = Path(path)
     if not path.exists(): raise DataError(f"{path}: no such file")
+    if path.is_dir(): raise DataError(f"{path}: a folder, not a candle file")
     if path.suffix == ".parquet":
         try: raw = pd.read_parquet(path)
         except (ValueError, OSError) as e: raise DataError(f"{path}: cannot read as parquet ({e})") from e
@@ -151,9 +152,12 @@ _ALIASES = {"timestamp": ("timestamp", "time", "open_time", "opentime", "open ti
             "open": ("open", "o"), "high": ("high", "h"), "low": ("low", "l"), "close": ("close", "c"),
             "volume": ("volume", "vol", "v")}
 
+# what reading a truncated or corrupt file raises (gzip's BadGzipFile is an OSError, a bad byte a ValueError)
+_READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, lzma.LZMAError)
+
 def _head_text(path:Path) -> tuple[str, str|None]:
     "The first lines of a CSV, gzip or ZIP (its first .csv member) file, and the ZIP member's name."
-    import gzip, zipfile
+    import gzip
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             names = [n for n in z.namelist() if n.lower().endswith(".csv")]
@@ -212,14 +216,24 @@ def detect_candle_format(head:str) -> tuple[str, dict]:
     if "time" in names and "timestamp" not in names: return "tradingview", opts
     return "itff", opts
 
+# %% ../nbs/01_data.ipynb #7af210f9
+def _unreadable(path:Path, e:Exception, found:str|None=None) -> DataError:
+    "The error for a candle file that cannot be read (truncated or corrupt compression, not text, …), naming it."
+    what = f"as a {found} candle file" if found else "it"
+    return DataError(f"{path}: cannot read {what} ({type(e).__name__}: {' '.join(str(e).split())}); "
+                     "is it a complete CSV, .csv.gz or ZIP file?")
+
 # %% ../nbs/01_data.ipynb #415b5d31
 def read_candle_table(path, # CSV (optionally gzipped) or ZIP candle file
                       format:str|None=None, # one of `CANDLE_FORMATS` (default: detected)
                      ) -> tuple[pd.DataFrame, str]:
     "`timestamp` + OHLCV rows (oldest first) from a candle file in any of `CANDLE_FORMATS`, and the format read."
     path = Path(path)
-    head, member = _head_text(path)
-    found, opts = detect_candle_format(head)
+    try: head, member = _head_text(path)
+    except DataError: raise
+    except _READ_ERRORS as e: raise _unreadable(path, e) from e
+    try: found, opts = detect_candle_format(head)
+    except DataError as e: raise DataError(f"{path}: {e}") from None
     if format is not None:
         if format not in CANDLE_FORMATS:
             raise DataError(f"unknown --format {format!r}; expected one of {list(CANDLE_FORMATS)}")
@@ -238,8 +252,7 @@ def read_candle_table(path, # CSV (optionally gzipped) or ZIP candle file
         else: first = []
         raise DataError(f"{path}: not a candle file ITFF knows ({e}); tried {', '.join(CANDLE_FORMATS)}; "
                         f"its first columns are {first}") from None
-    except (ValueError, OSError, pd.errors.ParserError) as e:
-        raise DataError(f"{path}: cannot read as a {found} candle file ({e})") from e
+    except (*_READ_ERRORS, pd.errors.ParserError) as e: raise _unreadable(path, e, found) from e
     t = _to_times(df.timestamp) if not pd.api.types.is_datetime64_any_dtype(df.timestamp) else df.timestamp
     if len(df) > 1 and t.notna().all() and (np.diff(t.astype("int64")) < 0).all():
         df = df.iloc[::-1].reset_index(drop=True)   # newest first
