@@ -10,6 +10,7 @@ import http.client, json, os, platform, shutil, subprocess, sys, urllib.error, u
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+import pandas as pd
 from fastcore.script import call_parse
 from tqdm import tqdm
 from .core import *
@@ -21,8 +22,8 @@ from fastcore.basics import patch_to
 # %% auto #0
 __all__ = ['HASHES', 'BundleError', 'library_versions', 'git_commit', 'model_files', 'save_member', 'load_member', 'bundle_path',
            'write_bundle', 'bundle_sha', 'verify_bundle', 'Bundle', 'load_bundle', 'stored_config', 'stored_decision',
-           'artifact_hashes', 'update_manifest', 'itff_hash_artifacts', 'read_manifest', 'source_url', 'download',
-           'sync_artifacts', 'itff_sync_artifacts']
+           'meta_value', 'check_meta', 'bundle_folders', 'artifact_hashes', 'update_manifest', 'itff_hash_artifacts',
+           'read_manifest', 'source_url', 'download', 'sync_artifacts', 'itff_sync_artifacts']
 
 # %% ../nbs/16_artifacts.ipynb #5cd1b568
 class BundleError(ITFFError):
@@ -136,24 +137,45 @@ def bundle_sha(folder) -> str:
     "The bundle's identity: sha256 of its hashes.json."
     return sha256_file(Path(folder)/HASHES)
 
+def _json_kind(v) -> str:
+    "What a JSON value is, in words."
+    kinds = {dict: "a JSON object", list: "a JSON list", str: "a JSON string", bool: "true/false", type(None): "null"}
+    return kinds.get(type(v), "a number" if isinstance(v, (int, float)) else type(v).__name__)
+
+def _inside(folder:Path, name, file, what:str="entry") -> Path:
+    "`folder/name`, if `name` is a relative path that stays inside `folder`; else `BundleError` naming it and `file`."
+    p = Path(name) if isinstance(name, str) and name else None
+    if p is None or p.is_absolute() or ".." in p.parts:
+        raise BundleError(f"{file}: {what} {name!r} must be a file name inside the bundle folder "
+                          "(no absolute path, no '..')")
+    if not (folder/p).resolve().is_relative_to(folder.resolve()):
+        raise BundleError(f"{file}: {what} {name!r} resolves to {(folder/p).resolve()}, outside the bundle folder")
+    return folder/p
+
 # %% ../nbs/16_artifacts.ipynb #5c031886
 def verify_bundle(folder) -> dict:
     "The bundle's file hashes, after checking every one; `BundleError` naming the first problem."
     folder = Path(folder)
     if not folder.is_dir(): raise BundleError(f"{folder}: no such bundle")
-    try: listed = json.loads((folder/HASHES).read_text())["files"]
+    try: listed = json.loads(_inside(folder, HASHES, folder).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise BundleError(f"{folder}: missing or unreadable {HASHES} ({e})") from e
+    if not isinstance(listed, dict):
+        raise BundleError(f"{folder/HASHES}: 'files' is {_json_kind(listed)}, not a JSON object")
+    for name in listed: _inside(folder, name, folder/HASHES)          # every name checked before any file is read
     for name, want in listed.items():
         p = folder/name
         if not p.is_file(): raise BundleError(f"{folder}: file {name} is missing")
         got = sha256_file(p)
         if got != want:
-            raise BundleError(f"{folder}: {name} fails its sha256 check (expected {want[:12]}…, got {got[:12]}…): "
+            raise BundleError(f"{folder}: {name} fails its sha256 check (expected {str(want)[:12]}…, got {got[:12]}…): "
                               "the bundle was modified or corrupted")
     try: meta = json.loads((folder/"meta.json").read_text())
     except (OSError, ValueError) as e: raise BundleError(f"{folder}: meta.json unreadable ({e})") from e
-    for f in meta.get("model_files", []) + ["scaler.json", "calibrator.json", "meta.json", "metrics.json"]:
+    files = meta.get("model_files") if isinstance(meta, dict) else None   # malformed: `check_meta` says what is wrong
+    files = [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
+    for f in files: _inside(folder, f, folder/"meta.json", "model_files entry")
+    for f in files + ["scaler.json", "calibrator.json", "meta.json", "metrics.json"]:
         if f not in listed: raise BundleError(f"{folder}: {f} is not covered by {HASHES}")
     return listed
 
@@ -172,11 +194,19 @@ class Bundle:
                 "itff_version": self.meta.get("versions", {}).get("itff")}
 
 # %% ../nbs/16_artifacts.ipynb #39f98fab
+def _read_json(path:Path):
+    "The JSON in a bundle file; `BundleError` naming it if it cannot be read."
+    try: return json.loads(path.read_text())
+    except (OSError, ValueError) as e: raise BundleError(f"{path}: unreadable ({e})") from e
+
 def load_bundle(folder) -> Bundle:
-    "Verify every checksum of the bundle at `folder`, then load it."
+    "Verify every checksum of the bundle at `folder`, check its meta (`check_meta`), then load it."
     folder = Path(folder)
     verify_bundle(folder)
-    meta, metrics = (json.loads((folder/f).read_text()) for f in ("meta.json", "metrics.json"))
+    meta, metrics = (_read_json(folder/f) for f in ("meta.json", "metrics.json"))
+    check_meta(meta, folder/"meta.json")
+    if not isinstance(metrics, dict): raise BundleError(f"{folder/'metrics.json'}: not a JSON object "
+                                                        f"({_json_kind(metrics)})")
     try:
         scaler = Scaler.load(folder/"scaler.json")
         cal = calibrator_from_dict(json.loads((folder/"calibrator.json").read_text()), str(folder/"calibrator.json"))
@@ -220,6 +250,111 @@ def config(self) -> dict:
 def decision(self) -> dict:
     "What the bundle decides with (`stored_decision`)."
     return stored_decision(self.meta)
+
+# %% ../nbs/16_artifacts.ipynb #6e9336b6
+def _meta_file(path) -> Path:
+    "The meta.json a message names: `path` itself, or the one in the bundle folder `path`."
+    return Path(path) if Path(path).suffix == ".json" else Path(path)/"meta.json"
+
+def meta_value(meta:dict, # a bundle's meta
+               key:str, # its dotted path: 'timeframe', 'label.name', 'parts.val.last'
+               path, # its meta.json (or the bundle folder), named in the message
+              ):
+    "The value at `key` in `meta`; `BundleError` naming the file and the key that is missing."
+    v, seen = meta, []
+    for k in key.split("."):
+        if not isinstance(v, dict):
+            what = f"{'.'.join(seen)!r} is {_json_kind(v)}, not a JSON object" if seen else \
+                f"not a JSON object ({_json_kind(v)})"
+            raise BundleError(f"{_meta_file(path)}: {what}")
+        if k not in v:
+            raise BundleError(f"{_meta_file(path)}: missing key {k!r}" + (f" in {'.'.join(seen)!r}" if seen else ""))
+        v = v[k]; seen.append(k)
+    return v
+
+# %% ../nbs/16_artifacts.ipynb #d2007375
+_pos_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0
+_text = lambda v: isinstance(v, str) and v.strip() != ""
+_obj = lambda v: isinstance(v, dict)
+_number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+_DECIDE = (("threshold", "a number", _number),
+           ("max_uncertainty", "a number or null", lambda v: v is None or _number(v)))
+# key → (what it must be, its test): the keys loading and serving read
+_META_NEEDS = {"window": ("a positive integer", _pos_int), "horizon": ("a positive integer", _pos_int),
+               "timeframe": (f"one of {', '.join(TIMEFRAMES)}", lambda v: isinstance(v, str) and v in TIMEFRAMES),
+               "label.name": ("a label name", _text), "label.definition": ("a text", _text),
+               "model_files": ("a non-empty list of file names",
+                               lambda v: isinstance(v, list) and len(v) > 0 and all(map(_text, v)))}
+# read when present
+_META_MAY = {"id": ("a name without '/'", lambda v: _text(v) and not {"/", "\\"} & set(v) and v not in (".", "..")),
+             "decision": ("a JSON object or null", lambda v: v is None or _obj(v)), "skill": ("a JSON object", _obj),
+             "versions": ("a JSON object", _obj), "parts": ("a JSON object", _obj),
+             "config.mc_samples": ("a positive integer", _pos_int),
+             "config.seed": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+             "config.features": ("a feature set name", _text),
+             "config.context": ("a pair or null", lambda v: v is None or _text(v))}
+
+# %% ../nbs/16_artifacts.ipynb #82ffca20
+def _has(meta:dict, key:str) -> bool:
+    "Is the dotted `key` in `meta`?"
+    for k in key.split("."):
+        if not isinstance(meta, dict) or k not in meta: return False
+        meta = meta[k]
+    return True
+
+def _check_value(meta:dict, key:str, path, what:str, ok):
+    "`BundleError` naming the file and `key` unless its value passes `ok`."
+    v = meta_value(meta, key, path)
+    if not ok(v): raise BundleError(f"{_meta_file(path)}: {key!r} is {v!r:.80}, not {what}")
+
+def _is_time(v) -> bool:
+    try: return _text(v) and to_utc(v) is not pd.NaT
+    except (ValueError, TypeError, AttributeError): return False
+
+# %% ../nbs/16_artifacts.ipynb #f63e9334
+def check_meta(meta, # a bundle's meta.json, as loaded
+               path, # that meta.json (or its bundle folder), named in the messages
+              ) -> dict:
+    "`meta`, if it holds every key loading and serving read; else a `BundleError` naming the file and the key."
+    if not isinstance(meta, dict): raise BundleError(f"{_meta_file(path)}: not a JSON object ({_json_kind(meta)})")
+    for key, (what, ok) in _META_NEEDS.items(): _check_value(meta, key, path, what, ok)
+    # the pair and model family (`stored_config`: the config, or an old bundle's top level, which also held the rest)
+    old = "config" not in meta and "symbol" in meta
+    if not old: _check_value(meta, "config", path, "a JSON object", _obj)
+    needs = ("symbol", "model_type", "label.horizon", "label.theta", "val_start", "test_start") if old else \
+        ("config.symbol", "config.model_type")
+    for key in needs: meta_value(meta, key, path)
+    for key in needs[:2]: _check_value(meta, key, path, "a name", _text)
+    for key, (what, ok) in _META_MAY.items():
+        if _has(meta, key): _check_value(meta, key, path, what, ok)
+    d = stored_decision(meta)   # a threshold and uncertainty cut-off: the decision's, or an old bundle's top-level ones
+    for k, what, ok in _DECIDE:
+        if not ok(d[k]): _check_value(meta, f"decision.{k}" if _has(meta, f"decision.{k}") else k, path, what, ok)
+    last = "trained_through" if meta.get("trained_through") else "parts.val.last"   # the last bar the bundle saw
+    _check_value(meta, last, path, "a time", _is_time)
+    for f in meta["model_files"]: _inside(_meta_file(path).parent, f, _meta_file(path), "model_files entry")
+    return meta
+
+# %% ../nbs/16_artifacts.ipynb #e90a6fb8
+def _link_out(p:Path, within:tuple) -> str|None:
+    "Why `p` is refused: a link that resolves outside every folder of `within` (None if it is not)."
+    if not p.is_symlink() or any(p.resolve().is_relative_to(w) for w in within): return None
+    return f"{p} is a link to {p.resolve()}, outside {within[0]}"
+
+def bundle_folders(models_dir=None, # models root: the bundles are its training/ folders (default: the settings')
+                  ) -> tuple[list[Path], dict[str, str]]:
+    ("The bundle folders under `models_dir/training` (holding hashes.json or meta.json; sorted; hidden ones skipped) "
+     "and the refused ones, {folder name: reason}: links that resolve outside `models_dir`, or out of the bundle.")
+    root = Path(models_dir or get_settings().models_dir)
+    within, found, refused = (root.resolve(), (root/"training").resolve()), [], {}
+    for d in sorted((root/"training").glob("*")):
+        if d.name.startswith("."): continue
+        if why := _link_out(d, within): refused[d.name] = why; continue
+        if not d.is_dir() or not any((d/f).exists() or (d/f).is_symlink() for f in (HASHES, "meta.json")): continue
+        why = next(filter(None, (_link_out(d/f, (d.resolve(),)) for f in (HASHES, "meta.json"))), None)
+        if why: refused[d.name] = why
+        else: found.append(d)
+    return found, refused
 
 # %% ../nbs/16_artifacts.ipynb #8db45302
 def artifact_hashes(root, # project root

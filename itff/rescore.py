@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from fastcore.script import call_parse
 from .core import *
-from .artifacts import load_bundle
+from .artifacts import BundleError, load_bundle, meta_value
 from .blend import blend_members
 from .config import ExperimentConfig, experiment_id, Deprecated, renamed_option
 from .data import load_ohlcv
@@ -59,8 +59,8 @@ def _training_candles(meta:dict, data:pd.DataFrame, same:bool=False) -> pd.DataF
     first, val_start = to_utc(meta["data_range"][0]), to_utc(meta["val_start"])
     if len(data) and data.index[0] <= first and data.index[-1] >= val_start:
         if same and not _same_candles(meta, data):
-            raise DataError(f"{meta['id']}: the data differs from what the model was trained on (sha256 mismatch); "
-                            "retrain it")
+            raise DataError(f"{meta.get('id', 'the bundle')}: the data differs from what the model was trained on "
+                            "(sha256 mismatch); retrain it")
         return data
     cfg = ExperimentConfig.from_meta(meta); src = cfg.source
     if src in ("ccxt", "yfinance"):
@@ -83,6 +83,23 @@ def check_out_of_sample(meta:dict, # the bundle's meta
         raise DataError(f"--start {start} is inside the bundle's training/validation period "
                         f"(it saw bars up to {seen}): scores there are in-sample. "
                         f"Start after {seen[:10]}, or pass --allow-in-sample to score it anyway")
+
+# %% ../nbs/22_rescore.ipynb #37ecfc68
+def _is_time(v) -> bool:
+    try: return isinstance(v, str) and to_utc(v) is not pd.NaT
+    except (ValueError, TypeError): return False
+
+def _scoring_config(meta:dict, path) -> ExperimentConfig:
+    "The config of a bundle to re-score, if its meta (at `path`) holds what re-scoring reads; else a `BundleError`."
+    cal = "validation.calibration" if (meta.get("validation") or {}).get("calibration") else "parts.val"
+    for key in ("data_range", "val_start", "parts.test.first", f"{cal}.first", f"{cal}.last", "ohlcv_sha256"):
+        v = meta_value(meta, key, path)
+        if key == "data_range" and not (isinstance(v, list) and len(v) == 2 and all(map(_is_time, v))):
+            raise BundleError(f"{path}: 'data_range' is {v!r:.80}, not [first bar, last bar]")
+        if key not in ("data_range", "ohlcv_sha256") and not _is_time(v):
+            raise BundleError(f"{path}: {key!r} is {v!r:.80}, not a time")
+    try: return ExperimentConfig.from_meta(meta)
+    except (ITFFError, TypeError) as e: raise BundleError(f"{path}: its config: {e}") from e
 
 # %% ../nbs/22_rescore.ipynb #1d6f0fe9
 def with_warmup(ohlcv:pd.DataFrame, # candles to score
@@ -139,7 +156,7 @@ def evaluate_bundle(bundle, # the bundle folder
                    ) -> dict:
     "Score a bundle on `data` from `start` on, beside references refitted on its training and validation ranges."
     b = load_bundle(bundle); meta = b.meta
-    cfg = ExperimentConfig.from_meta(meta); spec = cfg.spec
+    cfg = _scoring_config(meta, b.path/"meta.json"); spec = cfg.spec
     data = cfg.source if data is None else data
     ohlcv = load_ohlcv(cfg.symbol, spec.timeframe, str(data))
     start = to_utc(start) if start is not None else to_utc(meta["parts"]["test"]["first"])
