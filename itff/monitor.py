@@ -6,7 +6,8 @@ Docs: https://itff.github.io/itff/monitor.html.md"""
 
 # %% ../nbs/27_monitor.ipynb #9b40889a
 from __future__ import annotations
-import json, math, sys
+import json, math, sqlite3, sys
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
@@ -17,8 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss
 from tqdm import tqdm
 from .core import *
-from .artifacts import HASHES, bundle_sha
-from .data import load_ohlcv
+from .artifacts import HASHES, bundle_folders, bundle_sha
+from .data import load_ohlcv, read_ohlcv_file
 from .labels import LabelSpec, make_label
 from .metrics import _bss, block_bootstrap_indices, bootstrap_ci, ece, probability_metrics, reliability_table
 from .plots import plot_reliability, save_figure
@@ -58,6 +59,7 @@ def resolve(log:PredictionLog, # the prediction log
             data_dir=None, # candle cache for ccxt and yfinance
             now=None, # the time horizons have passed by (default: the clock)
             say=print, # where to report what stays unresolved
+            errors:list|None=None, # collects the lines of the groups whose candles could not be loaded
            ) -> int:
     "Record the outcome of every unresolved forecast whose horizon has passed; how many were resolved."
     todo = log.rows(resolved=False)
@@ -68,7 +70,9 @@ def resolve(log:PredictionLog, # the prediction log
     for (symbol, tf, label), g in todo.groupby(["symbol", "timeframe", "label"], dropna=False, sort=True):
         try: c = _resolve_group(log, g, symbol, tf, label, source, data_dir, now)
         except ITFFError as e: c = {"error": f"{symbol} {tf}: {e}", "failed": len(g)}
-        if "error" in c: say(c.pop("error"))
+        if "error" in c:
+            say(msg := c.pop("error"))
+            if "no_candles" in c and errors is not None: errors.append(msg)
         for k, v in c.items(): total[k] = total.get(k, 0) + v
     words = {"pending": "not due yet", "not_in_candles": f"bar not in the {source} candles",
              "future_incomplete": "future not (fully) in the candles yet", "no_candles": "no candles",
@@ -246,10 +250,8 @@ def live_scores(rows:pd.DataFrame, # logged forecasts of one bundle (`Prediction
 
 # %% ../nbs/27_monitor.ipynb #3b745e25
 def bundles_by_sha(models_dir=None) -> dict[str, Path]:
-    "Bundle folders under `models_dir/training` (default: the settings'), by their sha."
-    root = Path(models_dir or get_settings().models_dir)/"training"
-    return {bundle_sha(f.parent): f.parent for f in sorted(root.glob(f"*/{HASHES}"))
-            if not f.parent.name.startswith(".")}
+    "Bundle folders under `models_dir/training` (default: the settings'; as `bundle_folders` lists them), by sha."
+    return {bundle_sha(f): f for f in bundle_folders(models_dir)[0] if (f/HASHES).is_file()}
 
 # %% ../nbs/27_monitor.ipynb #9ef46a4c
 def validation_reference(folder) -> tuple[dict|None, str|None]:
@@ -293,6 +295,26 @@ def bundle_monitor(rows:pd.DataFrame, # logged forecasts of one bundle (`Predict
     return out
 
 # %% ../nbs/27_monitor.ipynb #21e146b4
+def _check_log(db:Path):
+    "Refuse a file that is not a prediction log before opening it (SQLite would make an empty file one)."
+    try:
+        if not db.is_file(): raise ITFFError(f"{db}: no prediction log there (set ITFF_PREDICTION_DB or --db)")
+        with open(db, "rb") as f: head = f.read(16)
+        if head != b"SQLite format 3\x00":
+            raise ITFFError(f"{db}: {'not an SQLite database' if head else 'an empty file'}, not a prediction log "
+                            "(left as it is)")
+        with closing(sqlite3.connect(db)) as c:
+            known = c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'forecasts'").fetchone()
+    except (OSError, sqlite3.Error) as e: raise ITFFError(f"{db}: cannot read it as a prediction log ({e})") from e
+    if not known: raise ITFFError(f"{db}: an SQLite database without a forecasts table, not a prediction log")
+
+def _check_inputs(db, source:str, output:Path):
+    "Refuse, before anything is touched, an output that cannot be written, a log that is none, an unreadable file."
+    check_writable(output)
+    if not isinstance(db, PredictionLog): _check_log(db)
+    if source not in ("bundled", "ccxt", "yfinance"): read_ohlcv_file(source)     # a candle file: it must read
+
+# %% ../nbs/27_monitor.ipynb #6581cc5d
 def run_monitor(db=None, # the prediction log (path or `PredictionLog`; default `prediction_db_path()`)
                 source:str="bundled", # candles to resolve outcomes from: bundled, ccxt, yfinance or a candle file
                 models_dir=None, # bundles with their validation scores (default: the settings')
@@ -303,20 +325,20 @@ def run_monitor(db=None, # the prediction log (path or `PredictionLog`; default 
                 data_dir=None, # candle cache for ccxt and yfinance
                 min_n:int=100, # fewest resolved forecasts the alarm needs
                ) -> dict:
-    "Resolve what can be, score the last `last` forecasts of every bundle in the log, write the JSON result."
+    ("Resolve what can be, score the last `last` forecasts of every bundle in the log, write the JSON result; "
+     "`candle_errors` lists the groups of due forecasts whose candles could not be loaded.")
     output = Path(output or monitor_path())
-    if isinstance(db, PredictionLog): plog = db
-    elif not Path(db := db or prediction_db_path()).is_file():
-        raise ITFFError(f"{db}: no prediction log there (set ITFF_PREDICTION_DB or --db)")
-    else: plog = PredictionLog(db)
+    db = db if isinstance(db, PredictionLog) else Path(db or prediction_db_path())
+    _check_inputs(db, source, output)
+    plog, errors = db if isinstance(db, PredictionLog) else PredictionLog(db), []
     try:
-        resolved = resolve(plog, source, data_dir, now, say=log)
+        resolved = resolve(plog, source, data_dir, now, say=log, errors=errors)
         rows, bundles = plog.rows(), bundles_by_sha(models_dir)
     finally:
         if plog is not db: plog.close()
     res = {"generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "db": str(plog.path),
            "source": source, "last": last, "min_n": min_n, "resolved_now": resolved,
-           "unresolved": int(rows.outcome.isna().sum()), "bundles": {}}
+           "unresolved": int(rows.outcome.isna().sum()), "candle_errors": errors, "bundles": {}}
     groups = list(rows.groupby("bundle_sha", sort=True))
     for sha, g in tqdm(groups, desc="bundles", unit="bundle", disable=None):
         res["bundles"][sha] = bundle_monitor(g, bundles.get(sha), last, output.parent, min_n)
@@ -352,11 +374,17 @@ def itff_monitor(
     data_dir:str=None, # candle cache of ccxt and yfinance (default: $ITFF_DATA_DIR or ./data)
     fail_on_alarm:bool=False, # exit with status 3 when any bundle's alarm is on (for cron)
 ):
-    ("Resolve logged forecasts whose horizon has passed, score the last N of each bundle, "
-     "alarm on degraded calibration.")
+    ("Resolve logged forecasts whose horizon has passed, score the last N of each bundle, alarm on degraded "
+     "calibration. Exit status: 0 done; 2 an error, in one line: bad input (the log, the --source candle file or the "
+     "--output path; nothing is written) or candles that could not be loaded for due forecasts (the JSON is written, "
+     "with candle_errors); 3 with --fail-on-alarm when any bundle's alarm is on.")
     with cli_errors():
         res = run_monitor(db, source, models_dir, last, output, data_dir=data_dir)
         for sha, b in res["bundles"].items(): print(monitor_line(sha, b))
         print(f"written {output or monitor_path()}")
+        if errs := res["candle_errors"]:
+            first = " ".join(errs[0].split())
+            raise ITFFError(f"no candles for {len(errs)} group(s) of due forecasts, left unresolved: {first}"
+                            + (f" (and {len(errs) - 1} more in candle_errors)" if len(errs) > 1 else ""))
     if fail_on_alarm and any(b["alarm"] for b in res["bundles"].values()): sys.exit(3)
     return res

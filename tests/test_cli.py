@@ -1,5 +1,6 @@
 """The console scripts as a user runs them: --help, a full chain of stages, and bad input that must change nothing."""
 import json
+from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
@@ -286,6 +287,7 @@ def test_walkforward_cli(home):
     for args, message in [(["--runs", f"one={home}"], "not a walk-forward folder"), (["--runs", "one"], "name=folder pairs")]:
         bad = run_cli("itff-judge", *args, "--baseline", "one", "--references", "one", cwd=home)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+    assert _strict_json(home) >= 1                     # walkforward.json: strict JSON (defined below)
 
 
 def test_fetch_data_reads_candle_files_as_people_have_them(home):
@@ -318,3 +320,94 @@ def test_train_on_4h_bars_resampled_from_the_bundled_1h(home):
     meta = json.loads((home/"models/training/BTCUSDT_4h_level_up_lstm/meta.json").read_text())
     assert meta["timeframe"] == "4h" and meta["label"]["horizon"] == 1 and meta["label"]["horizon_time"] == "0 days 04:00:00"
     assert meta["embargo_bars"] == 16 + 1 and pd.Timestamp(meta["parts"]["test"]["first"]).hour % 4 == 0
+
+
+def _one_line_error(r, *names):
+    "The failed run `r` said what went wrong in one line on stderr, naming each of `names`, with status 2."
+    assert r.returncode == 2, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    assert "Traceback" not in r.stderr and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    for n in names: assert str(n) in r.stderr, (n, r.stderr)
+
+
+def test_unreadable_inputs_exit_2_and_change_nothing(home):
+    "itff-fetch-data and itff-monitor on candle files that cannot be read, a log that is none, an output under a file."
+    import gzip, zipfile
+    from itff.data import load_ohlcv
+    from itff.labels import label_spec
+    from itff.predlog import PredictionLog
+    btc = load_ohlcv("BTCUSDT", "1h", start="2025-06-01", end="2025-06-30")
+    whole = gzip.compress(btc.reset_index().to_csv(index=False).encode())
+    (home/"cut.csv.gz").write_bytes(whole[:len(whole) // 2])                       # a download that stopped halfway
+    with zipfile.ZipFile(home/"ok.zip", "w") as z: z.writestr("a.csv", btc.reset_index().to_csv(index=False))
+    (home/"cut.zip").write_bytes((home/"ok.zip").read_bytes()[:-60])
+    (home/"empty.csv").write_bytes(b""); (home/"somefile").write_text("x"); (home/"empty.db").write_bytes(b"")
+    log = PredictionLog(home/"predictions.db", checkpoint_every=0)
+    log.append({"request_id": "r", "source": "api", "bundle_id": "b", "bundle_sha": "ab" * 32, "symbol": "BTCUSDT",
+                "timeframe": "1h", "target": "direction", "model_type": "lstm", "label": label_spec("direction", "1h").to_dict(),
+                "bar_time": btc.index[100], "probability": 0.6, "decision": True, "threshold": 0.5})
+    log.close()
+    before = snapshot(home)
+    for f in ("cut.csv.gz", "cut.zip", "empty.csv"):
+        _one_line_error(run_cli("itff-fetch-data", "--source", home/f, cwd=home), home/f)
+    monitor = ["itff-monitor", "--db", home/"predictions.db", "--output", home/"reports/monitor.json"]
+    for f in ("/nonexistent.csv", home/"cut.csv.gz", home/"cut.zip", home/"empty.csv", home):
+        _one_line_error(run_cli(*monitor, "--source", f, cwd=home), f)
+    _one_line_error(run_cli("itff-monitor", "--db", home/"empty.db", cwd=home), home/"empty.db", "an empty file")
+    _one_line_error(run_cli(*monitor[:3], "--output", home/"somefile/monitor.json", cwd=home), home/"somefile", "is a file")
+    assert snapshot(home) == before            # no cache, no monitor.json, the log unresolved, the empty file still empty
+    r = run_cli(*monitor, "--source", "bundled", cwd=home)
+    assert r.returncode == 0 and "resolved 1 forecasts" in r.stdout, r.stdout + r.stderr
+
+
+def _not_json(constant):
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _strict_json(folder):
+    "Every *.json under `folder`, parsed as strict JSON (no NaN or Infinity, which only Python reads); how many."
+    files = sorted(Path(folder).rglob("*.json"))
+    for p in files:
+        try: json.loads(p.read_text(), parse_constant=_not_json)
+        except ValueError as e: pytest.fail(f"{p}: not strict JSON ({e})")
+    return len(files)
+
+
+def _rehashed_copy(bundle, dest, edit):
+    "A copy of `bundle` at `dest` with `edit(meta)` as its meta.json, its hashes.json recomputed so every checksum holds."
+    import shutil
+    from itff.core import sha256_file
+    shutil.copytree(bundle, dest)
+    (dest/"meta.json").write_text(json.dumps(edit(json.loads((dest/"meta.json").read_text()))))
+    h = json.loads((dest/"hashes.json").read_text()); h["files"]["meta.json"] = sha256_file(dest/"meta.json")
+    (dest/"hashes.json").write_text(json.dumps(h))
+    return dest
+
+
+def test_outputs_are_strict_json_and_incomplete_bundles_exit_2(tiny_home, tmp_path):
+    "The trained bundles, reports and a monitor run hold strict JSON; itff-evaluate refuses a re-hashed meta lacking a key."
+    from itff.artifacts import bundle_sha
+    from itff.predlog import PredictionLog
+    bundle = tiny_home/"models/training/BTCUSDT_1h_direction_lstm"
+    preds = pd.read_csv(tiny_home/"reports/BTCUSDT_1h_direction_lstm/predictions.csv", index_col=0, parse_dates=True).tail(30)
+    meta = json.loads((bundle/"meta.json").read_text())
+    log = PredictionLog(tmp_path/"predictions.db", checkpoint_every=0)
+    for t, p in zip(preds.index, preds.p_model):
+        log.append({"request_id": str(t), "source": "api", "bundle_id": meta["id"], "bundle_sha": bundle_sha(bundle),
+                    "symbol": "BTCUSDT", "timeframe": "1h", "target": "direction", "model_type": "lstm", "label": meta["label"],
+                    "bar_time": t, "probability": float(p), "decision": False, "threshold": 1.0})
+    log.close()
+    r = run_cli("itff-monitor", "--db", tmp_path/"predictions.db", "--source", tiny_home/"btcusdt_candles.csv",
+                "--models-dir", tiny_home/"models", "--output", tmp_path/"reports/monitor.json", cwd=tmp_path)
+    assert r.returncode == 0 and "resolved 30 forecasts" in r.stdout, r.stdout + r.stderr
+    assert _strict_json(tiny_home) >= 10 and _strict_json(tmp_path/"reports") == 1
+    metrics = json.loads((bundle/"metrics.json").read_text())
+    assert "win_rate" in metrics["backtest"]                      # the key that held NaN without trades
+    cases = {"timeframe": (lambda m: {k: v for k, v in m.items() if k != "timeframe"}, "missing key 'timeframe'"),
+             "symbol": (lambda m: {**m, "config": {k: v for k, v in m["config"].items() if k != "symbol"}},
+                        "missing key 'symbol' in 'config'"),
+             "data_range": (lambda m: {k: v for k, v in m.items() if k != "data_range"}, "missing key 'data_range'")}
+    for name, (edit, message) in cases.items():
+        copy = _rehashed_copy(bundle, tmp_path/name/bundle.name, edit)
+        r = run_cli("itff-evaluate", "--bundle", copy, "--output", tmp_path/"again", cwd=tmp_path)
+        _one_line_error(r, f"{copy}/meta.json: {message}")
+    assert not (tmp_path/"again").exists()
