@@ -6,7 +6,7 @@ Docs: https://itff.github.io/itff/api.html.md"""
 
 # %% ../nbs/30_api.ipynb #20b33cf8
 from __future__ import annotations
-import hmac, json, logging, os, threading, time, uuid
+import hmac, json, logging, math, os, re, threading, time, uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
+from fastcore.basics import patch
 from fastcore.script import call_parse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from typing import Any
@@ -26,18 +27,23 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.middleware import SlowAPIASGIMiddleware
 from slowapi.util import get_remote_address
 from .core import *
-from .artifacts import HASHES, load_bundle, stored_config
+from .models import MODEL_FAMILIES
+from .artifacts import bundle_folders, load_bundle, stored_config
 from .data import CandleCache
-from .predictor import Predictor
+from .predictor import Predictor, Prepared
 from .predlog import PredictionLog, monitor_path, prediction_db_path
+from .serving import Overloaded, batched_forecast, forecast_batcher, warm_batches
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
 
 # %% auto #0
-__all__ = ['Finite', 'Target', 'ModelType', 'Timeframe', 'api_key', 'LIVE_GAUGES', 'app', 'ApiConfig', 'field_error',
-           'ModelRegistry', 'fresh_or_refuse', 'Candle', 'candle_row', 'PredictRequest', 'ModelInfo', 'Prediction',
-           'ApiMetrics', 'request_id', 'ObservabilityMiddleware', 'require_token', 'open_prediction_log', 'live_gauges',
-           'LiveCollector', 'create_app', 'validation_detail', 'BundleStatus', 'ModelCard', 'model_card', 'Health',
-           'candle_frame', 'answered', 'log_forecast', 'TradingViewAlert', 'WebhookResult', 'parse_alert', 'tv_symbol',
-           'tv_timeframe', 'itff_serve']
+__all__ = ['Finite', 'Target', 'ModelType', 'Timeframe', 'api_key', 'LIVE_GAUGES', 'TIME_RANGE', 'app', 'ApiConfig',
+           'field_error', 'ModelRegistry', 'fresh_or_refuse', 'Candle', 'candle_row', 'PredictRequest', 'ModelInfo',
+           'Prediction', 'ApiMetrics', 'request_id', 'route_of', 'ObservabilityMiddleware', 'require_token',
+           'open_prediction_log', 'live_gauges', 'LiveCollector', 'create_app', 'validation_detail', 'BundleStatus',
+           'ModelCard', 'model_card', 'Health', 'candle_frame', 'request_time', 'parse_request', 'answered',
+           'log_forecast', 'TradingViewAlert', 'WebhookResult', 'parse_alert', 'tv_symbol', 'tv_timeframe',
+           'authentic_alert', 'itff_serve']
 
 # %% ../nbs/30_api.ipynb #14c00fbe
 @dataclass(frozen=True)
@@ -57,20 +63,31 @@ class ApiConfig:
     # ITFF_PREDICTION_DB: SQLite log of every served forecast ('off' disables; default $ITFF_HOME/predictions.db)
     prediction_db:Path|None = None
     monitor_file:Path|None = None   # ITFF_MONITOR_FILE: itff-monitor's JSON, exported as gauges on /metrics
+    batch_max:int = 16            # ITFF_API_BATCH_MAX: largest micro-batch of one bundle's requests (1: none)
+    batch_wait_s:float = 0.0      # ITFF_API_BATCH_WAIT_MS: wait for more requests before running a batch not full
+    deadline_s:float|None = 1.0   # ITFF_API_DEADLINE_MS: 503 when a forecast would wait longer ('off': never)
 
-    @classmethod
-    def from_env(cls, env=None) -> "ApiConfig":
-        env = os.environ if env is None else env
-        return cls(get_settings(env).models_dir, env.get("ITFF_API_TOKEN") or None,
-                   env.get("ITFF_WEBHOOK_SECRET") or None,
-                   env.get("ITFF_API_RATE_LIMIT") or None, int(env.get("ITFF_API_MAX_BODY") or 1_000_000),
-                   env.get("ITFF_CANDLES_SOURCE") or "bundled", env.get("ITFF_API_RATE_LIMIT_STORAGE") or "memory://",
-                   _flag(env, "ITFF_API_REFUSE_NO_SKILL"), model_max_age(env.get("ITFF_MODEL_MAX_AGE")),
-                   _flag(env, "ITFF_REFUSE_STALE"),
-                   None if (env.get("ITFF_PREDICTION_DB") or "").lower() == "off" else prediction_db_path(env),
-                   monitor_path(env))
+
+# %% ../nbs/30_api.ipynb #421a83c5
+@patch(cls_method=True)
+def from_env(cls:ApiConfig, env=None) -> ApiConfig:
+    "The settings from environment variables (`os.environ` by default)."
+    env = os.environ if env is None else env
+    return cls(get_settings(env).models_dir, env.get("ITFF_API_TOKEN") or None,
+               env.get("ITFF_WEBHOOK_SECRET") or None,
+               env.get("ITFF_API_RATE_LIMIT") or None, int(env.get("ITFF_API_MAX_BODY") or 1_000_000),
+               env.get("ITFF_CANDLES_SOURCE") or "bundled", env.get("ITFF_API_RATE_LIMIT_STORAGE") or "memory://",
+               _flag(env, "ITFF_API_REFUSE_NO_SKILL"), model_max_age(env.get("ITFF_MODEL_MAX_AGE")),
+               _flag(env, "ITFF_REFUSE_STALE"),
+               None if (env.get("ITFF_PREDICTION_DB") or "").lower() == "off" else prediction_db_path(env),
+               monitor_path(env), int(env.get("ITFF_API_BATCH_MAX") or 16),
+               float(env.get("ITFF_API_BATCH_WAIT_MS") or 0) / 1e3, _deadline(env.get("ITFF_API_DEADLINE_MS")))
 
 def _flag(env, key) -> bool: return (env.get(key) or "").lower() in ("1", "true", "yes")
+
+def _deadline(text) -> float|None:
+    "ITFF_API_DEADLINE_MS in seconds: 1000 ms by default, None for 'off'."
+    return None if (text or "").lower() == "off" else float(text or 1000) / 1e3
 
 # %% ../nbs/30_api.ipynb #10b35275
 def field_error(field:str, # the request body's field, e.g. symbol
@@ -83,21 +100,22 @@ def field_error(field:str, # the request body's field, e.g. symbol
 # %% ../nbs/30_api.ipynb #6ec48ccc
 class ModelRegistry:
     "Predictors loaded from bundle folders, and the bundles that failed to load."
-    def __init__(self): self.predictors, self.failed, self.loading = {}, {}, False
+    def __init__(self): self.predictors, self.failed, self.shadowed, self.folders, self.loading = {}, {}, {}, {}, False
 
     def load_all(self, models_dir, on_failure=lambda name, err: None, refuse_no_skill:bool=False):
         "Load every bundle under `models_dir/training` (refusing those without validation skill if asked); return self."
         self.loading = True
         try:
-            for d in sorted(Path(models_dir, "training").glob("*/")):
-                if not (d/HASHES).exists() and not (d/"meta.json").exists(): continue
+            folders, refused = bundle_folders(models_dir)   # links out of models_dir are refused, not loaded
+            for name, why in refused.items(): self.failed[name] = f"BundleError: {why}"; on_failure(name, why)
+            for d in folders:
                 try:
                     p = Predictor(load_bundle(d)); m = p.bundle.meta
                     if refuse_no_skill and p.skill == "no_skill":
                         raise ITFFError("validation showed no skill over climatology (ITFF_API_REFUSE_NO_SKILL)")
                     c = stored_config(m)   # a pooled model is served as its own family, e.g. lstm_pooled
-                    self.predictors[(c["symbol"], m["timeframe"], m["label"]["name"],
-                                     c["model_type"] + ("_pooled" if c.get("pool") else ""))] = p
+                    self._add((c["symbol"], m["timeframe"], m["label"]["name"],
+                               c["model_type"] + ("_pooled" if c.get("pool") else "")), p, d.name)
                 except Exception as e:  # any failure refuses this bundle only
                     self.failed[d.name] = f"{type(e).__name__}: {e}"; on_failure(d.name, e)
         finally: self.loading = False
@@ -116,6 +134,20 @@ class ModelRegistry:
         return [{**p.bundle.info(), "symbol": k[0], "timeframe": k[1], "label": k[2], "target": k[2],
                  "model_type": k[3],
                  **p.freshness(max_age)} for k, p in sorted(self.predictors.items())]
+
+# %% ../nbs/30_api.ipynb #ef7ed50c
+@patch
+def _add(self:ModelRegistry, key:tuple, pred:Predictor, folder:str):
+    "Serve `pred` under `key`; of two bundles for the same key the newer serves and the other is listed as shadowed."
+    old = self.predictors.get(key)
+    if old is not None and (old.bundle.info().get("created_at") or "") > (pred.bundle.info().get("created_at") or ""):
+        self.shadowed[folder] = (f"same symbol, timeframe, label and model as {self.folders[key]}, "
+                                 "which is newer and serves")
+        return
+    if old is not None:
+        self.shadowed[self.folders[key]] = (f"same symbol, timeframe, label and model as {folder}, "
+                                            "which is newer and serves")
+    self.predictors[key], self.folders[key] = pred, folder
 
 # %% ../nbs/30_api.ipynb #0536785b
 def fresh_or_refuse(pred:Predictor, # the predictor about to serve
@@ -136,7 +168,8 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 Target = Literal["direction", "level_up", "level_down", "triple_barrier"]
 
 # %% ../nbs/30_api.ipynb #08e6f8f2
-ModelType = Literal["lstm", "transformer"]
+# every family, and each trained pooled across symbols (served as its own model, e.g. gbm_pooled)
+ModelType = Literal[(*MODEL_FAMILIES, *(f"{f}_pooled" for f in MODEL_FAMILIES))]
 
 # %% ../nbs/30_api.ipynb #5738abd4
 Timeframe = Annotated[str, Field(pattern=r"^[0-9]{1,2}[mhd]$",
@@ -169,7 +202,7 @@ class PredictRequest(BaseModel):
                           description="label the model forecasts (`target` is accepted as an alias)")
     model_type: ModelType = "lstm"
     timeframe: Timeframe = "1h"
-    mc_samples: int = Field(30, ge=1, le=200, description="Monte-Carlo dropout samples")
+    mc_samples: int = Field(30, ge=1, le=200, strict=True, description="Monte-Carlo dropout samples")
     allow_ood: bool = Field(False, description="let the decision act on out-of-distribution inputs (default: abstain)")
     bar_time: str | int | None = Field(None, description="with `sequence`: open time of the window's last bar "
                                                          "(ISO or epoch ms), so the logged forecast can be resolved")
@@ -248,6 +281,10 @@ class ApiMetrics:
                                     "Served forecasts the prediction log failed to record", registry=r)
         self.log_seconds = Histogram("itff_prediction_log_seconds", "Time to append one forecast to the prediction log",
                                      registry=r, buckets=(.00002, .00005, .0001, .0002, .0005, .001, .005, .05))
+        self.shed = Counter("itff_requests_shed_total", "Forecasts refused (503) because they would wait past the "
+                            "deadline", ["route"], registry=r)
+        self.batch_size = Histogram("itff_batch_size", "Requests per micro-batched MC pass", registry=r,
+                                    buckets=(1, 2, 4, 8, 16, 32, 64))
         self.live = None   # the collector of itff-monitor's results and the bundles' ages (set by `create_app`)
 
     def exposition(self) -> bytes:
@@ -262,7 +299,7 @@ class ApiMetrics:
 # %% ../nbs/30_api.ipynb #77f639ce
 async def _send_json(send, status:int, body:dict, rid:str):
     "Send a whole JSON response through a raw ASGI `send`."
-    data = json.dumps(body).encode()
+    data = json.dumps(body, allow_nan=False).encode()
     await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"),
                 (b"content-length", str(len(data)).encode()), (b"x-request-id", rid.encode())]})
     await send({"type": "http.response.body", "body": data})
@@ -271,6 +308,13 @@ def request_id(scope) -> str:
     "The caller's X-Request-ID if it is short and plain, else a new random id."
     given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
     return given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else uuid.uuid4().hex
+
+# %% ../nbs/30_api.ipynb #2cc05f71
+def route_of(scope) -> str:
+    "The path template of the app route that matches `scope` ('unmatched' if none): for answers given before routing."
+    for r in getattr(scope.get("app"), "routes", []):
+        if r.matches(scope)[0] == Match.FULL: return r.path
+    return "unmatched"
 
 # %% ../nbs/30_api.ipynb #53e7da8c
 class ObservabilityMiddleware:
@@ -311,7 +355,7 @@ class ObservabilityMiddleware:
             status[0] = 500
             await _send_json(send, 500, {"detail": "internal server error", "request_id": rid}, rid)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = getattr(scope.get("route"), "path", None) or route_of(scope)
             self.metrics.requests.labels(route, scope["method"], str(status[0])).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - t0)
 
@@ -394,6 +438,7 @@ def _start_loading(app):
             reg.load_all(cfg.models_dir, refuse_no_skill=cfg.refuse_no_skill, on_failure=lambda name, e: (
                 m.load_failures.inc(), logging.getLogger("itff.api").error("bundle %s refused: %s", name, e)))
             m.loaded.set(len(reg.predictors))
+            for p in reg.predictors.values(): warm_batches(p, cfg.batch_max)   # no compilation on the first busy moment
         finally: app.state.loaded.set()
     threading.Thread(target=run, name="itff-load-bundles", daemon=True).start()
 
@@ -414,9 +459,12 @@ def create_app(config:ApiConfig|None=None) -> FastAPI:
     app.state.registry, app.state.loaded = ModelRegistry(), threading.Event()
     app.state.started, app.state.candles = time.time(), CandleCache(config.candles_source)
     app.state.prediction_log = None
+    app.state.batcher = forecast_batcher(config.batch_max, config.batch_wait_s, config.deadline_s,
+                                         on_batch=lambda key, size, s: app.state.metrics.batch_size.observe(size))
     app.state.metrics.live = LiveCollector(app)
     app.state.metrics.registry.register(app.state.metrics.live)
-    limiter = Limiter(key_func=get_remote_address, default_limits=[config.rate_limit] if config.rate_limit else [],
+    # application limits count a client's requests over every route together (default limits count per route)
+    limiter = Limiter(key_func=get_remote_address, application_limits=[config.rate_limit] if config.rate_limit else [],
                       headers_enabled=True, enabled=bool(config.rate_limit), storage_uri=config.rate_limit_storage)
     app.state.limiter = limiter
     app.add_middleware(SlowAPIASGIMiddleware)
@@ -446,6 +494,12 @@ def _add_handlers(app, limiter):
         resp = JSONResponse({"detail": f"rate limit exceeded: {exc.detail}", "request_id": request.state.request_id},
                             status_code=429)
         return limiter._inject_headers(resp, request.state.view_rate_limit)
+
+    @app.exception_handler(Overloaded)
+    async def _overloaded(request:Request, exc:Overloaded):
+        request.app.state.metrics.shed.labels(route_of(request.scope)).inc()
+        return JSONResponse({"detail": str(exc), "request_id": request.state.request_id}, status_code=503,
+                            headers={"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))})
 
     @app.exception_handler(ITFFError)
     async def _bad_input(request:Request, exc:ITFFError):
@@ -501,33 +555,73 @@ def model_card(pred:Predictor, # a loaded predictor
 class Health(BaseModel):
     status: Literal["ok"]; ready: bool; uptime_s: float
     bundles: list[BundleStatus]; failed: dict[str, str] = Field(description="bundle folder → why it was refused")
+    shadowed: dict[str, str] = Field({}, description="bundle folder → the newer bundle for the same model that serves")
 
 # %% ../nbs/30_api.ipynb #8d4a699e
+TIME_RANGE = (pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC"))  # times a request may name
+_MS_RANGE = tuple(int(t.value // 10**6) for t in TIME_RANGE)
+
 def candle_frame(candles:list[Candle]) -> pd.DataFrame:
     "Request candles as a raw OHLCV frame (timestamps as epoch ms; naive times are UTC) for `validate_ohlcv`."
-    try: ms = [c.timestamp if isinstance(c.timestamp, int) else int(to_utc(c.timestamp).value // 10**6)
-               for c in candles]
-    except (ValueError, OverflowError) as e: raise DataError(f"candles: a timestamp is out of range ({e})") from e
+    ms = [c.timestamp if isinstance(c.timestamp, int) else
+          (int(to_utc(c.timestamp).value // 10**6) if 1970 <= c.timestamp.year < 2100 else -1) for c in candles]
+    bad = next((i for i, t in enumerate(ms) if not _MS_RANGE[0] <= t < _MS_RANGE[1]), None)
+    if bad is not None:
+        raise DataError(f"candles: row {bad + 1}: timestamp {candles[bad].timestamp} is outside 1970–2099 "
+                        f"(epoch milliseconds or ISO-8601)")
     return pd.DataFrame({"timestamp": ms,
                          **{k: [getattr(c, k) for c in candles] for k in ("open", "high", "low", "close", "volume")}})
 
 # %% ../nbs/30_api.ipynb #f89bef0a
-def _request_time(t) -> pd.Timestamp:
-    "A request's `bar_time` (epoch ms or ISO; naive is UTC) as a UTC timestamp; 422 naming the field if it is not one."
-    try: return pd.Timestamp(int(t), unit="ms", tz="UTC") if isinstance(t, int) or str(t).isdigit() else to_utc(t)
-    except (ValueError, OverflowError, TypeError):
-        raise field_error("bar_time", f"not a time: {t!r} (ISO-8601 or epoch milliseconds)", str(t)[:50]) from None
+def request_time(t, # epoch milliseconds, or an ISO-8601 date-time (naive is UTC)
+                 field:str="bar_time", # the request field it came from, named in the error
+                ) -> pd.Timestamp:
+    "A request's time as UTC within `TIME_RANGE`; a 422 naming `field` for words ('now'), negatives or other eras."
+    def bad(why): return field_error(field, f"{why}: {str(t)[:50]!r} (ISO-8601 such as 2025-09-30T23:00:00Z, or "
+                                            f"epoch milliseconds; between 1970 and 2099)", str(t)[:50])
+    text = str(t).strip()
+    if isinstance(t, bool) or not (isinstance(t, int) or re.fullmatch(r"\d+|\d{4}-\d\d-\d\d([T ].*)?", text)):
+        raise bad("not a time")
+    try: ts = pd.Timestamp(int(text), unit="ms", tz="UTC") if text.isdigit() else to_utc(text)
+    except (ValueError, OverflowError, TypeError): raise bad("not a time in range") from None
+    if not TIME_RANGE[0] <= ts < TIME_RANGE[1]: raise bad("not a time in range")
+    return ts
 
-def _predict(app, pred:Predictor, req, t0:float, rid:str) -> dict:
-    "Run the predictor on a request's sequence or candles and build the response."
-    fresh = fresh_or_refuse(pred, app.state.config)
+def parse_request(model, # the pydantic model of the body, e.g. `PredictRequest`
+                  body:bytes, # the raw request body
+                 ):
+    "The body validated as `model` (in a worker thread: 10,000 candles take tens of ms); a 422 saying what is wrong."
+    try: return model.model_validate_json(body)
+    except ValidationError as e:
+        raise RequestValidationError([_body_error(err) for err in e.errors(include_url=False)]) from None
+
+def _body_error(err:dict) -> dict:
+    msg = err["msg"]
+    if "recursion limit" in msg:   # pydantic's parser stops at 200 levels; no ITFF request is deeper than 3
+        msg = f"the JSON is nested too deeply (no request field is more than 3 levels deep): {msg}"
+    return {**err, "msg": msg, "loc": ("body", *err["loc"])}
+
+def _prepare(app, pred:Predictor, req) -> Prepared:
+    "A request checked and turned into its scaled window (a worker thread's job: candles take milliseconds)."
     if req.sequence is not None:
-        out = pred.predict_window(np.asarray(req.sequence, dtype="float64"), req.mc_samples, req.allow_ood)
-        out["bar_time"] = None if req.bar_time is None else str(_request_time(req.bar_time))
-    else:
-        candles = candle_frame(req.candles)   # a context pair's candles come from the service's own source
-        ctx = app.state.candles.get(pred.context, pred.timeframe, len(candles)) if pred.context else None
-        out = pred.predict_candles(candles, req.mc_samples, req.allow_ood, ctx)
+        job = pred.prepare_window(req.sequence, req.mc_samples, req.allow_ood)
+        job.extra["bar_time"] = None if req.bar_time is None else str(request_time(req.bar_time))
+        return job
+    candles = candle_frame(req.candles)   # a context pair's candles come from the service's own source
+    ctx = app.state.candles.get(pred.context, pred.timeframe, len(candles)) if pred.context else None
+    return pred.prepare_candles(candles, req.mc_samples, req.allow_ood, ctx)
+
+def _checked(app, reg:ModelRegistry, body:bytes) -> tuple:
+    ("A /predict body parsed, matched to its model and prepared (one worker-thread job: 10,000 candles take tens of "
+     "ms): the predictor, the bundle's freshness and the prepared request.")
+    req = parse_request(PredictRequest, body)
+    pred = reg.get(req.symbol, req.timeframe, req.label, req.model_type)
+    return pred, fresh_or_refuse(pred, app.state.config), _prepare(app, pred, req)
+
+async def _predict(app, reg:ModelRegistry, body:bytes, t0:float, rid:str) -> dict:
+    "Check and prepare a request off the event loop, run its MC pass in a batch with concurrent ones, and answer."
+    pred, fresh, job = await run_in_threadpool(_checked, app, reg, body)
+    out = await batched_forecast(app.state.batcher, pred, job)
     return answered(app, pred, out | fresh, t0, rid, source="api")
 
 def answered(app, # the FastAPI app (metrics, prediction log)
@@ -583,7 +677,8 @@ def _add_routes(app, limiter):
         reg = request.app.state.registry
         return {"status": "ok", "ready": request.app.state.loaded.is_set() and not reg.loading,
                 "uptime_s": round(time.time() - request.app.state.started, 3),
-                "bundles": reg.describe(request.app.state.config.max_model_age), "failed": dict(reg.failed)}
+                "bundles": reg.describe(request.app.state.config.max_model_age), "failed": dict(reg.failed),
+                "shadowed": dict(reg.shadowed)}
 
     @app.get("/ready", tags=["service"], responses={503: {"description": "bundles are still loading"}})
     @limiter.exempt
@@ -611,13 +706,14 @@ def _add_routes(app, limiter):
     @app.post("/predict", response_model=Prediction, tags=["forecast"], dependencies=[Depends(require_token)],
               responses={401: {"description": "missing or wrong X-API-Token"},
                          429: {"description": "rate limit exceeded"},
-                         503: {"description": "bundles are still loading"}})
-    async def predict(request:Request, req:PredictRequest):
+                         503: {"description": "bundles are still loading, or the service is overloaded"}},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": PredictRequest.model_json_schema()}}}})
+    async def predict(request:Request):
         ("Calibrated probability, MC mean/std, entropy, mutual information and decision "
          "for a sequence or recent candles.")
-        t0 = time.perf_counter()
-        pred = _ready(request).get(req.symbol, req.timeframe, req.label, req.model_type)
-        return _predict(request.app, pred, req, t0, request.state.request_id)
+        t0 = time.perf_counter()   # the token is checked first; the body is parsed off the event loop
+        return await _predict(request.app, _ready(request), await request.body(), t0, request.state.request_id)
 
     _add_webhook(app)
 
@@ -671,6 +767,30 @@ def tv_timeframe(interval:str) -> str:
         raise field_error("interval", f"unsupported interval {interval!r}; ITFF serves 60 (1h) and 30 (30m)", interval)
     return tf
 
+# %% ../nbs/30_api.ipynb #7816f024
+def authentic_alert(cfg:ApiConfig, # the service's settings (webhook_secret)
+                    raw:bytes, # the request body
+                    content_type:str="", # its Content-Type header
+                   ) -> TradingViewAlert:
+    ("The alert, once its passphrase matches: a missing or wrong one is a 401 before anything else in the body is "
+     "read back to the sender (a body that does not parse has no passphrase).")
+    try: data, err = parse_alert(raw, content_type), None
+    except RequestValidationError as e: data, err = {}, e
+    want, given = cfg.webhook_secret, data.get("passphrase")
+    if want and not (isinstance(given, str) and hmac.compare_digest(given.encode(), want.encode())):
+        raise HTTPException(401, "missing or wrong passphrase")
+    if err is not None: raise err
+    try: return TradingViewAlert.model_validate(data)
+    except ValidationError as e:
+        raise RequestValidationError([{**x, "loc": ("body", *x["loc"])} for x in e.errors(include_url=False)]) from None
+
+def _prepare_alert(app, pred:Predictor, symbol:str, mc_samples:int) -> Prepared:
+    "The alert's request from the service's latest candles (a worker thread's job: a fetch may go to the exchange)."
+    bars = max(pred.window + 600, pred.candles_recommended)   # the vol inputs need a longer warm-up
+    candles = app.state.candles.get(symbol, pred.timeframe, bars)
+    ctx = app.state.candles.get(pred.context, pred.timeframe, bars) if pred.context else None
+    return pred.prepare_candles(candles, mc_samples, context=ctx)
+
 # %% ../nbs/30_api.ipynb #e647bfaa
 def _add_webhook(app):
     @app.post("/webhook/tradingview", response_model=WebhookResult, tags=["forecast"],
@@ -683,25 +803,16 @@ def _add_webhook(app):
     async def tradingview(request:Request):
         ("A TradingView alert (JSON or key=value text): forecast for its ticker and interval "
          "from the service's latest candles.")
-        t0 = time.perf_counter()
-        data = parse_alert(await request.body(), request.headers.get("content-type", ""))
-        try: alert = TradingViewAlert.model_validate(data)
-        except ValidationError as e:
-            raise RequestValidationError([{**err, "loc": ("body", *err["loc"])}
-                                          for err in e.errors(include_url=False)]) from None
-        want = request.app.state.config.webhook_secret
-        if want and not (alert.passphrase and hmac.compare_digest(alert.passphrase.encode(), want.encode())):
-            raise HTTPException(401, "missing or wrong passphrase")
+        t0, app = time.perf_counter(), request.app
+        alert = authentic_alert(app.state.config, await request.body(), request.headers.get("content-type", ""))
         symbol, tf = tv_symbol(alert.ticker), tv_timeframe(alert.interval)
-        if alert.time: _alert_time(alert.time)
+        alert_time = _alert_time(alert.time) if alert.time else None
         pred = _ready(request).get(symbol, tf, alert.label, alert.model_type)
-        bars = max(pred.window + 600, pred.candles_recommended)   # the vol inputs need a longer warm-up
-        candles = request.app.state.candles.get(symbol, tf, bars)
-        ctx = request.app.state.candles.get(pred.context, tf, bars) if pred.context else None
-        fresh = fresh_or_refuse(pred, request.app.state.config)
-        out = pred.predict_candles(candles, alert.mc_samples, context=ctx) | fresh
-        stale = bool(alert.time and _alert_time(alert.time) > pd.Timestamp(out["bar_time"]) + timeframe_delta(tf))
-        res = answered(request.app, pred, out, t0, request.state.request_id, "webhook", ticker=alert.ticker,
+        fresh = fresh_or_refuse(pred, app.state.config)
+        job = await run_in_threadpool(_prepare_alert, app, pred, symbol, alert.mc_samples)   # fetches candles
+        out = await batched_forecast(app.state.batcher, pred, job) | fresh
+        stale = bool(alert_time is not None and alert_time > pd.Timestamp(out["bar_time"]) + timeframe_delta(tf))
+        res = answered(app, pred, out, t0, request.state.request_id, "webhook", ticker=alert.ticker,
                        alert_time=alert.time, alert_stale=stale)
         logging.getLogger("itff.api").info("tradingview %s %s %s: p=%.3f decision=%s bar=%s alert_stale=%s",
                                            alert.ticker, tf, alert.label,

@@ -15,9 +15,9 @@ import keras
 from keras import layers
 
 # %% auto #0
-__all__ = ['MODEL_TYPES', 'build_lstm', 'PositionalEncoding', 'LastStep', 'build_transformer', 'private_python_random',
-           'build_model', 'mc_function', 'trace_count', 'mc_samples', 'ensemble_samples', 'binary_entropy',
-           'mc_summary', 'save_atomically', 'save_model', 'load_model']
+__all__ = ['MODEL_TYPES', 'MODEL_FAMILIES', 'build_lstm', 'PositionalEncoding', 'LastStep', 'build_transformer',
+           'private_python_random', 'build_model', 'mc_function', 'trace_count', 'mc_samples', 'ensemble_samples',
+           'binary_entropy', 'mc_summary', 'save_atomically', 'save_model', 'load_model']
 
 # %% ../nbs/07_models.ipynb #667da02a
 def build_lstm(window:int, # bars per input window
@@ -90,6 +90,9 @@ def build_transformer(window:int, # bars per input window
 
 # %% ../nbs/07_models.ipynb #8574d180
 MODEL_TYPES = {"lstm": build_lstm, "transformer": build_transformer}
+# every family a bundle can hold: the deep ones above, LightGBM's bagged boosters (`itff.boosting`) and their
+# stack (`itff.blend`); named here so that the service knows them without importing training code
+MODEL_FAMILIES = (*MODEL_TYPES, "gbm", "blend")
 
 # %% ../nbs/07_models.ipynb #a367a1d2
 @contextmanager

@@ -6,6 +6,7 @@ Docs: https://itff.github.io/itff/predictor.html.md"""
 
 # %% ../nbs/24_predictor.ipynb #a357429a
 from __future__ import annotations
+from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import jax.numpy as jnp
@@ -21,9 +22,17 @@ from .models import _seed_states, ensemble_samples, mc_function, mc_summary
 from .sentiment import SENTIMENT_COLUMNS
 
 # %% auto #0
-__all__ = ['member_sampler', 'Predictor', 'last_run']
+__all__ = ['member_state', 'member_sampler', 'Predictor', 'Prepared', 'last_run']
 
 # %% ../nbs/24_predictor.ipynb #2ace67b7
+def member_state(model, # a deep bundle member
+                 seed:int, # its dropout seed
+                ) -> tuple[list, list]:
+    ("The member's own copies of its trainable values and of its non-trainable ones with seeded dropout states "
+     "(Keras's fit/predict donate the model's buffers).")
+    own = lambda xs: [jnp.array(x, copy=True) for x in xs]
+    return own(v.value for v in model.trainable_variables), own(_seed_states(model, seed))
+
 def member_sampler(model, # a bundle member: a Keras model, a `GBMMember` or a `BlendModel`
                    seed:int, # its dropout seed
                   ):
@@ -34,8 +43,7 @@ def member_sampler(model, # a bundle member: a Keras model, a `GBMMember` or a `
         sample = lambda batch: model.samples(batch[:1], len(batch), seed)[:, 0]
         sample.launch = sample
         return sample
-    own = lambda xs: [jnp.array(x, copy=True) for x in xs]
-    f, tv, ntv = mc_function(model), own(v.value for v in model.trainable_variables), own(_seed_states(model, seed))
+    f, (tv, ntv) = mc_function(model), member_state(model, seed)
     sample = lambda batch: np.asarray(f(tv, ntv, batch))
     sample.launch = lambda batch: f(tv, ntv, batch)   # the same pass, not waited for: JAX runs it in the background
     return sample
@@ -121,7 +129,12 @@ def _checked_n(self, mc_samples) -> int:
 
 @patch_to(Predictor)
 def _scaled(self, window) -> np.ndarray:
-    return self.bundle.scaler.transform(_check_window(window, self.window, len(self.features)))
+    "The window checked and scaled; `DataError` for values that would overflow the MC pass's float32."
+    x = _check_window(window, self.window, len(self.features))
+    xs = self.bundle.scaler.transform(x)
+    if np.abs(xs).max() < 1e30: return xs
+    r, f = np.unravel_index(np.argmax(~(np.abs(xs) < 1e30)), xs.shape)
+    raise DataError(f"sequence: row {r}, feature {f} is {x[r, f]:g}: too large (beyond float32 once scaled)")
 
 # %% ../nbs/24_predictor.ipynb #1d7b98e3
 @patch_to(Predictor)
@@ -160,6 +173,33 @@ def _ood_verdict(self, x:np.ndarray) -> dict:
     return {"ood_score": float(s[0]), "in_distribution": bool(ok[0])}
 
 # %% ../nbs/24_predictor.ipynb #a55036b1
+@dataclass
+class Prepared:
+    "A checked request, ready for its MC pass: the scaled window, its samples, the gate's verdict, answer fields."
+    x:np.ndarray; n:int; allow_ood:bool; ood:dict; extra:dict = field(default_factory=dict)
+
+@patch_to(Predictor)
+def prepare_window(self,
+                   window, # one unscaled (window, F) feature array
+                   mc_samples:int|None=None, # MC passes per member (default: the predictor's)
+                   allow_ood:bool=False, # decide even when the window is out of distribution
+                  ) -> Prepared:
+    "The window checked, scaled and scored by the out-of-distribution gate: all of a forecast but its MC pass."
+    n, x = self._checked_n(mc_samples), self._scaled(window)
+    return Prepared(x, n, allow_ood, self._ood_verdict(x))
+
+@patch_to(Predictor)
+def finish(self, job:Prepared, draws:np.ndarray) -> dict:
+    "The answer to a prepared request from its pooled MC draws (`_mc(job.x, job.n)`)."
+    s = mc_summary(np.asarray(draws)[:, None])
+    p = float(self.bundle.calibrator(s["mean"])[0])
+    return {"probability": p, "mc_mean": float(s["mean"][0]), "mc_std": float(s["std"][0]),
+            "entropy": float(s["entropy"][0]),
+            "expected_entropy": float(s["expected_entropy"][0]), "mutual_info": float(s["mutual_info"][0]),
+            **job.ood, **self._decide(p, float(s["std"][0]), job.ood["in_distribution"], job.allow_ood),
+            "threshold": self.threshold, "max_uncertainty": self.max_uncertainty, "skill": self.skill,
+            "mc_samples": len(draws), "model": self.bundle.info(), **job.extra}
+
 @patch_to(Predictor)
 def predict_window(self,
                    window, # one unscaled (window, F) feature array
@@ -170,16 +210,8 @@ def predict_window(self,
      "and decision for one (window, F) array.")
     n, x = self._checked_n(mc_samples), self._scaled(window)   # scaled once, for the MC passes and the gate
     pending = self._launch(x, n)                 # JAX runs the MC passes in the background …
-    ood = self._ood_verdict(x)                   # … while this thread scores the window against the gate
-    draws = self._collect(pending)
-    s = mc_summary(draws[:, None])
-    p = float(self.bundle.calibrator(s["mean"])[0])
-    return {"probability": p, "mc_mean": float(s["mean"][0]), "mc_std": float(s["std"][0]),
-            "entropy": float(s["entropy"][0]),
-            "expected_entropy": float(s["expected_entropy"][0]), "mutual_info": float(s["mutual_info"][0]),
-            **ood, **self._decide(p, float(s["std"][0]), ood["in_distribution"], allow_ood),
-            "threshold": self.threshold, "max_uncertainty": self.max_uncertainty, "skill": self.skill,
-            "mc_samples": len(draws), "model": self.bundle.info()}
+    job = Prepared(x, n, allow_ood, self._ood_verdict(x))   # … while this thread scores the window against the gate
+    return self.finish(job, self._collect(pending))
 
 # %% ../nbs/24_predictor.ipynb #73d46ce4
 def last_run(ohlcv:pd.DataFrame, # validated candles
@@ -222,13 +254,13 @@ def window_from_candles(self, candles:pd.DataFrame, context:pd.DataFrame|None=No
 
 # %% ../nbs/24_predictor.ipynb #de709632
 @patch_to(Predictor)
-def predict_candles(self,
+def prepare_candles(self,
                     candles:pd.DataFrame, # recent OHLCV rows with a timestamp
                     mc_samples:int|None=None, # MC passes per member (default: the predictor's)
                     allow_ood:bool=False, # decide even when the window is out of distribution
                     context:pd.DataFrame|None=None, # the context pair's candles, if the bundle reads one
-                   ) -> dict:
-    "Forecast for the bar after the last of `candles` (OHLCV rows with a timestamp)."
+                   ) -> Prepared:
+    "The last window built from `candles`, prepared (`prepare_window`), with the candle fields of the answer."
     x, last = self.window_from_candles(candles, context)
     used = len(last_run(validate_ohlcv(candles, "candles", self.timeframe), self.timeframe)[0])
     recommended = self.candles_recommended
@@ -236,8 +268,20 @@ def predict_candles(self,
                                                 f"(window + {recommended - self.window}) for features "
                                                 f"identical to training's; with fewer they agree within 1e-3 "
                                                 f"of a training std")
-    return {**self.predict_window(x, mc_samples, allow_ood), "bar_time": str(last), "horizon_bars": self.horizon,
-            "candles_used": used, "warning": warning}
+    job = self.prepare_window(x, mc_samples, allow_ood)
+    job.extra.update({"bar_time": str(last), "horizon_bars": self.horizon, "candles_used": used, "warning": warning})
+    return job
+
+@patch_to(Predictor)
+def predict_candles(self,
+                    candles:pd.DataFrame, # recent OHLCV rows with a timestamp
+                    mc_samples:int|None=None, # MC passes per member (default: the predictor's)
+                    allow_ood:bool=False, # decide even when the window is out of distribution
+                    context:pd.DataFrame|None=None, # the context pair's candles, if the bundle reads one
+                   ) -> dict:
+    "Forecast for the bar after the last of `candles` (OHLCV rows with a timestamp)."
+    job = self.prepare_candles(candles, mc_samples, allow_ood, context)
+    return self.finish(job, self._mc(job.x, job.n))
 
 # %% ../nbs/24_predictor.ipynb #39eb38bb
 @patch_to(Predictor)

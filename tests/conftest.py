@@ -56,3 +56,15 @@ def tiny_home(tmp_path_factory):
     train_tiny(home, "BTCUSDT", 0)
     train_tiny(home, "ETHUSDT", 1, ("direction",))
     return home
+
+
+def rehashed_copy(bundle, dest, edit):
+    ("A copy of `bundle` at `dest` whose meta.json is `edit(meta)`, its hashes.json recomputed so every checksum holds: "
+     "a bundle whose content alone is wrong.")
+    import json
+    from itff.core import sha256_file
+    shutil.copytree(bundle, dest)
+    (dest/"meta.json").write_text(json.dumps(edit(json.loads((dest/"meta.json").read_text()))))
+    h = json.loads((dest/"hashes.json").read_text()); h["files"]["meta.json"] = sha256_file(dest/"meta.json")
+    (dest/"hashes.json").write_text(json.dumps(h))
+    return dest

@@ -4,7 +4,9 @@ import json, os, re, shutil, socket, subprocess, sys, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import httpx
+import numpy as np
 import pytest
+from conftest import rehashed_copy
 from itff.data import load_ohlcv
 from itff.config import ExperimentConfig
 from itff.experiment import run_experiment
@@ -140,7 +142,7 @@ def test_auth(secured, models, window):
     ({"symbol": "DOGEUSDT"}, ["body", "symbol"], "no loaded model for symbol 'DOGEUSDT'"),
     ({"label": "level_down"}, ["body", "label"], "no loaded model for label 'level_down'"),
     ({"target": "moon"}, ["body", "target"], "Input should be"),
-    ({"model_type": "gru"}, ["body", "model_type"], "'lstm' or 'transformer'"),
+    ({"model_type": "gru"}, ["body", "model_type"], "Input should be 'lstm', 'transformer', 'gbm'"),
     ({"timeframe": "4h"}, ["body", "timeframe"], "no loaded model for timeframe '4h'; loaded: ['1h']"),
     ({"model_type": "transformer"}, ["body", "model_type"], "no loaded model for model_type 'transformer'"),
     ({"mc_samples": 0}, ["body", "mc_samples"], "greater than or equal to 1"),
@@ -203,7 +205,7 @@ def test_unexpected_error_is_500_with_request_id_and_no_trace(models, window, mo
     "In-process (a fault cannot be injected into a subprocess): the real app, its handlers and middleware."
     from fastapi.testclient import TestClient
     from itff import api
-    monkeypatch.setattr(api.Predictor, "predict_window", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(api.Predictor, "finish", lambda *a, **k: 1 / 0)     # in the batcher's worker thread
     cfg = api.ApiConfig(models, None, None, None, 1_000_000, "bundled")
     with TestClient(api.create_app(cfg), raise_server_exceptions=False) as c:
         while c.get("/ready").status_code == 503: time.sleep(0.2)
@@ -213,13 +215,20 @@ def test_unexpected_error_is_500_with_request_id_and_no_trace(models, window, mo
 
 
 def test_rate_limit(models, window):
+    "The limit is per client over every route together (not 5 on each), and 429s are counted under their route."
     s = Server(models, ITFF_API_RATE_LIMIT="5/minute")
     try:
-        codes = [post(s, {"symbol": "BTCUSDT", "sequence": window.tolist()}, token=None).status_code for _ in range(7)]
-        assert codes[:5] == [200] * 5 and codes[5:] == [429, 429]
+        codes = [post(s, {"symbol": "BTCUSDT", "sequence": window.tolist()}, token=None).status_code for _ in range(3)]
+        codes += [httpx.get(s.url + "/models").status_code for _ in range(2)]
+        codes += [post(s, {"ticker": "BTCUSDT", "interval": "60"}, token=None, path="/webhook/tradingview").status_code,
+                  httpx.get(s.url + "/models").status_code]
+        assert codes == [200] * 5 + [429, 429], codes
         r = post(s, {"symbol": "BTCUSDT", "sequence": window.tolist()}, token=None)
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0 and "rate limit exceeded" in r.json()["detail"]
         assert httpx.get(s.url + "/health").status_code == 200          # health is never rate-limited
+        m = httpx.get(s.url + "/metrics").text
+        assert 'route="/predict",status="429"} 1.0' in m and 'route="/models",status="429"} 1.0' in m
+        assert 'route="/webhook/tradingview",status="429"} 1.0' in m and 'route="unmatched"' not in m
     finally: s.stop()
 
 
@@ -237,7 +246,12 @@ def test_tradingview_webhook(secured):
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "interval"]
     r = httpx.post(url, json={"passphrase": SECRET, "ticker": "BTCUSDT", "interval": "60", "time": "yesterday-ish"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "time"]
-    assert httpx.post(url, content="just buy").status_code == 422
+    assert httpx.post(url, content="just buy").status_code == 401                   # no passphrase in what does not parse
+    assert httpx.post(url, content=f"passphrase={SECRET} just buy").json()["detail"][0]["loc"] == ["body", "ticker"]
+    wrong = httpx.post(url, json={"passphrase": "guess", "ticker": "<script>" * 3, "interval": "240"})
+    assert wrong.status_code == 401 and "<script>" not in wrong.text                 # authenticated before validated
+    assert httpx.post(url, content=b"{not json", headers={"content-type": "application/json"}).status_code == 401
+    assert httpx.post(url, json={"passphrase": SECRET, "ticker": "BTCUSDT"}).status_code == 422   # then validated
 
 
 def test_schemathesis_no_5xx_and_schema_conformance(secured, tmp_path):
@@ -348,3 +362,111 @@ def test_two_workers_share_metrics_and_the_rate_limit(models, window, tmp_path):
         assert float(line.split()[-1]) == 8.0 == sum(served.values()), line         # … and /metrics adds their counts up
     finally:
         s.stop(); redis.kill()
+
+
+def test_bad_inputs_found_by_probing_are_422_naming_the_field(secured, window):
+    "Issue 22's probes: ragged or huge sequences, booleans as numbers, words and other eras as times, deep nesting, no token."
+    seq = window.tolist()
+    ragged = post(secured, {"symbol": "BTCUSDT", "sequence": seq[:-1] + [seq[-1][:20]]})
+    assert ragged.status_code == 422 and ragged.json()["detail"][0]["loc"] == ["body", "sequence"], ragged.text
+    huge = [row[:] for row in seq]; huge[5][3] = 1e38                       # finite, but past float32 once scaled
+    r = post(secured, {"symbol": "BTCUSDT", "sequence": huge})
+    assert r.status_code == 422 and "row 5, feature 3" in r.json()["detail"][0]["msg"], r.text
+    r = post(secured, {"symbol": "BTCUSDT", "sequence": seq, "mc_samples": True})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "mc_samples"], r.text
+    for t in ("now", "today", -1, "0001-01-01T00:00:00Z", "9999-12-31T00:00:00Z", 10**20):
+        r = post(secured, {"symbol": "BTCUSDT", "sequence": seq, "bar_time": t})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "bar_time"], (t, r.text)
+        assert "between 1970 and 2099" in r.json()["detail"][0]["msg"] and "Out of bounds" not in r.text, r.text
+    bars = load_ohlcv("BTCUSDT", "1h", start="2025-09-15").iloc[-300:]
+    candles = [[int(t.value // 10**6), *map(float, row)] for t, row in zip(bars.index, bars.to_numpy())]
+    candles[0][0] = "0001-01-01T00:00:00Z"
+    r = post(secured, {"symbol": "BTCUSDT", "label": "level_up", "candles": candles})
+    assert r.status_code == 422 and "row 1: timestamp 0001-01-01" in r.text and "outside 1970" in r.text, r.text
+    deep = b'{"symbol": "BTCUSDT", "sequence": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    r = httpx.post(secured.url + "/predict", content=deep, headers={"X-API-Token": TOKEN, "content-type": "application/json"})
+    assert r.status_code == 422 and "nested too deeply" in r.json()["detail"][0]["msg"], r.text
+    assert httpx.post(secured.url + "/predict", content=b"{oops", headers={"content-type": "application/json"}).status_code == 401
+    for resp in (ragged, r):
+        json.loads(resp.text, parse_constant=lambda c: pytest.fail(f"{c} in a response"))   # strict JSON
+
+
+def test_concurrent_requests_are_batched_and_answered_as_alone(models, window):
+    "16 clients at once: fewer MC passes than requests, and every answer equals the Predictor's on that window alone."
+    s = Server(models, ITFF_API_BATCH_WAIT_MS="20")
+    rng = np.random.default_rng(1)
+    windows = [window * (1 + 0.01 * rng.normal(size=window.shape)) for _ in range(16)]
+    try:
+        with ThreadPoolExecutor(16) as ex:
+            answers = list(ex.map(lambda w: post(s, {"symbol": "BTCUSDT", "sequence": w.tolist(), "mc_samples": 10}), windows))
+        local = Predictor.load("BTCUSDT", "1h", "direction", "lstm", models_dir=models)
+        for w, a in zip(windows, answers):
+            assert a.status_code == 200, a.text
+            want = local.predict_window(w, 10)
+            for k in ("probability", "mc_mean", "mc_std", "mutual_info", "ood_score"):
+                assert a.json()[k] == pytest.approx(want[k], abs=1e-6), k
+            assert a.json()["decision"] == want["decision"]
+        m = httpx.get(s.url + "/metrics").text
+        passes = float(re.search(r"^itff_batch_size_count (\S+)", m, re.M)[1])
+        assert 1 <= passes < 16, m
+    finally: s.stop()
+
+
+def test_overload_is_shed_with_503_and_retry_after(models, window):
+    "With a 1 ms deadline, requests arriving while a pass runs are refused at once with Retry-After, and counted."
+    s = Server(models, ITFF_API_DEADLINE_MS="1", ITFF_API_BATCH_MAX="2")
+    try:
+        with ThreadPoolExecutor(16) as ex:
+            answers = list(ex.map(lambda _: post(s, {"symbol": "BTCUSDT", "sequence": window.tolist(), "mc_samples": 200},
+                                                 token=None), range(64)))
+        codes = [a.status_code for a in answers]
+        assert set(codes) == {200, 503}, codes
+        shed = next(a for a in answers if a.status_code == 503)
+        assert int(shed.headers["retry-after"]) >= 1 and "ITFF_API_DEADLINE_MS" in shed.json()["detail"]
+        m = httpx.get(s.url + "/metrics").text
+        assert f'itff_requests_shed_total{{route="/predict"}} {float(codes.count(503))}' in m, m
+        assert httpx.get(s.url + "/health").status_code == 200
+    finally: s.stop()
+
+
+def test_odd_bundle_folders_are_refused_or_listed(models, tmp_path):
+    ("Bundles the probes broke: a meta.json without config.symbol or a JSON list (re-hashed), a hashes.json entry "
+     "outside the folder, a link out of models/, and two folders for one model. /health names each; the rest serve.")
+    good = models/"training/BTCUSDT_1h_direction_lstm"
+    training = tmp_path/"training"
+    shutil.copytree(good, training/"BTCUSDT_1h_direction_lstm")
+    shutil.copytree(good, training/"zz_copy_of_direction")
+    rehashed_copy(good, training/"no_symbol", lambda m: {**m, "config": {k: v for k, v in m["config"].items() if k != "symbol"}})
+    rehashed_copy(good, training/"a_list", lambda m: [m])
+    escape = shutil.copytree(good, training/"escape")
+    h = json.loads((escape/"hashes.json").read_text()); h["files"]["../outside.keras"] = "0" * 64
+    (escape/"hashes.json").write_text(json.dumps(h))
+    (training/"linked").symlink_to(models/"training/BTCUSDT_1h_level_up_lstm", target_is_directory=True)
+    s = Server(tmp_path)
+    try:
+        h = httpx.get(s.url + "/health").json()
+        assert [b["id"] for b in h["bundles"]] == ["BTCUSDT_1h_direction_lstm"], h
+        assert list(h["shadowed"]) == ["BTCUSDT_1h_direction_lstm"] and "zz_copy_of_direction" in h["shadowed"]["BTCUSDT_1h_direction_lstm"]
+        failed = h["failed"]
+        assert set(failed) == {"no_symbol", "a_list", "escape", "linked"}, failed
+        assert "no_symbol/meta.json: missing key 'symbol' in 'config'" in failed["no_symbol"]
+        assert "a_list/meta.json: not a JSON object" in failed["a_list"]
+        assert "../outside.keras" in failed["escape"] and "outside" in failed["linked"]
+        assert post(s, {"symbol": "BTCUSDT", "sequence": [[0.0] * 21] * 24}, token=None).status_code == 200
+    finally: s.stop()
+
+
+def test_gbm_bundle_is_served_like_any_other(tmp_path):
+    "A LightGBM bundle on the vol inputs answers /predict (model_type gbm) as its Predictor does, candles and all."
+    cfg = ExperimentConfig("BTCUSDT", "1h", "level_up", "gbm", window=16, features="vol", n_boot=10)
+    run_experiment(cfg, models_dir=tmp_path, reports_dir=tmp_path/"reports", progress=False, log=lambda s: None)
+    s = Server(tmp_path)
+    try:
+        bars = load_ohlcv("BTCUSDT", "1h", start="2025-06-01")
+        arrays = [[int(t.value // 10**6), *map(float, row)] for t, row in zip(bars.index, bars.to_numpy())]
+        r = post(s, {"symbol": "BTCUSDT", "label": "level_up", "model_type": "gbm", "candles": arrays}, token=None)
+        assert r.status_code == 200, r.text
+        local = Predictor.load(path=tmp_path/"training/BTCUSDT_1h_level_up_gbm").predict_candles(bars, 30)
+        assert r.json()["probability"] == pytest.approx(local["probability"], abs=1e-6)
+        assert r.json()["mc_samples"] == local["mc_samples"] and r.json()["model_type"] == "gbm"
+    finally: s.stop()

@@ -21,12 +21,18 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.close_connection = True
 
 
+# the least a bundle's meta.json holds for `load_bundle` (`itff.artifacts.check_meta`)
+META = {"id": "BTCUSDT_1h_direction_lstm", "window": 4, "horizon": 4, "timeframe": "1h",
+        "label": {"name": "direction", "horizon": 4, "theta": 0.01, "definition": "close 4 bars ahead > close now"},
+        "config": {"symbol": "BTCUSDT", "model_type": "lstm"}, "trained_through": "2025-01-01 00:00:00+00:00"}
+
+
 @pytest.fixture
 def served(tmp_path):
     "A bundle written under tmp/remote, served over HTTP on 127.0.0.1 (free port)."
     remote = tmp_path/"remote"
     write_bundle(remote/"models/training/BTCUSDT_1h_direction_lstm", [build_model("lstm", 4, 2, units=2, dense=2)],
-                 Scaler(["a", "b"], np.zeros(2), np.ones(2), 3), Calibrator(), {"id": "BTCUSDT_1h_direction_lstm"}, {})
+                 Scaler(["a", "b"], np.zeros(2), np.ones(2), 3), Calibrator(), META, {})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(remote)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield remote, f"http://127.0.0.1:{server.server_address[1]}"

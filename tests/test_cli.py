@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli, snapshot
+from conftest import rehashed_copy, run_cli, snapshot
 
 CLIS = {"itff-fetch-data": ["--symbol", "--timeframe", "--source", "--days", "--exchange"],
         "itff-fetch-sentiment": ["--symbol", "--output", "--file"],
@@ -372,17 +372,6 @@ def _strict_json(folder):
     return len(files)
 
 
-def _rehashed_copy(bundle, dest, edit):
-    "A copy of `bundle` at `dest` with `edit(meta)` as its meta.json, its hashes.json recomputed so every checksum holds."
-    import shutil
-    from itff.core import sha256_file
-    shutil.copytree(bundle, dest)
-    (dest/"meta.json").write_text(json.dumps(edit(json.loads((dest/"meta.json").read_text()))))
-    h = json.loads((dest/"hashes.json").read_text()); h["files"]["meta.json"] = sha256_file(dest/"meta.json")
-    (dest/"hashes.json").write_text(json.dumps(h))
-    return dest
-
-
 def test_outputs_are_strict_json_and_incomplete_bundles_exit_2(tiny_home, tmp_path):
     "The trained bundles, reports and a monitor run hold strict JSON; itff-evaluate refuses a re-hashed meta lacking a key."
     from itff.artifacts import bundle_sha
@@ -407,7 +396,7 @@ def test_outputs_are_strict_json_and_incomplete_bundles_exit_2(tiny_home, tmp_pa
                         "missing key 'symbol' in 'config'"),
              "data_range": (lambda m: {k: v for k, v in m.items() if k != "data_range"}, "missing key 'data_range'")}
     for name, (edit, message) in cases.items():
-        copy = _rehashed_copy(bundle, tmp_path/name/bundle.name, edit)
+        copy = rehashed_copy(bundle, tmp_path/name/bundle.name, edit)
         r = run_cli("itff-evaluate", "--bundle", copy, "--output", tmp_path/"again", cwd=tmp_path)
         _one_line_error(r, f"{copy}/meta.json: {message}")
     assert not (tmp_path/"again").exists()

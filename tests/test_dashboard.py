@@ -5,7 +5,7 @@ import httpx
 import psutil
 import pandas as pd
 import pytest
-from conftest import BIN, run_cli
+from conftest import BIN, rehashed_copy, run_cli
 
 CHROMIUM = "/usr/bin/chromium"
 USER, PASSWORD = "ana", "s3cret"
@@ -47,15 +47,10 @@ def dash_home(tiny_home, tmp_path_factory):
 def malformed_bundles(training):
     "Two bundles whose meta.json is malformed but whose hashes.json verifies: one without config.symbol, one a JSON list."
     from itff.artifacts import verify_bundle
-    from itff.core import sha256_file
     good = json.loads((training/"BTCUSDT_1h_direction_lstm/meta.json").read_text())
     for name, meta in [("BROKEN_no_symbol", {**good, "config": {k: v for k, v in good["config"].items() if k != "symbol"}}),
                        ("BROKEN_list", [good])]:
-        d = training/name
-        shutil.copytree(training/"BTCUSDT_1h_direction_lstm", d)
-        (d/"meta.json").write_text(json.dumps(meta))
-        files = {f.name: sha256_file(f) for f in sorted(d.iterdir()) if f.is_file() and f.name != "hashes.json"}
-        (d/"hashes.json").write_text(json.dumps({"algorithm": "sha256", "files": files}))
+        d = rehashed_copy(training/"BTCUSDT_1h_direction_lstm", training/name, lambda m, meta=meta: meta)
         verify_bundle(d)                     # its hashes hold: only the content is wrong
 
 
