@@ -43,7 +43,7 @@ def health_under_load(url, heavy:str, clients:int, seconds:float) -> dict:
             while not stop.is_set(): codes.append(c.post(url + "/predict", content=heavy).status_code); done.append(1)
     threads = [threading.Thread(target=heavy_client) for _ in range(clients)]
     for t in threads: t.start()
-    time.sleep(1.0)                                  # the heavy requests are under way
+    time.sleep(float(os.environ.get("HEAVY_WARM", "1")))   # the heavy requests are under way
     times, end = [], time.perf_counter() + seconds
     with httpx.Client(timeout=30) as probe:
         while time.perf_counter() < end:
