@@ -438,7 +438,8 @@ def _start_loading(app):
             reg.load_all(cfg.models_dir, refuse_no_skill=cfg.refuse_no_skill, on_failure=lambda name, e: (
                 m.load_failures.inc(), logging.getLogger("itff.api").error("bundle %s refused: %s", name, e)))
             m.loaded.set(len(reg.predictors))
-            for p in reg.predictors.values(): warm_batches(p, cfg.batch_max)   # no compilation on the first busy moment
+            for p in reg.predictors.values():   # no compilation on the first busy moment: the bundle's and the API's
+                warm_batches(p, cfg.batch_max, {p.mc_samples, PredictRequest.model_fields["mc_samples"].default})
             # the loaded models, JAX and pandas are millions of long-lived objects: frozen, the garbage collector's full
             # passes skip them instead of stopping every thread, the event loop's too, for ~250 ms under load
             gc.collect(); gc.freeze()
