@@ -446,6 +446,7 @@ def _start_loading(app):
         finally: app.state.loaded.set()
     threading.Thread(target=run, name="itff-load-bundles", daemon=True).start()
 
+# %% ../nbs/30_api.ipynb #4d62f6fd
 def create_app(config:ApiConfig|None=None) -> FastAPI:
     "The ITFF prediction service."
     from contextlib import asynccontextmanager
@@ -591,6 +592,7 @@ def request_time(t, # epoch milliseconds, or an ISO-8601 date-time (naive is UTC
     if not TIME_RANGE[0] <= ts < TIME_RANGE[1]: raise bad("not a time in range")
     return ts
 
+# %% ../nbs/30_api.ipynb #62bd579a
 def parse_request(model, # the pydantic model of the body, e.g. `PredictRequest`
                   body:bytes, # the raw request body
                  ):
@@ -605,6 +607,7 @@ def _body_error(err:dict) -> dict:
         msg = f"the JSON is nested too deeply (no request field is more than 3 levels deep): {msg}"
     return {**err, "msg": msg, "loc": ("body", *err["loc"])}
 
+# %% ../nbs/30_api.ipynb #bd41cb66
 def _prepare(app, pred:Predictor, req) -> Prepared:
     "A request checked and turned into its scaled window (a worker thread's job: candles take milliseconds)."
     if req.sequence is not None:
@@ -628,6 +631,7 @@ async def _predict(app, reg:ModelRegistry, body:bytes, t0:float, rid:str) -> dic
     out = await batched_forecast(app.state.batcher, pred, job)
     return answered(app, pred, out | fresh, t0, rid, source="api")
 
+# %% ../nbs/30_api.ipynb #3ae6a45a
 def answered(app, # the FastAPI app (metrics, prediction log)
              pred:Predictor, # the predictor that served
              out:dict, # its forecast, with the bundle's freshness
