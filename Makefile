@@ -74,6 +74,7 @@ bench: install
 	$(BIN)/python benchmarks/calibration_alarm.py
 	$(BIN)/python benchmarks/alarm_volatility_feed.py --bundle models/training/BTCUSDT_1h_level_up_lstm
 	$(BIN)/python benchmarks/risk_control.py
+	$(BIN)/python benchmarks/overfit_size.py
 
 # Every benchmark in its --smoke mode (tiny sizes, seconds each, JSON in a temp folder), so that a benchmark that stops
 # working fails `make test`. The API one drives wrk when it is installed, else httpx.
@@ -88,6 +89,7 @@ bench-smoke: install
 	$(BIN)/python benchmarks/calibration_alarm.py --smoke
 	$(BIN)/python benchmarks/alarm_volatility_feed.py --smoke
 	$(BIN)/python benchmarks/risk_control.py --smoke
+	$(BIN)/python benchmarks/overfit_size.py --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache _docs
