@@ -22,7 +22,7 @@ from .evaluation import decomposition_table, read_predictions
 from .metrics import add_holm, coverage_curve, score_decomposition, threshold_sweep
 from .plots import plot_coverage, plot_pr, plot_reliability, plot_roc, plot_threshold_sweep, plot_uncertainty
 from .pipeline import skill_words
-from .reports import FORECAST_NAMES, comparison_table, live_summary, plain_verdict, read_summary
+from .reports import FORECAST_NAMES, comparison_table, live_summary, plain_verdict, read_summary, read_tuning
 from .predictor import Predictor
 from .predlog import monitor_path
 
@@ -31,8 +31,9 @@ __all__ = ['BUNDLE_COLUMNS', 'EMPTY_STATE', 'MODEL_NAMES', 'STYLE', 'PANELS', 'A
            'AUTH_COOKIE', 'VOILA_OPTIONS', 'find_bundles', 'View', 'load_view', 'view_costs', 'trade_return',
            'at_threshold', 'png', 'static_figures', 'threshold_figures', 'view_candles', 'live_forecast',
            'refused_html', 'md_html', 'decomposition_html', 'importance_html', 'stats_html', 'live_html', 'trust_html',
-           'monitor_html', 'Dashboard', 'info_html', 'app_notebook', 'dashboard_credentials', 'check_basic_auth',
-           'offline_templates', 'kernel_options', 'voila_app', 'absolute_settings_env', 'itff_dashboard']
+           'monitor_html', 'tuning_html', 'Dashboard', 'info_html', 'app_notebook', 'dashboard_credentials',
+           'check_basic_auth', 'offline_templates', 'kernel_options', 'voila_app', 'absolute_settings_env',
+           'itff_dashboard']
 
 # %% ../nbs/31_dashboard.ipynb #0db5a72a
 BUNDLE_COLUMNS = ["id", "symbol", "timeframe", "label", "model", "path"]
@@ -275,6 +276,33 @@ def monitor_html(sha:str, # the bundle's sha256
     img = (p.parent/plot).read_bytes() if plot and (p.parent/plot).exists() else b""
     return f'<p class="itff-alarm">{md_html(text)}</p>' + _html_table(table, "itff-table"), img
 
+# %% ../nbs/31_dashboard.ipynb #7c093bb7
+def _img(p:Path) -> str:
+    if not p.exists(): return ""
+    return (f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" alt="{p.stem}" '
+            'style="max-width:48%;margin-right:1%">')
+
+def tuning_html(reports_dir=None) -> str:
+    ("The itff-tune studies under `reports_dir/tuning/` (`read_tuning`): per study its facts, its verdict on the test "
+     "span, the path of its report and its history and PBO plots inline; a note for each file it cannot read.")
+    reports_dir = Path(reports_dir or get_settings().reports_dir)
+    t = read_tuning(reports_dir)
+    if not len(t): return "<p>No tuning studies yet: run <code>itff-tune</code>.</p>"
+    out, e = [], lambda v: html.escape(str(v))
+    num = lambda v, fmt: "not computed" if v is None or pd.isna(v) else format(v, fmt)
+    for r in t.itertuples():
+        if isinstance(r.error, str):
+            out.append(f'<p class="itff-error" style="color:#cf222e">Skipped: {e(r.error)}</p>'); continue
+        report = (f" · report <code>{e((reports_dir/r.report).resolve())}</code>" if isinstance(r.report, str) else "")
+        out.append(f'<div class="itff-tuning-study"><h4>{e(r.study)}</h4>'
+                   f"<p>{e(r.symbol)} {e(r.timeframe)} {e(r.label)} · {num(r.finished, '.0f')} trials finished · "
+                   f"chosen {e(r.chosen)} · validation Brier {num(r.brier_chosen, '.4f')} "
+                   f"(default {num(r.brier_default, '.4f')}) · PBO {num(r.pbo, '.2f')} · "
+                   f"deflated Sharpe {num(r.dsr, '.2f')}{report}</p>"
+                   f'<p class="itff-tuning-words">{e(r.words)}</p>'
+                   f"{_img(Path(r.folder)/'history.png')}{_img(Path(r.folder)/'pbo.png')}</div>")
+    return "".join(out)
+
 # %% ../nbs/31_dashboard.ipynb #10146e74
 PANELS = ("roc", "pr", "reliability", "sweep", "uncertainty", "coverage", "backtest")
 
@@ -307,7 +335,7 @@ def _build(self):
     self.threshold = w.FloatSlider(0.5, min=0.05, max=1.0, step=0.01, description="threshold", continuous_update=False,
                                    readout_format=".2f", layout=w.Layout(width="420px"))
     self.html = {k: w.HTML() for k in ("info", "metrics", "decomposition", "importance", "stats", "live", "monitor",
-                                         "status", "reports")}
+                                         "status", "reports", "tuning")}
     self.images = {k: w.Image(format="png", layout=w.Layout(width="100%" if k != "backtest" else "75%"))
                    for k in PANELS}
     self.images["live_reliability"] = w.Image(format="png", layout=w.Layout(width="50%"))
@@ -340,7 +368,8 @@ def _layout(self):
                    section("Decision threshold"), self.threshold, self.html["stats"],
                    section("Live forecast"), w.HBox([self.refresh]), self.html["live"],
                    section("Live monitoring: resolved forecasts"), self.html["monitor"], im["live_reliability"],
-                   section("Plots"), grid, im["backtest"], section("All reports"), self.html["reports"]])
+                   section("Plots"), grid, im["backtest"], section("All reports"), self.html["reports"],
+                   section("Tuning studies"), self.html["tuning"]])
 
 # %% ../nbs/31_dashboard.ipynb #deea46ce
 @patch_to(Dashboard)
@@ -369,10 +398,21 @@ def _on_select(self, change):
     if not getattr(self, "_busy", False): self._guard(self._show)
 
 # %% ../nbs/31_dashboard.ipynb #38dee870
+def _tuned_html(t) -> str:
+    "A tuned bundle's line: which study chose it, out of how many trials, how much that search may overfit."
+    try:
+        f2 = lambda d, k: f"{d[k]:.2f}" if isinstance(d, dict) and d.get(k) is not None else "not computed"
+        return (f"<p class='itff-tuned'>Tuned by study <b>{html.escape(str(t['study']))}</b>: trial "
+                f"{int(t['chosen_trial'])} of {int(t['trials']['finished'])} finished, PBO {f2(t.get('pbo'), 'pbo')}, "
+                f"deflated Sharpe {f2(t.get('dsr'), 'dsr')}. {html.escape(str(t.get('words', '')))}</p>")
+    except (KeyError, TypeError, ValueError) as e:
+        return f"<p class='itff-tuned'>Tuned, but its tuning record is unreadable ({html.escape(repr(e))}).</p>"
+
 def info_html(v:View, # the selected bundle's view
               reports_dir:Path, # where its report lives
              ) -> str:
-    "The view's facts line (bundle, label, scored span, report, skill gate, threshold) and its verdict, as HTML."
+    ("The view's facts line (bundle, label, scored span, report, skill gate, threshold), its verdict and, for a tuned "
+     "bundle, the study that chose it, as HTML.")
     m, r = v.metrics, v.report
     when = (f"; report {r['status']} at {r['finished_at']}: "
             f"<code>{html.escape(str(Path(reports_dir).resolve()/r['html']))}</code>" if r else "")
@@ -381,7 +421,8 @@ def info_html(v:View, # the selected bundle's view
             f"({m['test']['n']:,} bars){when} · validation skill: "
             f"<b class='itff-skill'>{skill_words(v.meta.get('skill'))}</b>"
             f" · decision threshold {stored_decision(v.meta)['threshold']:.2f}</p>"
-            f"<p class='itff-verdict'>{md_html(plain_verdict(m, 'the calibrated model'))}</p>")
+            f"<p class='itff-verdict'>{md_html(plain_verdict(m, 'the calibrated model'))}</p>"
+            + (_tuned_html(v.meta["tuning"]) if v.meta.get("tuning") else ""))
 
 # %% ../nbs/31_dashboard.ipynb #7b837824
 @patch_to(Dashboard)
@@ -406,6 +447,7 @@ def _show(self):
         _html_table(add_holm(self.summary, ["p_vs_climatology", "p_vs_gbm"])
                     .drop(columns=["bundle_sha256", "data_sha256", "error"], errors="ignore"), "itff-table")
         if len(self.summary) else "<p>No reports yet: run <code>itff-reports</code>.</p>")
+    self.html["tuning"].value = tuning_html(self.settings.reports_dir)
     self.html["monitor"].value, self.images["live_reliability"].value = monitor_html(bundle_sha(v.bundle),
                                                                                      monitor_path(self.env))
     self._on_live()

@@ -28,11 +28,11 @@ from .pipeline import pipeline_lock, skill_words
 from .predlog import monitor_path
 
 # %% auto #0
-__all__ = ['FORECAST_NAMES', 'REPORT_FIGURES', 'REPORT_PARAMS', 'SUMMARY_COLUMNS', 'INDEX_STYLE', 'template_path',
-           'template_parameters', 'evaluate_report', 'report_facts', 'comparison_table', 'plain_verdict', 'show_figure',
-           'ood_summary', 'live_summary', 'ReportJob', 'plan_reports', 'data_sha256', 'fingerprint', 'is_unchanged',
-           'export_html', 'summary_row', 'run_report', 'read_runs', 'read_summary', 'index_html', 'write_index',
-           'report_task', 'run_reports', 'itff_reports']
+__all__ = ['FORECAST_NAMES', 'REPORT_FIGURES', 'REPORT_PARAMS', 'SUMMARY_COLUMNS', 'TUNING_COLUMNS', 'INDEX_STYLE',
+           'template_path', 'template_parameters', 'evaluate_report', 'report_facts', 'comparison_table',
+           'plain_verdict', 'show_figure', 'ood_summary', 'live_summary', 'ReportJob', 'plan_reports', 'data_sha256',
+           'fingerprint', 'is_unchanged', 'export_html', 'summary_row', 'run_report', 'read_runs', 'read_summary',
+           'read_tuning', 'index_html', 'write_index', 'report_task', 'run_reports', 'itff_reports']
 
 # %% ../nbs/28_reports.ipynb #85aa4b0a
 def template_path(name:str="evaluation.ipynb") -> Path:
@@ -357,11 +357,67 @@ def read_summary(reports_dir=None) -> pd.DataFrame:
     p = Path(reports_dir or get_settings().reports_dir)/"summary.csv"
     return pd.read_csv(p) if p.exists() else pd.DataFrame(columns=SUMMARY_COLUMNS)
 
+# %% ../nbs/28_reports.ipynb #c72d455f
+TUNING_COLUMNS = ["study", "symbol", "timeframe", "label", "finished", "chosen", "chosen_trial", "brier_chosen",
+                  "brier_default", "words", "pbo", "dsr", "report", "folder", "error"]
+
+# %% ../nbs/28_reports.ipynb #19978cb3
+def _tuning_row(p:Path, reports_dir:Path) -> dict:
+    d = json.loads(p.read_text())
+    cfg, trials = d["chosen_config"], d["trials"]
+    num = lambda x, k: float(x[k]) if isinstance(x, dict) and x.get(k) is not None else None
+    report = Path("tuning")/p.parent.name/"report.html"
+    return {"study": str(d["study"]), "symbol": cfg.get("symbol"), "timeframe": cfg.get("timeframe"),
+            "label": cfg.get("label"), "finished": int(trials["finished"]),
+            "chosen": f"{cfg.get('model_type')}, window {cfg.get('window')}", "chosen_trial": d.get("chosen_trial"),
+            "brier_chosen": float(d["chosen_value"]),
+            "brier_default": None if d.get("default_value") is None else float(d["default_value"]),
+            "words": str(d["words"]), "pbo": num(d.get("pbo"), "pbo"), "dsr": num(d.get("dsr"), "dsr"),
+            "report": str(report) if (reports_dir/report).exists() else None, "folder": str(p.parent), "error": None}
+
+def read_tuning(reports_dir=None) -> pd.DataFrame:
+    ("Every itff-tune study under `reports_dir/tuning/*/tuning.json`, one row each; a file that is not valid JSON or "
+     "lacks a key gets a row with only `study` (its folder), `folder` and `error` set, so an index can name it.")
+    reports_dir = Path(reports_dir or get_settings().reports_dir)
+    rows = []
+    for p in sorted(reports_dir.glob("tuning/*/tuning.json")):
+        try: rows.append(_tuning_row(p, reports_dir))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            rows.append({"study": p.parent.name, "folder": str(p.parent),
+                         "error": f"{p.relative_to(reports_dir)} unreadable: {type(e).__name__}: {e}"})
+    return pd.DataFrame(rows).reindex(columns=TUNING_COLUMNS)
+
 # %% ../nbs/28_reports.ipynb #7643dd62
 INDEX_STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222} "
                "table{border-collapse:collapse;font-size:14px}\n"
                "th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left} th{background:#f4f4f4} "
                ".ok{color:#1a7f37} .failed{color:#cf222e;font-weight:bold}")
+
+# %% ../nbs/28_reports.ipynb #c28d4264
+def _num(v, fmt:str=".4f") -> str: return "" if v is None or pd.isna(v) else format(v, fmt)
+
+def _tuning_section(tuning:pd.DataFrame|None) -> str:
+    ("The index's \"Tuning studies\" table (one row per `read_tuning` study, with a link to its report when there is "
+     "one) and a note for each unreadable file; empty without studies.")
+    if tuning is None or not len(tuning): return ""
+    ok, bad = tuning[tuning.error.isna()], tuning[tuning.error.notna()]
+    e = lambda v: html.escape("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+    link = lambda p: f'<a href="{e(p)}">report</a>' if isinstance(p, str) else ""
+    head = "".join(f"<th>{c}</th>" for c in ["study", "symbol", "timeframe", "label", "trials finished", "chosen",
+                                              "validation Brier: chosen", "default", "verdict on the test span",
+                                              "PBO", "deflated Sharpe", "report"])
+    body = "".join(
+        f"<tr><td>{e(r.study)}</td><td>{e(r.symbol)}</td><td>{e(r.timeframe)}</td><td>{e(r.label)}</td>"
+        f"<td>{_num(r.finished, '.0f')}</td><td>{e(r.chosen)}</td><td>{_num(r.brier_chosen)}</td>"
+        f"<td>{_num(r.brier_default)}</td><td>{e(r.words)}</td><td>{_num(r.pbo, '.2f')}</td>"
+        f"<td>{_num(r.dsr, '.2f')}</td>"
+        f"<td>{link(r.report)}</td></tr>\n"
+        for r in ok.itertuples())
+    notes = "".join(f'<p class="failed">Skipped: {e(m)}</p>' for m in bad.error)
+    return (f"<h2>Tuning studies</h2><p>{len(ok)} itff-tune studies; the validation Brier scores are pooled over the "
+            "study's validation folds, PBO is the probability of backtest overfitting (CSCV) and the deflated Sharpe "
+            "allows for every trial tried.</p>"
+            + (f"<table><tr>{head}</tr>\n{body}</table>" if len(ok) else "") + notes)
 
 # %% ../nbs/28_reports.ipynb #fbb6af7f
 def _cell(col:str, v) -> str:
@@ -373,9 +429,10 @@ def _cell(col:str, v) -> str:
 
 def index_html(summary:pd.DataFrame, # one row per report, as `read_runs` gives
                title:str="ITFF evaluation reports", # the page's title
+               tuning:pd.DataFrame|None=None, # one row per tuning study, as `read_tuning` gives (None: no such table)
               ) -> str:
     ("A standalone HTML page: one row per report with its scores, paired-test p-values (Holm-adjusted over the whole "
-     "index beside them), verdict, status and a link.")
+     "index beside them), verdict, status and a link; then the tuning studies, if any.")
     summary = add_holm(summary, ["p_vs_climatology", "p_vs_gbm"])   # every report's two tests form one family
     cols = ["report", "status", "auc", "brier", "bss", "ece", "p_vs_climatology", "p_vs_climatology_holm", "p_vs_gbm",
             "p_vs_gbm_holm", "verdict", "n_test",
@@ -391,15 +448,15 @@ def index_html(summary:pd.DataFrame, # one row per report, as `read_runs` gives
             f"p-values are paired tests of the Brier score (itff.metrics.paired_test, EWC), and the _holm columns "
             f"adjust them over all {int(summary[['p_vs_climatology', 'p_vs_gbm']].notna().to_numpy().sum())} tests "
             f"of this index.</p><table><tr>{head}</tr>\n{body}"
-            "</table></body></html>")
+            f"</table>{_tuning_section(tuning)}</body></html>")
 
 # %% ../nbs/28_reports.ipynb #9215c4a5
 def write_index(reports_dir=None) -> pd.DataFrame:
-    "Write `summary.csv` and `index.html` from every report's last run; returns the summary."
+    "Write `summary.csv` and `index.html` from every report's last run and every tuning study; returns the summary."
     reports_dir = Path(reports_dir or get_settings().reports_dir)
     summary = read_runs(reports_dir)
     with atomic_write(reports_dir/"summary.csv", "w") as f: summary.to_csv(f, index=False)
-    with atomic_write(reports_dir/"index.html", "w") as f: f.write(index_html(summary))
+    with atomic_write(reports_dir/"index.html", "w") as f: f.write(index_html(summary, tuning=read_tuning(reports_dir)))
     return summary
 
 # %% ../nbs/28_reports.ipynb #ce6a68d3

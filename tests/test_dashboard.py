@@ -41,6 +41,11 @@ def dash_home(tiny_home, tmp_path_factory):
     assert r.returncode == 0, r.stdout + r.stderr
     served_forecasts(home, tiny_home/"btcusdt_candles.csv")
     malformed_bundles(home/"models/training")
+    (home/"reports/tuning/study_a").mkdir(parents=True)                       # an itff-tune study's summary
+    (home/"reports/tuning/study_a/tuning.json").write_text(json.dumps(
+        {"study": "study_a", "trials": {"finished": 12}, "chosen_trial": 3, "chosen_value": 0.248, "default_value": 0.249,
+         "chosen_config": {"symbol": "BTCUSDT", "timeframe": "1h", "label": "direction", "model_type": "gbm", "window": 16},
+         "pbo": None, "dsr": None, "words": "Tuning bought nothing here."}))
     return home
 
 
@@ -149,6 +154,7 @@ def test_dashboard_in_the_browser(server, browser, tmp_path, dash_home):
     assert "BTCUSDT_1h_direction_lstm" in text(page, "info") and "paired tests together" in text(page, "verdict")
     assert text(page, "skill").startswith(("yes (p=", "NO (p="))                 # the skill gate is shown
     assert page.locator(".itff-reports table tbody tr").count() == 2          # summary.csv: BTC and ETH direction
+    assert "study_a" in text(page, "tuning") and "Tuning bought nothing here." in text(page, "tuning-words")
     refused = text(page, "refused")                                             # the malformed bundles, named with why
     assert "BROKEN_no_symbol" in refused and "missing key 'symbol'" in refused and "BROKEN_list" in refused, refused
     assert page.locator(".itff-symbol select option").all_inner_texts() == ["BTCUSDT", "ETHUSDT"]
