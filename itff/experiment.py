@@ -238,11 +238,12 @@ def save_fitted(cfg:ExperimentConfig, # the experiment
                 reports_dir=None, # reports root (default: the settings' reports_dir)
                 stage=None, # a `stage_logger` (default: silent)
                 log=print, # where the headline table goes
+                extra_meta:dict|None=None, # more bundle metadata (e.g. `itff.tune`'s study record)
                ) -> dict:
     "Write the bundle and the report of a fitted experiment; returns its metrics with the bundle's path."
     stage = stage or stage_logger(lambda s: None)
     training = {"best_epochs": [h["best_epoch"] for h in f.histories], "seconds": round(time.perf_counter() - t0, 1)}
-    meta = bundle_meta(f.ds, cfg, f.calibrator, training)
+    meta = bundle_meta(f.ds, cfg, f.calibrator, training) | (extra_meta or {})
     record_validation(meta, f.metrics, f.early_stopping, f.ds.val, f.decision, cfg.spec.horizon)
     metrics = {"id": cfg.id, "label": cfg.spec.to_dict(),
                "calibrator": {"kind": f.calibrator.kind, "params": f.calibrator.params}, **f.metrics,
@@ -262,6 +263,7 @@ def run_experiment(cfg:ExperimentConfig, # the experiment
                    ohlcv:pd.DataFrame|None=None, # precomputed candles (the pipeline shares them)
                    ds:SequenceDataset|None=None, # precomputed dataset (the pipeline shares it)
                    stage=None, # a `stage_logger` (default: silent)
+                   extra_meta:dict|None=None, # more bundle metadata (e.g. `itff.tune`'s study record)
                   ) -> dict:
     "Train, calibrate, evaluate against baselines, save the bundle and write the report; returns the metrics."
     t0, stage = time.perf_counter(), stage or stage_logger(lambda s: None)
@@ -273,7 +275,7 @@ def run_experiment(cfg:ExperimentConfig, # the experiment
         with stage("dataset"):
             ds = experiment_dataset(ohlcv, feats, cfg.spec, cfg.window, cfg.split, cfg.embargo, cfg.features)
     return save_fitted(cfg, fit_and_score(cfg, ds, ohlcv, stage, progress, log), t0, models_dir, reports_dir, stage,
-                       log)
+                       log, extra_meta)
 
 # %% ../nbs/21_experiment.ipynb #3e4754c0
 def pooled_inputs(cfg:ExperimentConfig, # a pooled experiment (`cfg.pool`)

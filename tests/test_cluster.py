@@ -83,3 +83,24 @@ def test_a_failing_combination_is_reported_while_the_others_finish(cluster, tmp_
     assert "✗ XRPUSDT_30m_level_up_lstm: DataError: no bundled candles for XRPUSDT 30m" in r.stderr and " (at " in r.stderr
     verify_bundle(home/"models/training/BTCUSDT_30m_level_up_lstm")                # the other finished and was installed
     assert not (home/"models/training/XRPUSDT_30m_level_up_lstm").exists() and not list(home.rglob(".staging-*"))
+
+
+def test_tuning_trials_run_as_tasks_on_the_workers(cluster, tmp_path):
+    "itff-tune --scheduler: each trial is a task on a `dask worker` process, writing to the study's SQLite file."
+    import optuna
+    from itff.tune import planted_candles
+    address, client, _ = cluster
+    csv, space = tmp_path/"planted.csv", tmp_path/"space.json"
+    planted_candles(4000).reset_index().to_csv(csv, index=False)
+    space.write_text(json.dumps({"model_type": ["gbm"], "features": ["base"], "window": [16, 64], "class_weight": [None],
+                                 "gbm.bags": [1]}))
+    r = run_cli("itff-tune", "--source", csv, "--label", "direction", "--model", "gbm", "--space", space, "--trials", "3",
+                "--tune-folds", "2", "--folds", "1", "--n-boot", "20", "--no-bundle", "--no-report", "--scheduler", address,
+                cwd=tmp_path, env={"ITFF_HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    study = optuna.load_study(study_name="BTCUSDT_1h_direction_tune", storage=f"sqlite:///{tmp_path/'tuning'/'studies.db'}")
+    done = [t for t in study.trials if t.state.is_finished()]
+    assert len(done) >= 3
+    pids = set(client.run(os.getpid).values())
+    assert {int(t.user_attrs["worker"].split(":")[1]) for t in done} <= pids      # every trial ran on a worker process
+    assert (tmp_path/"reports"/"tuning"/study.study_name/"tuning.json").exists()
