@@ -11,7 +11,7 @@ __all__ = ['SEARCH_SPACE', 'TOP_LEVEL', 'HEARTBEAT_S', 'TRIAL_BOOT', 'FINISHED',
            'run_search', 'trials_table', 'trial_scores', 'overfitting', 'judge_on_test', 'tuning_words', 'plot_history',
            'param_importances', 'plot_importances', 'write_tuning', 'tuning_report', 'conclude', 'tune', 'itff_tune']
 
-# %% ../nbs/34_tune.ipynb #739872f7
+# %% ../nbs/34_tune.ipynb #1608c4c3
 # no `from __future__ import annotations`: the CLI's delegated options need real types for argparse
 import inspect, json, os, socket, time, uuid, warnings
 from dataclasses import replace
@@ -38,7 +38,7 @@ from .walkforward import fold_blocks, judge_runs, judged_table, read_walkforward
 from .reports import export_html
 from .overfit import cscv_pbo, deflated_sharpe, overfit_words, plot_pbo
 
-# %% ../nbs/34_tune.ipynb #19fc6498
+# %% ../nbs/34_tune.ipynb #d3b26aa9
 SEARCH_SPACE = {
     "model_type": ["lstm", "transformer", "gbm", "blend"],
     "features": ["base", "vol"],
@@ -54,17 +54,17 @@ SEARCH_SPACE = {
     "blend.lr": {"low": 3e-4, "high": 3e-3, "log": True},
 }
 
-# %% ../nbs/34_tune.ipynb #1385956f
+# %% ../nbs/34_tune.ipynb #56bdd047
 TOP_LEVEL = ("model_type", "features", "window", "class_weight")   # parameters every trial has
 
-# %% ../nbs/34_tune.ipynb #227986d7
+# %% ../nbs/34_tune.ipynb #3924cdee
 def family_parameters(family:str) -> set|None:
     "The parameter names a `family.name` entry may use (None: any, LightGBM's own parameters for gbm)."
     if family == "gbm": return None
     build = build_transformer if family == "transformer" else build_lstm
     return (set(inspect.signature(build).parameters) - {"window", "n_features", "seed"}) | {"lr"}
 
-# %% ../nbs/34_tune.ipynb #8a01ffbf
+# %% ../nbs/34_tune.ipynb #b9b6d0db
 def _check_domain(name:str, dom, where:str):
     if isinstance(dom, list):
         if not dom: raise ITFFError(f"{where}: {name!r} lists no value")
@@ -99,7 +99,7 @@ def check_space(space:dict, # parameter → domain
     if bad: raise ITFFError(f"{where}: unknown feature sets {bad}; expected some of {list(FEATURE_SETS)}")
     return space
 
-# %% ../nbs/34_tune.ipynb #c9334ed4
+# %% ../nbs/34_tune.ipynb #ebbaf4ba
 def load_space(path=None, # a JSON file of entries that replace the defaults' (None: `SEARCH_SPACE`)
                families:tuple=(), # restrict the model families to these (also settable in the file)
               ) -> dict:
@@ -112,7 +112,7 @@ def load_space(path=None, # a JSON file of entries that replace the defaults' (N
     if families: space["model_type"] = list(families)
     return check_space(space, f"--space {path}" if path else "the search space")
 
-# %% ../nbs/34_tune.ipynb #81325cfd
+# %% ../nbs/34_tune.ipynb #f6d22449
 def _suggest(trial, name:str, dom):
     if isinstance(dom, list): return trial.suggest_categorical(name, dom)
     lo, hi, step, log = dom["low"], dom["high"], dom.get("step"), bool(dom.get("log"))
@@ -128,7 +128,7 @@ def suggest(trial, # an Optuna trial (or `optuna.trial.FixedTrial`)
     return {"model_type": family} | {name: _suggest(trial, name, dom) for name, dom in space.items()
                                      if name != "model_type" and name.split(".")[0] in (name, family)}
 
-# %% ../nbs/34_tune.ipynb #7c38aec2
+# %% ../nbs/34_tune.ipynb #a334b2d9
 def trial_config(base:ExperimentConfig, # the experiment as given (symbol, label, split, costs, …)
                  params:dict, # `suggest`'s parameters
                 ) -> ExperimentConfig:
@@ -143,7 +143,7 @@ def trial_config(base:ExperimentConfig, # the experiment as given (symbol, label
         else: kw[key] = v
     return replace(base, model_type=family, model_kw=kw, ensemble=1 if family == "gbm" else base.ensemble, **top)
 
-# %% ../nbs/34_tune.ipynb #3522632f
+# %% ../nbs/34_tune.ipynb #83b6dae6
 def _param_default(fn, key:str):
     p = inspect.signature(fn).parameters.get(key)
     return None if p is None else p.default
@@ -170,7 +170,7 @@ def default_params(base:ExperimentConfig, # the experiment as given
     params = {n: (base.model_type if n == "model_type" else _default_of(base, n)) for n in names}
     return params if all(_contains(space[n], v) for n, v in params.items()) else None
 
-# %% ../nbs/34_tune.ipynb #0fbd953b
+# %% ../nbs/34_tune.ipynb #d85a20e5
 def tuning_blocks(index:pd.DatetimeIndex, # the bars (feature index)
                   split, # the experiment's split: fractions or (val_start, test_start)
                   folds:int=3, # blocks the validation span is cut into
@@ -179,7 +179,7 @@ def tuning_blocks(index:pd.DatetimeIndex, # the bars (feature index)
     val_start, test_start = split_boundaries(index, split)
     return fold_blocks(val_start, test_start, folds=folds), test_start - val_start
 
-# %% ../nbs/34_tune.ipynb #8d80ba12
+# %% ../nbs/34_tune.ipynb #cf91dd88
 def fold_record(r:dict, # a fold's result (`itff.walkforward.run_fold`)
                 ohlcv:pd.DataFrame, # the candles
                 cfg:ExperimentConfig, # the trial's experiment
@@ -196,7 +196,7 @@ def fold_record(r:dict, # a fold's result (`itff.walkforward.run_fold`)
             "ret": [round(float(v), 9) for v in ret], "brier": float(r["row"]["brier"]),
             "threshold": d["threshold"]}
 
-# %% ../nbs/34_tune.ipynb #09753d71
+# %% ../nbs/34_tune.ipynb #b80620e6
 def planted_candles(n:int=6000, # bars
                     lag:int=64, # the one window length that carries the signal
                     strength:float=0.3, # drift, in return standard deviations per unit of the signal
@@ -215,10 +215,10 @@ def planted_candles(n:int=6000, # bars
                          "low": np.minimum(open_, close) * (1 - wick[1, lag:]), "close": close,
                          "volume": rng.uniform(10, 100, n)}, index=idx)
 
-# %% ../nbs/34_tune.ipynb #90feaa6e
+# %% ../nbs/34_tune.ipynb #de8915d7
 HEARTBEAT_S = 20   # a trial's heartbeat; a trial silent for 3 beats is failed and retried
 
-# %% ../nbs/34_tune.ipynb #00ededba
+# %% ../nbs/34_tune.ipynb #b9bb8e2b
 def storage_url(url:str|None=None, # a database URL (None: the default SQLite file)
                ) -> str:
     "`url`, else SQLite at $ITFF_HOME/tuning/studies.db (its folder made)."
@@ -240,13 +240,13 @@ def study_storage(url:str|None=None, # a database URL (None: SQLite at $ITFF_HOM
         except Exception as e:   # SQLAlchemy's errors: a bad URL, a missing driver, an unreadable file
             raise ITFFError(f"cannot open the study storage {redact_url(url)}: {type(e).__name__}: {e}") from None
 
-# %% ../nbs/34_tune.ipynb #4c724c4d
+# %% ../nbs/34_tune.ipynb #071e47a7
 def redact_url(url:str) -> str:
     "A database URL with its password replaced by ***."
     import re
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
-# %% ../nbs/34_tune.ipynb #63eb096d
+# %% ../nbs/34_tune.ipynb #55a1e147
 def open_study(name:str, # the study's name
                storage, # `study_storage`'s database
                seed:int=0, # the sampler's seed (each process its own)
@@ -259,7 +259,7 @@ def open_study(name:str, # the study's name
     return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction="minimize",
                                load_if_exists=True)
 
-# %% ../nbs/34_tune.ipynb #a4da473d
+# %% ../nbs/34_tune.ipynb #6c8ea6a0
 def study_setup(study:optuna.Study, # the study
                 setup:dict, # {config, space, blocks, val_span, startup}: what this run searches
                ) -> dict:
@@ -276,10 +276,10 @@ def study_setup(study:optuna.Study, # the study
                         "give --study another name, or the same options")
     return stored
 
-# %% ../nbs/34_tune.ipynb #1d7fb0ae
+# %% ../nbs/34_tune.ipynb #203ed6dd
 TRIAL_BOOT = 20   # bootstrap resamples inside a trial: its intervals are not used, only its scores
 
-# %% ../nbs/34_tune.ipynb #57a0c982
+# %% ../nbs/34_tune.ipynb #122c33e3
 def objective(trial, # the Optuna trial
               setup:dict, # the study's setup (`study_setup`)
              ) -> float:
@@ -302,7 +302,7 @@ def objective(trial, # the Optuna trial
         if trial.should_prune(): raise optuna.TrialPruned(f"pooled Brier {np.mean(sq):.4f} after block {j + 1}")
     return float(np.mean(sq))
 
-# %% ../nbs/34_tune.ipynb #1c76c651
+# %% ../nbs/34_tune.ipynb #c6eddf03
 def tune_trial(name:str, # the study's name
                storage_url:str|None, # its database URL (None: the default SQLite file)
                k:int, # the task's number: seeds its sampler
@@ -325,10 +325,10 @@ def _guarded_objective(trial, setup):
     except Exception as e:
         trial.set_user_attr("error", f"{type(e).__name__}: {e}"); raise
 
-# %% ../nbs/34_tune.ipynb #f8d15bec
+# %% ../nbs/34_tune.ipynb #482cead3
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
-# %% ../nbs/34_tune.ipynb #938a3570
+# %% ../nbs/34_tune.ipynb #6d229202
 def _trial_line(r:dict, total:int) -> str:
     v = f"Brier {r['value']:.4f}" if r["value"] is not None else (r.get("error") or "")
     params = ", ".join(f"{k}={round(v, 5) if isinstance(v, float) else v}" for k, v in r["params"].items())
@@ -358,7 +358,7 @@ def run_search(name:str, # the study's name
     if ran < todo: log(f"time is up after {ran} trials ({done + ran} of {trials} finished)")
     return ran
 
-# %% ../nbs/34_tune.ipynb #8b47b146
+# %% ../nbs/34_tune.ipynb #3a60edaa
 def _search_on_cluster(client, name, storage_url, done, todo, stop, trials, bar, say) -> int:
     "Keep one trial task per worker running until `todo` have finished or time is up."
     from distributed import as_completed
@@ -375,7 +375,7 @@ def _search_on_cluster(client, name, storage_url, done, todo, stop, trials, bar,
         if started < todo and time.monotonic() < stop: pending.add(submit(done + started)); started += 1
     return ran
 
-# %% ../nbs/34_tune.ipynb #f88beffc
+# %% ../nbs/34_tune.ipynb #26eea504
 def _blocks(t) -> list[dict]:
     return [t.user_attrs[k] for k in sorted((k for k in t.user_attrs if k.startswith("block_")),
                                             key=lambda k: int(k.split("_")[1]))]
@@ -389,7 +389,7 @@ def trials_table(study:optuna.Study) -> pd.DataFrame:
              **{f"param_{k}": v for k, v in t.params.items()}} for t in study.get_trials(deepcopy=False)]
     return pd.DataFrame(rows)
 
-# %% ../nbs/34_tune.ipynb #64f4f926
+# %% ../nbs/34_tune.ipynb #1e2abd81
 def trial_scores(study:optuna.Study) -> tuple[pd.DataFrame, pd.DataFrame]:
     "(−(p − y)², net strategy return) per bar: a column per complete trial, on the bars all of them scored."
     scores, rets = {}, {}
@@ -402,7 +402,7 @@ def trial_scores(study:optuna.Study) -> tuple[pd.DataFrame, pd.DataFrame]:
     s = pd.DataFrame(scores).dropna()
     return s, pd.DataFrame(rets).loc[s.index]
 
-# %% ../nbs/34_tune.ipynb #cc762cd0
+# %% ../nbs/34_tune.ipynb #3dc15651
 def overfitting(study:optuna.Study, # the finished study
                 n_blocks:int=16, # CSCV time blocks
                ) -> dict:
@@ -423,7 +423,7 @@ def overfitting(study:optuna.Study, # the finished study
     out["dsr"] = {k: (float(v) if isinstance(v, (float, np.floating, int)) else v) for k, v in dsr.items()}
     return out
 
-# %% ../nbs/34_tune.ipynb #d8324450
+# %% ../nbs/34_tune.ipynb #f4e4a3ed
 def judge_on_test(chosen:ExperimentConfig, # the best trial's configuration
                   default:ExperimentConfig, # the configuration as given
                   folder:Path, # where the two walk-forward runs go (test_tuned/, test_default/)
@@ -448,7 +448,7 @@ def _same(a:ExperimentConfig, b:ExperimentConfig) -> bool:
     space = {f"{a.model_type}.{k}": [v] for k, v in {**da.pop("model_kw"), **db.pop("model_kw")}.items()}
     return da == db and all(_default_of(a, n) == _default_of(b, n) for n in space)
 
-# %% ../nbs/34_tune.ipynb #c04208c4
+# %% ../nbs/34_tune.ipynb #29c8d400
 def tuning_words(table:pd.DataFrame|None, # `judge_on_test`'s table (None: the search chose the default)
                  over:dict, # `overfitting`'s result
                 ) -> str:
@@ -466,7 +466,7 @@ def tuning_words(table:pd.DataFrame|None, # `judge_on_test`'s table (None: the s
     return head + " " + overfit_words(over["pbo"]["pbo"], over["dsr"]["dsr"] if over["dsr"] else None,
                                       over["tried"])
 
-# %% ../nbs/34_tune.ipynb #61c2eff9
+# %% ../nbs/34_tune.ipynb #bbd1d402
 def plot_history(trials:pd.DataFrame, # `trials_table`
                  title:str="Optimisation history", # figure title
                 ) -> Figure:
@@ -485,7 +485,7 @@ def plot_history(trials:pd.DataFrame, # `trials_table`
     ax.grid(alpha=0.3); ax.legend(fontsize=8)
     return fig
 
-# %% ../nbs/34_tune.ipynb #ddb56ece
+# %% ../nbs/34_tune.ipynb #928eb67e
 def param_importances(study:optuna.Study) -> dict:
     "Optuna's parameter importances (fANOVA) over the complete trials; {} when they cannot be computed."
     try: return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
@@ -502,7 +502,7 @@ def plot_importances(imp:dict, # `param_importances`
     ax.set_xlabel("share of the objective's variance"); ax.set_title(title); ax.grid(alpha=0.3, axis="x")
     return fig
 
-# %% ../nbs/34_tune.ipynb #ce44b86c
+# %% ../nbs/34_tune.ipynb #ce1c7865
 def _json_table(df:pd.DataFrame|None) -> list|None:
     return None if df is None else json.loads(df.reset_index(names="forecast").to_json(orient="records"))
 
@@ -524,7 +524,7 @@ def write_tuning(folder:Path, # the study's report folder
     write_json(folder/"tuning.json", summary | {"comparison": _json_table(table)})
     return folder
 
-# %% ../nbs/34_tune.ipynb #bef433c2
+# %% ../nbs/34_tune.ipynb #43ced065
 def tuning_report(folder, # a study's folder written by `write_tuning`
                   kernel_name:str|None=None, # Jupyter kernel for papermill (None: the template's)
                  ) -> Path:
@@ -537,7 +537,7 @@ def tuning_report(folder, # a study's folder written by `write_tuning`
     export_html(tmp, folder/"report.html"); os.replace(tmp, folder/"report.ipynb")
     return folder/"report.html"
 
-# %% ../nbs/34_tune.ipynb #45d18322
+# %% ../nbs/34_tune.ipynb #a95857e1
 def _study_record(study, summary:dict) -> dict:
     "What the tuned bundle's meta.json records of the study that chose it."
     keep = ("study", "storage", "trials", "chosen_trial", "chosen_value", "default_value", "pbo", "dsr", "words")
@@ -589,7 +589,7 @@ def conclude(study:optuna.Study, # the study, searched
     log(summary["words"])
     return summary | {"table": table, "folder": folder}
 
-# %% ../nbs/34_tune.ipynb #955bb3c9
+# %% ../nbs/34_tune.ipynb #5d8920e9
 def tune(base:ExperimentConfig, # the experiment as given: the default configuration the search must beat
          trials:int=20, # finished trials the study should hold
          timeout:float|None=None, # stop starting trials after this many seconds
@@ -609,7 +609,7 @@ def tune(base:ExperimentConfig, # the experiment as given: the default configura
          log=print, # where progress lines go
         ) -> dict:
     "Search `space` on the validation blocks, judge the chosen configuration against `base` on the test span, report."
-    t0 = time.perf_counter()
+    t0, storage = time.perf_counter(), storage_url(storage)   # resolved here: every task opens the same database
     if base.pool: raise ITFFError("itff-tune tunes one pair at a time: drop --pooled")
     if trials < 1: raise ITFFError(f"--trials must be at least 1, got {trials}")
     space = check_space(space or dict(SEARCH_SPACE))
@@ -629,7 +629,7 @@ def tune(base:ExperimentConfig, # the experiment as given: the default configura
     return conclude(st, base, months, folds, pbo_blocks, output, bundle, report, client, progress, log,
                     time.perf_counter() - t0, storage)
 
-# %% ../nbs/34_tune.ipynb #0b2e7189
+# %% ../nbs/34_tune.ipynb #c21308df
 @call_parse
 @delegates(experiment_options)
 def itff_tune(
