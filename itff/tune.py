@@ -11,7 +11,7 @@ __all__ = ['SEARCH_SPACE', 'TOP_LEVEL', 'HEARTBEAT_S', 'TRIAL_BOOT', 'FINISHED',
            'run_search', 'trials_table', 'trial_scores', 'overfitting', 'judge_on_test', 'tuning_words', 'plot_history',
            'param_importances', 'plot_importances', 'write_tuning', 'tuning_report', 'conclude', 'tune', 'itff_tune']
 
-# %% ../nbs/34_tune.ipynb #1608c4c3
+# %% ../nbs/34_tune.ipynb #96ad692a
 # no `from __future__ import annotations`: the CLI's delegated options need real types for argparse
 import inspect, json, os, socket, time, uuid, warnings
 from dataclasses import replace
@@ -35,10 +35,10 @@ from .experiment import load_inputs, run_experiment
 from .metrics import save_csv
 from .plots import save_figure
 from .walkforward import fold_blocks, judge_runs, judged_table, read_walkforward, run_fold, walk_forward
-from .reports import export_html
+from .reports import export_html, write_index
 from .overfit import cscv_pbo, deflated_sharpe, overfit_words, plot_pbo
 
-# %% ../nbs/34_tune.ipynb #d3b26aa9
+# %% ../nbs/34_tune.ipynb #130116c9
 SEARCH_SPACE = {
     "model_type": ["lstm", "transformer", "gbm", "blend"],
     "features": ["base", "vol"],
@@ -54,17 +54,17 @@ SEARCH_SPACE = {
     "blend.lr": {"low": 3e-4, "high": 3e-3, "log": True},
 }
 
-# %% ../nbs/34_tune.ipynb #56bdd047
+# %% ../nbs/34_tune.ipynb #e9732929
 TOP_LEVEL = ("model_type", "features", "window", "class_weight")   # parameters every trial has
 
-# %% ../nbs/34_tune.ipynb #3924cdee
+# %% ../nbs/34_tune.ipynb #d7c6c011
 def family_parameters(family:str) -> set|None:
     "The parameter names a `family.name` entry may use (None: any, LightGBM's own parameters for gbm)."
     if family == "gbm": return None
     build = build_transformer if family == "transformer" else build_lstm
     return (set(inspect.signature(build).parameters) - {"window", "n_features", "seed"}) | {"lr"}
 
-# %% ../nbs/34_tune.ipynb #b9b6d0db
+# %% ../nbs/34_tune.ipynb #6f368b6a
 def _check_domain(name:str, dom, where:str):
     if isinstance(dom, list):
         if not dom: raise ITFFError(f"{where}: {name!r} lists no value")
@@ -99,7 +99,7 @@ def check_space(space:dict, # parameter → domain
     if bad: raise ITFFError(f"{where}: unknown feature sets {bad}; expected some of {list(FEATURE_SETS)}")
     return space
 
-# %% ../nbs/34_tune.ipynb #ebbaf4ba
+# %% ../nbs/34_tune.ipynb #c21c0c48
 def load_space(path=None, # a JSON file of entries that replace the defaults' (None: `SEARCH_SPACE`)
                families:tuple=(), # restrict the model families to these (also settable in the file)
               ) -> dict:
@@ -112,7 +112,7 @@ def load_space(path=None, # a JSON file of entries that replace the defaults' (N
     if families: space["model_type"] = list(families)
     return check_space(space, f"--space {path}" if path else "the search space")
 
-# %% ../nbs/34_tune.ipynb #f6d22449
+# %% ../nbs/34_tune.ipynb #42791a9c
 def _suggest(trial, name:str, dom):
     if isinstance(dom, list): return trial.suggest_categorical(name, dom)
     lo, hi, step, log = dom["low"], dom["high"], dom.get("step"), bool(dom.get("log"))
@@ -128,7 +128,7 @@ def suggest(trial, # an Optuna trial (or `optuna.trial.FixedTrial`)
     return {"model_type": family} | {name: _suggest(trial, name, dom) for name, dom in space.items()
                                      if name != "model_type" and name.split(".")[0] in (name, family)}
 
-# %% ../nbs/34_tune.ipynb #a334b2d9
+# %% ../nbs/34_tune.ipynb #ad91ea26
 def trial_config(base:ExperimentConfig, # the experiment as given (symbol, label, split, costs, …)
                  params:dict, # `suggest`'s parameters
                 ) -> ExperimentConfig:
@@ -143,7 +143,7 @@ def trial_config(base:ExperimentConfig, # the experiment as given (symbol, label
         else: kw[key] = v
     return replace(base, model_type=family, model_kw=kw, ensemble=1 if family == "gbm" else base.ensemble, **top)
 
-# %% ../nbs/34_tune.ipynb #83b6dae6
+# %% ../nbs/34_tune.ipynb #a924dd62
 def _param_default(fn, key:str):
     p = inspect.signature(fn).parameters.get(key)
     return None if p is None else p.default
@@ -170,7 +170,7 @@ def default_params(base:ExperimentConfig, # the experiment as given
     params = {n: (base.model_type if n == "model_type" else _default_of(base, n)) for n in names}
     return params if all(_contains(space[n], v) for n, v in params.items()) else None
 
-# %% ../nbs/34_tune.ipynb #d85a20e5
+# %% ../nbs/34_tune.ipynb #8a4adc28
 def tuning_blocks(index:pd.DatetimeIndex, # the bars (feature index)
                   split, # the experiment's split: fractions or (val_start, test_start)
                   folds:int=3, # blocks the validation span is cut into
@@ -179,7 +179,7 @@ def tuning_blocks(index:pd.DatetimeIndex, # the bars (feature index)
     val_start, test_start = split_boundaries(index, split)
     return fold_blocks(val_start, test_start, folds=folds), test_start - val_start
 
-# %% ../nbs/34_tune.ipynb #cf91dd88
+# %% ../nbs/34_tune.ipynb #e38940aa
 def fold_record(r:dict, # a fold's result (`itff.walkforward.run_fold`)
                 ohlcv:pd.DataFrame, # the candles
                 cfg:ExperimentConfig, # the trial's experiment
@@ -196,7 +196,7 @@ def fold_record(r:dict, # a fold's result (`itff.walkforward.run_fold`)
             "ret": [round(float(v), 9) for v in ret], "brier": float(r["row"]["brier"]),
             "threshold": d["threshold"]}
 
-# %% ../nbs/34_tune.ipynb #b80620e6
+# %% ../nbs/34_tune.ipynb #14abeac6
 def planted_candles(n:int=6000, # bars
                     lag:int=64, # the one window length that carries the signal
                     strength:float=0.3, # drift, in return standard deviations per unit of the signal
@@ -215,10 +215,10 @@ def planted_candles(n:int=6000, # bars
                          "low": np.minimum(open_, close) * (1 - wick[1, lag:]), "close": close,
                          "volume": rng.uniform(10, 100, n)}, index=idx)
 
-# %% ../nbs/34_tune.ipynb #de8915d7
+# %% ../nbs/34_tune.ipynb #3c20798b
 HEARTBEAT_S = 20   # a trial's heartbeat; a trial silent for 3 beats is failed and retried
 
-# %% ../nbs/34_tune.ipynb #b9bb8e2b
+# %% ../nbs/34_tune.ipynb #989e34e8
 def storage_url(url:str|None=None, # a database URL (None: the default SQLite file)
                ) -> str:
     "`url`, else SQLite at $ITFF_HOME/tuning/studies.db (its folder made)."
@@ -240,13 +240,13 @@ def study_storage(url:str|None=None, # a database URL (None: SQLite at $ITFF_HOM
         except Exception as e:   # SQLAlchemy's errors: a bad URL, a missing driver, an unreadable file
             raise ITFFError(f"cannot open the study storage {redact_url(url)}: {type(e).__name__}: {e}") from None
 
-# %% ../nbs/34_tune.ipynb #071e47a7
+# %% ../nbs/34_tune.ipynb #7dd2a902
 def redact_url(url:str) -> str:
     "A database URL with its password replaced by ***."
     import re
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
-# %% ../nbs/34_tune.ipynb #55a1e147
+# %% ../nbs/34_tune.ipynb #5e5e4ca5
 def open_study(name:str, # the study's name
                storage, # `study_storage`'s database
                seed:int=0, # the sampler's seed (each process its own)
@@ -259,7 +259,7 @@ def open_study(name:str, # the study's name
     return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction="minimize",
                                load_if_exists=True)
 
-# %% ../nbs/34_tune.ipynb #6c8ea6a0
+# %% ../nbs/34_tune.ipynb #32685de5
 def study_setup(study:optuna.Study, # the study
                 setup:dict, # {config, space, blocks, val_span, startup}: what this run searches
                ) -> dict:
@@ -276,10 +276,10 @@ def study_setup(study:optuna.Study, # the study
                         "give --study another name, or the same options")
     return stored
 
-# %% ../nbs/34_tune.ipynb #203ed6dd
+# %% ../nbs/34_tune.ipynb #870c2833
 TRIAL_BOOT = 20   # bootstrap resamples inside a trial: its intervals are not used, only its scores
 
-# %% ../nbs/34_tune.ipynb #122c33e3
+# %% ../nbs/34_tune.ipynb #cfa73402
 def objective(trial, # the Optuna trial
               setup:dict, # the study's setup (`study_setup`)
              ) -> float:
@@ -302,7 +302,7 @@ def objective(trial, # the Optuna trial
         if trial.should_prune(): raise optuna.TrialPruned(f"pooled Brier {np.mean(sq):.4f} after block {j + 1}")
     return float(np.mean(sq))
 
-# %% ../nbs/34_tune.ipynb #c6eddf03
+# %% ../nbs/34_tune.ipynb #8302d1fd
 def tune_trial(name:str, # the study's name
                storage_url:str|None, # its database URL (None: the default SQLite file)
                k:int, # the task's number: seeds its sampler
@@ -325,10 +325,10 @@ def _guarded_objective(trial, setup):
     except Exception as e:
         trial.set_user_attr("error", f"{type(e).__name__}: {e}"); raise
 
-# %% ../nbs/34_tune.ipynb #482cead3
+# %% ../nbs/34_tune.ipynb #71ca8986
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
-# %% ../nbs/34_tune.ipynb #6d229202
+# %% ../nbs/34_tune.ipynb #38f41d02
 def _trial_line(r:dict, total:int) -> str:
     v = f"Brier {r['value']:.4f}" if r["value"] is not None else (r.get("error") or "")
     params = ", ".join(f"{k}={round(v, 5) if isinstance(v, float) else v}" for k, v in r["params"].items())
@@ -358,7 +358,7 @@ def run_search(name:str, # the study's name
     if ran < todo: log(f"time is up after {ran} trials ({done + ran} of {trials} finished)")
     return ran
 
-# %% ../nbs/34_tune.ipynb #3a60edaa
+# %% ../nbs/34_tune.ipynb #78f6c214
 def _search_on_cluster(client, name, storage_url, done, todo, stop, trials, bar, say) -> int:
     "Keep one trial task per worker running until `todo` have finished or time is up."
     from distributed import as_completed
@@ -375,7 +375,7 @@ def _search_on_cluster(client, name, storage_url, done, todo, stop, trials, bar,
         if started < todo and time.monotonic() < stop: pending.add(submit(done + started)); started += 1
     return ran
 
-# %% ../nbs/34_tune.ipynb #26eea504
+# %% ../nbs/34_tune.ipynb #89f0dd9f
 def _blocks(t) -> list[dict]:
     return [t.user_attrs[k] for k in sorted((k for k in t.user_attrs if k.startswith("block_")),
                                             key=lambda k: int(k.split("_")[1]))]
@@ -389,12 +389,14 @@ def trials_table(study:optuna.Study) -> pd.DataFrame:
              **{f"param_{k}": v for k, v in t.params.items()}} for t in study.get_trials(deepcopy=False)]
     return pd.DataFrame(rows)
 
-# %% ../nbs/34_tune.ipynb #1e2abd81
+# %% ../nbs/34_tune.ipynb #b606de21
 def trial_scores(study:optuna.Study) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "(−(p − y)², net strategy return) per bar: a column per complete trial, on the bars all of them scored."
-    scores, rets = {}, {}
+    ("(−(p − y)², net strategy return) per bar: a column per complete configuration (a repeated one: its first "
+     "trial), on the bars all of them scored.")
+    scores, rets, seen = {}, {}, set()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        b = _blocks(t)
+        if (key := json.dumps(t.params, sort_keys=True)) in seen: continue
+        seen.add(key); b = _blocks(t)
         idx = pd.to_datetime(sum((x["time"] for x in b), []), unit="s", utc=True)
         y, p = np.concatenate([x["y"] for x in b]), np.concatenate([x["p"] for x in b])
         scores[t.number] = pd.Series(-(p - y) ** 2, index=idx)
@@ -402,13 +404,14 @@ def trial_scores(study:optuna.Study) -> tuple[pd.DataFrame, pd.DataFrame]:
     s = pd.DataFrame(scores).dropna()
     return s, pd.DataFrame(rets).loc[s.index]
 
-# %% ../nbs/34_tune.ipynb #3dc15651
+# %% ../nbs/34_tune.ipynb #0c4d7a8a
 def overfitting(study:optuna.Study, # the finished study
                 n_blocks:int=16, # CSCV time blocks
                ) -> dict:
     "PBO of the search (CSCV over the complete trials' per-bar scores) and the deflated Sharpe of the chosen trial."
     s, r = trial_scores(study)
-    tried = sum(t.state in FINISHED[:2] for t in study.get_trials(deepcopy=False))
+    tried = len({json.dumps(t.params, sort_keys=True) for t in study.get_trials(deepcopy=False)
+                 if t.state in FINISHED[:2]})                               # distinct configurations scored
     out = {"complete": s.shape[1], "tried": tried, "bars": len(s), "pbo": None, "dsr": None, "cscv": None}
     if s.shape[1] < 2 or len(s) < 2 * n_blocks:
         out["why_not"] = f"PBO and DSR need at least 2 complete trials and {2 * n_blocks} common bars"
@@ -423,7 +426,7 @@ def overfitting(study:optuna.Study, # the finished study
     out["dsr"] = {k: (float(v) if isinstance(v, (float, np.floating, int)) else v) for k, v in dsr.items()}
     return out
 
-# %% ../nbs/34_tune.ipynb #f4e4a3ed
+# %% ../nbs/34_tune.ipynb #11411d58
 def judge_on_test(chosen:ExperimentConfig, # the best trial's configuration
                   default:ExperimentConfig, # the configuration as given
                   folder:Path, # where the two walk-forward runs go (test_tuned/, test_default/)
@@ -448,7 +451,7 @@ def _same(a:ExperimentConfig, b:ExperimentConfig) -> bool:
     space = {f"{a.model_type}.{k}": [v] for k, v in {**da.pop("model_kw"), **db.pop("model_kw")}.items()}
     return da == db and all(_default_of(a, n) == _default_of(b, n) for n in space)
 
-# %% ../nbs/34_tune.ipynb #29c8d400
+# %% ../nbs/34_tune.ipynb #c6dfdce3
 def tuning_words(table:pd.DataFrame|None, # `judge_on_test`'s table (None: the search chose the default)
                  over:dict, # `overfitting`'s result
                 ) -> str:
@@ -466,7 +469,7 @@ def tuning_words(table:pd.DataFrame|None, # `judge_on_test`'s table (None: the s
     return head + " " + overfit_words(over["pbo"]["pbo"], over["dsr"]["dsr"] if over["dsr"] else None,
                                       over["tried"])
 
-# %% ../nbs/34_tune.ipynb #bbd1d402
+# %% ../nbs/34_tune.ipynb #599ef05f
 def plot_history(trials:pd.DataFrame, # `trials_table`
                  title:str="Optimisation history", # figure title
                 ) -> Figure:
@@ -485,10 +488,14 @@ def plot_history(trials:pd.DataFrame, # `trials_table`
     ax.grid(alpha=0.3); ax.legend(fontsize=8)
     return fig
 
-# %% ../nbs/34_tune.ipynb #928eb67e
+# %% ../nbs/34_tune.ipynb #cdd24610
 def param_importances(study:optuna.Study) -> dict:
-    "Optuna's parameter importances (fANOVA) over the complete trials; {} when they cannot be computed."
-    try: return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+    "Optuna's parameter importances (fANOVA) of the parameters the complete trials varied; why not, when it cannot."
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    names = set().union(*(t.params for t in done))
+    varied = sorted(k for k in names if len({json.dumps(t.params.get(k)) for t in done if k in t.params}) > 1)
+    if not varied: return {"_why_not": "the complete trials vary no parameter"}   # a fixed one explains nothing
+    try: return {k: float(v) for k, v in optuna.importance.get_param_importances(study, params=varied).items()}
     except (RuntimeError, ValueError) as e: return {"_why_not": str(e)}
 
 def plot_importances(imp:dict, # `param_importances`
@@ -502,7 +509,7 @@ def plot_importances(imp:dict, # `param_importances`
     ax.set_xlabel("share of the objective's variance"); ax.set_title(title); ax.grid(alpha=0.3, axis="x")
     return fig
 
-# %% ../nbs/34_tune.ipynb #ce1c7865
+# %% ../nbs/34_tune.ipynb #829b780e
 def _json_table(df:pd.DataFrame|None) -> list|None:
     return None if df is None else json.loads(df.reset_index(names="forecast").to_json(orient="records"))
 
@@ -524,7 +531,7 @@ def write_tuning(folder:Path, # the study's report folder
     write_json(folder/"tuning.json", summary | {"comparison": _json_table(table)})
     return folder
 
-# %% ../nbs/34_tune.ipynb #43ced065
+# %% ../nbs/34_tune.ipynb #747f3233
 def tuning_report(folder, # a study's folder written by `write_tuning`
                   kernel_name:str|None=None, # Jupyter kernel for papermill (None: the template's)
                  ) -> Path:
@@ -537,7 +544,7 @@ def tuning_report(folder, # a study's folder written by `write_tuning`
     export_html(tmp, folder/"report.html"); os.replace(tmp, folder/"report.ipynb")
     return folder/"report.html"
 
-# %% ../nbs/34_tune.ipynb #a95857e1
+# %% ../nbs/34_tune.ipynb #88353244
 def _study_record(study, summary:dict) -> dict:
     "What the tuned bundle's meta.json records of the study that chose it."
     keep = ("study", "storage", "trials", "chosen_trial", "chosen_value", "default_value", "pbo", "dsr", "words")
@@ -566,7 +573,7 @@ def conclude(study:optuna.Study, # the study, searched
                         + (f"; errors: {errors[:3]}" if errors else ""))
     best, folder = study.best_trial, Path(output or get_settings().reports_dir/"tuning"/study.study_name)
     chosen = trial_config(base, best.params)
-    log(f"chosen: trial {best.number + 1} (validation Brier {best.value:.4f}): {best.params}")
+    log(f"chosen: trial #{best.number} (validation Brier {best.value:.4f}): {best.params}")
     table = judge_on_test(chosen, base, folder, months, folds, client, progress, log)
     over = overfitting(study, pbo_blocks)
     dflt = next((t.value for t in complete if t.user_attrs.get("role") == "default"), None)
@@ -584,12 +591,18 @@ def conclude(study:optuna.Study, # the study, searched
         m = run_experiment(chosen, progress=progress, log=log, extra_meta={"tuning": _study_record(study, summary)})
         summary["bundle"] = m["bundle"]
     summary["seconds"] = round(seconds + time.perf_counter() - t0, 1)
+    summary["report"] = str(folder/"report.html") if report else None
     write_json(folder/"tuning.json", summary | {"comparison": _json_table(table)})
-    if report: summary["report"] = str(tuning_report(folder))
+    if report:
+        try: tuning_report(folder)
+        except Exception as e:   # papermill's and the kernel's errors: the study's results stand without the report
+            log(f"the tuning report failed ({type(e).__name__}: {e}); the results are in {folder}")
+            summary["report"] = None; write_json(folder/"tuning.json", summary | {"comparison": _json_table(table)})
+    if output is None: write_index()   # the reports index lists the study beside the evaluation reports
     log(summary["words"])
     return summary | {"table": table, "folder": folder}
 
-# %% ../nbs/34_tune.ipynb #5d8920e9
+# %% ../nbs/34_tune.ipynb #8166ae7f
 def tune(base:ExperimentConfig, # the experiment as given: the default configuration the search must beat
          trials:int=20, # finished trials the study should hold
          timeout:float|None=None, # stop starting trials after this many seconds
@@ -629,7 +642,7 @@ def tune(base:ExperimentConfig, # the experiment as given: the default configura
     return conclude(st, base, months, folds, pbo_blocks, output, bundle, report, client, progress, log,
                     time.perf_counter() - t0, storage)
 
-# %% ../nbs/34_tune.ipynb #c21308df
+# %% ../nbs/34_tune.ipynb #b78ea712
 @call_parse
 @delegates(experiment_options)
 def itff_tune(
