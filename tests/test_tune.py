@@ -72,15 +72,6 @@ def test_a_killed_study_resumes_and_says_noise_bought_nothing(noise_study):
     assert meta["config"]["window"] == out["chosen_params"]["window"]
 
 
-def test_a_study_refuses_other_settings_under_its_name(noise_study):
-    home, csv, space = noise_study
-    env = {**os.environ, "ITFF_HOME": str(home)}
-    args = tune_args(csv, space, 1) + ["--no-bundle", "--no-report"]
-    assert subprocess.run(args, cwd=home, env=env, capture_output=True, text=True, timeout=600).returncode == 0
-    r = subprocess.run(args[:-2] + ["--window", "32"], cwd=home, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 2 and "was made with other settings (they differ in config)" in r.stderr, r.stderr[-2000:]
-
-
 def test_bad_space_files_are_refused_before_any_work(tmp_path):
     env = {**os.environ, "ITFF_HOME": str(tmp_path)}
     bad = tmp_path/"space.json"; bad.write_text('{"lstm.unitz": [8]}')
