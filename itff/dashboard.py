@@ -450,6 +450,8 @@ def _show(self):
     self.html["tuning"].value = tuning_html(self.settings.reports_dir)
     self.html["monitor"].value, self.images["live_reliability"].value = monitor_html(bundle_sha(v.bundle),
                                                                                      monitor_path(self.env))
+    live = self.images["live_reliability"]
+    live.layout.display = None if live.value else "none"   # an empty Image widget shows a broken-image icon
     self._on_live()
 
 @patch_to(Dashboard)

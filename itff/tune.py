@@ -9,9 +9,10 @@ __all__ = ['SEARCH_SPACE', 'TOP_LEVEL', 'HEARTBEAT_S', 'TRIAL_BOOT', 'FINISHED',
            'suggest', 'trial_config', 'default_params', 'tuning_blocks', 'fold_record', 'planted_candles',
            'storage_url', 'study_storage', 'redact_url', 'open_study', 'study_setup', 'objective', 'tune_trial',
            'run_search', 'trials_table', 'trial_scores', 'overfitting', 'judge_on_test', 'tuning_words', 'plot_history',
-           'param_importances', 'plot_importances', 'write_tuning', 'tuning_report', 'conclude', 'tune', 'itff_tune']
+           'param_importances', 'plot_importances', 'write_tuning', 'tuning_report', 'study_summary', 'conclude',
+           'tune', 'itff_tune']
 
-# %% ../nbs/34_tune.ipynb #1b9ee57e
+# %% ../nbs/34_tune.ipynb #302f009b
 # no `from __future__ import annotations`: the CLI's delegated options need real types for argparse
 import inspect, json, os, socket, time, uuid, warnings
 from dataclasses import replace
@@ -38,7 +39,7 @@ from .walkforward import fold_blocks, judge_runs, judged_table, read_walkforward
 from .reports import export_html, write_index
 from .overfit import cscv_pbo, deflated_sharpe, overfit_words, plot_pbo
 
-# %% ../nbs/34_tune.ipynb #07ad97b9
+# %% ../nbs/34_tune.ipynb #925a49df
 SEARCH_SPACE = {
     "model_type": ["lstm", "transformer", "gbm", "blend"],
     "features": ["base", "vol"],
@@ -54,17 +55,17 @@ SEARCH_SPACE = {
     "blend.lr": {"low": 3e-4, "high": 3e-3, "log": True},
 }
 
-# %% ../nbs/34_tune.ipynb #89b575af
+# %% ../nbs/34_tune.ipynb #baa121e1
 TOP_LEVEL = ("model_type", "features", "window", "class_weight")   # parameters every trial has
 
-# %% ../nbs/34_tune.ipynb #868c55fa
+# %% ../nbs/34_tune.ipynb #759dc16c
 def family_parameters(family:str) -> set|None:
     "The parameter names a `family.name` entry may use (None: any, LightGBM's own parameters for gbm)."
     if family == "gbm": return None
     build = build_transformer if family == "transformer" else build_lstm
     return (set(inspect.signature(build).parameters) - {"window", "n_features", "seed"}) | {"lr"}
 
-# %% ../nbs/34_tune.ipynb #ae656bfe
+# %% ../nbs/34_tune.ipynb #5f7851b2
 def _check_domain(name:str, dom, where:str):
     if isinstance(dom, list):
         if not dom: raise ITFFError(f"{where}: {name!r} lists no value")
@@ -99,7 +100,7 @@ def check_space(space:dict, # parameter → domain
     if bad: raise ITFFError(f"{where}: unknown feature sets {bad}; expected some of {list(FEATURE_SETS)}")
     return space
 
-# %% ../nbs/34_tune.ipynb #9f6b9bda
+# %% ../nbs/34_tune.ipynb #9c8dbfd2
 def load_space(path=None, # a JSON file of entries that replace the defaults' (None: `SEARCH_SPACE`)
                families:tuple=(), # restrict the model families to these (also settable in the file)
               ) -> dict:
@@ -112,7 +113,7 @@ def load_space(path=None, # a JSON file of entries that replace the defaults' (N
     if families: space["model_type"] = list(families)
     return check_space(space, f"--space {path}" if path else "the search space")
 
-# %% ../nbs/34_tune.ipynb #9d310219
+# %% ../nbs/34_tune.ipynb #9b780360
 def _suggest(trial, name:str, dom):
     if isinstance(dom, list): return trial.suggest_categorical(name, dom)
     lo, hi, step, log = dom["low"], dom["high"], dom.get("step"), bool(dom.get("log"))
@@ -128,7 +129,7 @@ def suggest(trial, # an Optuna trial (or `optuna.trial.FixedTrial`)
     return {"model_type": family} | {name: _suggest(trial, name, dom) for name, dom in space.items()
                                      if name != "model_type" and name.split(".")[0] in (name, family)}
 
-# %% ../nbs/34_tune.ipynb #5b3b1857
+# %% ../nbs/34_tune.ipynb #5df7d0af
 def trial_config(base:ExperimentConfig, # the experiment as given (symbol, label, split, costs, …)
                  params:dict, # `suggest`'s parameters
                 ) -> ExperimentConfig:
@@ -143,7 +144,7 @@ def trial_config(base:ExperimentConfig, # the experiment as given (symbol, label
         else: kw[key] = v
     return replace(base, model_type=family, model_kw=kw, ensemble=1 if family == "gbm" else base.ensemble, **top)
 
-# %% ../nbs/34_tune.ipynb #e7f59b9f
+# %% ../nbs/34_tune.ipynb #5688c5e3
 def _param_default(fn, key:str):
     p = inspect.signature(fn).parameters.get(key)
     return None if p is None else p.default
@@ -170,7 +171,7 @@ def default_params(base:ExperimentConfig, # the experiment as given
     params = {n: (base.model_type if n == "model_type" else _default_of(base, n)) for n in names}
     return params if all(_contains(space[n], v) for n, v in params.items()) else None
 
-# %% ../nbs/34_tune.ipynb #c24b9f9b
+# %% ../nbs/34_tune.ipynb #f0eeb768
 def tuning_blocks(index:pd.DatetimeIndex, # the bars (feature index)
                   split, # the experiment's split: fractions or (val_start, test_start)
                   folds:int=3, # blocks the validation span is cut into
@@ -179,7 +180,7 @@ def tuning_blocks(index:pd.DatetimeIndex, # the bars (feature index)
     val_start, test_start = split_boundaries(index, split)
     return fold_blocks(val_start, test_start, folds=folds), test_start - val_start
 
-# %% ../nbs/34_tune.ipynb #55d4b380
+# %% ../nbs/34_tune.ipynb #67a412d5
 def fold_record(r:dict, # a fold's result (`itff.walkforward.run_fold`)
                 ohlcv:pd.DataFrame, # the candles
                 cfg:ExperimentConfig, # the trial's experiment
@@ -196,7 +197,7 @@ def fold_record(r:dict, # a fold's result (`itff.walkforward.run_fold`)
             "ret": [round(float(v), 9) for v in ret], "brier": float(r["row"]["brier"]),
             "threshold": d["threshold"]}
 
-# %% ../nbs/34_tune.ipynb #783d9119
+# %% ../nbs/34_tune.ipynb #1e8fe512
 def planted_candles(n:int=6000, # bars
                     lag:int=64, # the one window length that carries the signal
                     strength:float=0.3, # drift, in return standard deviations per unit of the signal
@@ -215,10 +216,10 @@ def planted_candles(n:int=6000, # bars
                          "low": np.minimum(open_, close) * (1 - wick[1, lag:]), "close": close,
                          "volume": rng.uniform(10, 100, n)}, index=idx)
 
-# %% ../nbs/34_tune.ipynb #f3bb03b7
+# %% ../nbs/34_tune.ipynb #ae31943e
 HEARTBEAT_S = 20   # a trial's heartbeat; a trial silent for 3 beats is failed and retried
 
-# %% ../nbs/34_tune.ipynb #d4fc3268
+# %% ../nbs/34_tune.ipynb #d3a70c20
 def storage_url(url:str|None=None, # a database URL (None: the default SQLite file)
                ) -> str:
     "`url`, else SQLite at $ITFF_HOME/tuning/studies.db (its folder made)."
@@ -240,13 +241,13 @@ def study_storage(url:str|None=None, # a database URL (None: SQLite at $ITFF_HOM
         except Exception as e:   # SQLAlchemy's errors: a bad URL, a missing driver, an unreadable file
             raise ITFFError(f"cannot open the study storage {redact_url(url)}: {type(e).__name__}: {e}") from None
 
-# %% ../nbs/34_tune.ipynb #cda72252
+# %% ../nbs/34_tune.ipynb #a58d2680
 def redact_url(url:str) -> str:
     "A database URL with its password replaced by ***."
     import re
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
-# %% ../nbs/34_tune.ipynb #c3e56bd2
+# %% ../nbs/34_tune.ipynb #415732cc
 def open_study(name:str, # the study's name
                storage, # `study_storage`'s database
                seed:int=0, # the sampler's seed (each process its own)
@@ -259,7 +260,7 @@ def open_study(name:str, # the study's name
     return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction="minimize",
                                load_if_exists=True)
 
-# %% ../nbs/34_tune.ipynb #9afb79e7
+# %% ../nbs/34_tune.ipynb #b18281cc
 def study_setup(study:optuna.Study, # the study
                 setup:dict, # {config, space, blocks, val_span, startup}: what this run searches
                ) -> dict:
@@ -276,10 +277,10 @@ def study_setup(study:optuna.Study, # the study
                         "give --study another name, or the same options")
     return stored
 
-# %% ../nbs/34_tune.ipynb #c470dda1
+# %% ../nbs/34_tune.ipynb #1ec8b9c9
 TRIAL_BOOT = 20   # bootstrap resamples inside a trial: its intervals are not used, only its scores
 
-# %% ../nbs/34_tune.ipynb #295d2637
+# %% ../nbs/34_tune.ipynb #97c266b0
 def objective(trial, # the Optuna trial
               setup:dict, # the study's setup (`study_setup`)
              ) -> float:
@@ -302,7 +303,7 @@ def objective(trial, # the Optuna trial
         if trial.should_prune(): raise optuna.TrialPruned(f"pooled Brier {np.mean(sq):.4f} after block {j + 1}")
     return float(np.mean(sq))
 
-# %% ../nbs/34_tune.ipynb #fdbb7530
+# %% ../nbs/34_tune.ipynb #0b2de092
 def tune_trial(name:str, # the study's name
                storage_url:str|None, # its database URL (None: the default SQLite file)
                k:int, # the task's number: seeds its sampler
@@ -325,10 +326,10 @@ def _guarded_objective(trial, setup):
     except Exception as e:
         trial.set_user_attr("error", f"{type(e).__name__}: {e}"); raise
 
-# %% ../nbs/34_tune.ipynb #ed4c06b1
+# %% ../nbs/34_tune.ipynb #2c5aa44d
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
-# %% ../nbs/34_tune.ipynb #ece9c1be
+# %% ../nbs/34_tune.ipynb #da5bd28c
 def _trial_line(r:dict, total:int) -> str:
     v = f"Brier {r['value']:.4f}" if r["value"] is not None else (r.get("error") or "")
     params = ", ".join(f"{k}={round(v, 5) if isinstance(v, float) else v}" for k, v in r["params"].items())
@@ -358,7 +359,7 @@ def run_search(name:str, # the study's name
     if ran < todo: log(f"time is up after {ran} trials ({done + ran} of {trials} finished)")
     return ran
 
-# %% ../nbs/34_tune.ipynb #3ca2bc7f
+# %% ../nbs/34_tune.ipynb #e310cdc6
 def _search_on_cluster(client, name, storage_url, done, todo, stop, trials, bar, say) -> int:
     "Keep one trial task per worker running until `todo` have finished or time is up."
     from distributed import as_completed
@@ -375,7 +376,7 @@ def _search_on_cluster(client, name, storage_url, done, todo, stop, trials, bar,
         if started < todo and time.monotonic() < stop: pending.add(submit(done + started)); started += 1
     return ran
 
-# %% ../nbs/34_tune.ipynb #18f5c3f6
+# %% ../nbs/34_tune.ipynb #d622f463
 def _blocks(t) -> list[dict]:
     return [t.user_attrs[k] for k in sorted((k for k in t.user_attrs if k.startswith("block_")),
                                             key=lambda k: int(k.split("_")[1]))]
@@ -389,7 +390,7 @@ def trials_table(study:optuna.Study) -> pd.DataFrame:
              **{f"param_{k}": v for k, v in t.params.items()}} for t in study.get_trials(deepcopy=False)]
     return pd.DataFrame(rows)
 
-# %% ../nbs/34_tune.ipynb #17e01ae2
+# %% ../nbs/34_tune.ipynb #f4d29213
 def trial_scores(study:optuna.Study) -> tuple[pd.DataFrame, pd.DataFrame]:
     ("(−(p − y)², net strategy return) per bar: a column per complete configuration (a repeated one: its first "
      "trial), on the bars all of them scored.")
@@ -404,7 +405,7 @@ def trial_scores(study:optuna.Study) -> tuple[pd.DataFrame, pd.DataFrame]:
     s = pd.DataFrame(scores).dropna()
     return s, pd.DataFrame(rets).loc[s.index]
 
-# %% ../nbs/34_tune.ipynb #2e4c963f
+# %% ../nbs/34_tune.ipynb #fafb914c
 def overfitting(study:optuna.Study, # the finished study
                 n_blocks:int=16, # CSCV time blocks
                ) -> dict:
@@ -426,7 +427,7 @@ def overfitting(study:optuna.Study, # the finished study
     out["dsr"] = {k: (float(v) if isinstance(v, (float, np.floating, int)) else v) for k, v in dsr.items()}
     return out
 
-# %% ../nbs/34_tune.ipynb #4e1afb9b
+# %% ../nbs/34_tune.ipynb #71ae3f63
 def judge_on_test(chosen:ExperimentConfig, # the best trial's configuration
                   default:ExperimentConfig, # the configuration as given
                   folder:Path, # where the two walk-forward runs go (test_tuned/, test_default/)
@@ -451,7 +452,7 @@ def _same(a:ExperimentConfig, b:ExperimentConfig) -> bool:
     space = {f"{a.model_type}.{k}": [v] for k, v in {**da.pop("model_kw"), **db.pop("model_kw")}.items()}
     return da == db and all(_default_of(a, n) == _default_of(b, n) for n in space)
 
-# %% ../nbs/34_tune.ipynb #d07fdf46
+# %% ../nbs/34_tune.ipynb #36bb5da6
 def tuning_words(table:pd.DataFrame|None, # `judge_on_test`'s table (None: the search chose the default)
                  over:dict, # `overfitting`'s result
                 ) -> str:
@@ -469,7 +470,7 @@ def tuning_words(table:pd.DataFrame|None, # `judge_on_test`'s table (None: the s
     return head + " " + overfit_words(over["pbo"]["pbo"], over["dsr"]["dsr"] if over["dsr"] else None,
                                       over["tried"])
 
-# %% ../nbs/34_tune.ipynb #296e6244
+# %% ../nbs/34_tune.ipynb #fba439f9
 def plot_history(trials:pd.DataFrame, # `trials_table`
                  title:str="Optimisation history", # figure title
                 ) -> Figure:
@@ -488,7 +489,7 @@ def plot_history(trials:pd.DataFrame, # `trials_table`
     ax.grid(alpha=0.3); ax.legend(fontsize=8)
     return fig
 
-# %% ../nbs/34_tune.ipynb #a253448d
+# %% ../nbs/34_tune.ipynb #a8500ad4
 def param_importances(study:optuna.Study) -> dict:
     "Optuna's parameter importances (fANOVA) of the parameters the complete trials varied; why not, when it cannot."
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -509,7 +510,7 @@ def plot_importances(imp:dict, # `param_importances`
     ax.set_xlabel("share of the objective's variance"); ax.set_title(title); ax.grid(alpha=0.3, axis="x")
     return fig
 
-# %% ../nbs/34_tune.ipynb #e898aa7e
+# %% ../nbs/34_tune.ipynb #262fe3a7
 def _json_table(df:pd.DataFrame|None) -> list|None:
     return None if df is None else json.loads(df.reset_index(names="forecast").to_json(orient="records"))
 
@@ -531,7 +532,7 @@ def write_tuning(folder:Path, # the study's report folder
     write_json(folder/"tuning.json", summary | {"comparison": _json_table(table)})
     return folder
 
-# %% ../nbs/34_tune.ipynb #bbb75092
+# %% ../nbs/34_tune.ipynb #c681d2b0
 def tuning_report(folder, # a study's folder written by `write_tuning`
                   kernel_name:str|None=None, # Jupyter kernel for papermill (None: the template's)
                  ) -> Path:
@@ -544,11 +545,37 @@ def tuning_report(folder, # a study's folder written by `write_tuning`
     export_html(tmp, folder/"report.html"); os.replace(tmp, folder/"report.ipynb")
     return folder/"report.html"
 
-# %% ../nbs/34_tune.ipynb #3da13ce5
+# %% ../nbs/34_tune.ipynb #0bbc8be0
 def _study_record(study, summary:dict) -> dict:
     "What the tuned bundle's meta.json records of the study that chose it."
     keep = ("study", "storage", "trials", "chosen_trial", "chosen_value", "default_value", "pbo", "dsr", "words")
     return {k: summary[k] for k in keep}
+
+def study_summary(study:optuna.Study, # the searched study
+                  base:ExperimentConfig, # the default configuration
+                  table:pd.DataFrame|None, # `judge_on_test`'s table
+                  over:dict, # `overfitting`'s result
+                  storage:str|None=None, # the study's database URL (recorded, password hidden)
+                 ) -> dict:
+    "What `tuning.json` records: trials by state, chosen and default configuration and scores, PBO, DSR, the words."
+    best, trials = study.best_trial, study.get_trials(deepcopy=False)
+    states = pd.Series([t.state.name.lower() for t in trials]).value_counts().to_dict()
+    dflt = next((t.value for t in trials if t.user_attrs.get("role") == "default" and t.state.name == "COMPLETE"), None)
+    return {"study": study.study_name, "storage": redact_url(storage_url(storage)),
+            "trials": {"finished": sum(states.get(s, 0) for s in ("complete", "pruned", "fail")), **states},
+            "chosen_trial": best.number, "chosen_value": best.value, "chosen_params": best.params,
+            "chosen_config": trial_config(base, best.params).to_dict(), "default_config": base.to_dict(),
+            "default_value": dflt, "same_as_default": table is None, "setup": study.user_attrs["itff"],
+            "pbo": over["pbo"], "dsr": over["dsr"], "overfitting_note": over.get("why_not"),
+            "importances": param_importances(study), "words": tuning_words(table, over),
+            "bundle": None, "report": None}
+
+# %% ../nbs/34_tune.ipynb #9d92f2fd
+def _check_complete(study:optuna.Study):
+    "An `ITFFError` with the trials' first errors when no trial of `study` completed."
+    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)): return
+    errors = sorted({t.user_attrs.get("error") for t in study.get_trials(deepcopy=False)} - {None})
+    raise ITFFError(f"study {study.study_name!r}: no trial completed" + (f"; errors: {errors[:3]}" if errors else ""))
 
 def conclude(study:optuna.Study, # the study, searched
              base:ExperimentConfig, # the configuration as given (split as dates)
@@ -566,26 +593,13 @@ def conclude(study:optuna.Study, # the study, searched
             ) -> dict:
     "Judge the chosen configuration on the test span, measure the overfitting, write the results, bundle, report."
     t0 = time.perf_counter()
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not complete:
-        errors = sorted({t.user_attrs.get("error") for t in study.get_trials(deepcopy=False)} - {None})
-        raise ITFFError(f"study {study.study_name!r}: no trial completed"
-                        + (f"; errors: {errors[:3]}" if errors else ""))
+    _check_complete(study)
     best, folder = study.best_trial, Path(output or get_settings().reports_dir/"tuning"/study.study_name)
     chosen = trial_config(base, best.params)
     log(f"chosen: trial #{best.number} (validation Brier {best.value:.4f}): {best.params}")
     table = judge_on_test(chosen, base, folder, months, folds, client, progress, log)
     over = overfitting(study, pbo_blocks)
-    dflt = next((t.value for t in complete if t.user_attrs.get("role") == "default"), None)
-    states = pd.Series([t.state.name.lower() for t in study.get_trials(deepcopy=False)]).value_counts().to_dict()
-    summary = {"study": study.study_name, "storage": redact_url(storage_url(storage)),
-               "trials": {"finished": sum(states.get(s, 0) for s in ("complete", "pruned", "fail")), **states},
-               "chosen_trial": best.number, "chosen_value": best.value, "chosen_params": best.params,
-               "chosen_config": chosen.to_dict(), "default_config": base.to_dict(), "default_value": dflt,
-               "same_as_default": table is None, "setup": study.user_attrs["itff"],
-               "pbo": over["pbo"], "dsr": over["dsr"], "overfitting_note": over.get("why_not"),
-               "importances": param_importances(study), "words": tuning_words(table, over),
-               "bundle": None, "report": None}
+    summary = study_summary(study, base, table, over, storage)
     write_tuning(folder, study, summary, table, over)
     if bundle:
         m = run_experiment(chosen, progress=progress, log=log, extra_meta={"tuning": _study_record(study, summary)})
@@ -602,7 +616,7 @@ def conclude(study:optuna.Study, # the study, searched
     log(summary["words"])
     return summary | {"table": table, "folder": folder}
 
-# %% ../nbs/34_tune.ipynb #c28247c5
+# %% ../nbs/34_tune.ipynb #4404be89
 def tune(base:ExperimentConfig, # the experiment as given: the default configuration the search must beat
          trials:int=20, # finished trials the study should hold
          timeout:float|None=None, # stop starting trials after this many seconds
@@ -642,7 +656,7 @@ def tune(base:ExperimentConfig, # the experiment as given: the default configura
     return conclude(st, base, months, folds, pbo_blocks, output, bundle, report, client, progress, log,
                     time.perf_counter() - t0, storage)
 
-# %% ../nbs/34_tune.ipynb #c429dd67
+# %% ../nbs/34_tune.ipynb #075c3a76
 @call_parse
 @delegates(experiment_options)
 def itff_tune(
