@@ -6,8 +6,10 @@ Docs: https://itff.github.io/itff/serving.html.md"""
 
 # %% ../nbs/29_serving.ipynb #f6b8100d
 from __future__ import annotations
-import asyncio, time
+import asyncio, statistics, time
 from collections import deque
+from dataclasses import dataclass
+from typing import Callable
 from fastcore.basics import patch
 import numpy as np
 import jax
@@ -17,7 +19,7 @@ from .models import mc_function, trace_count
 from .predictor import Predictor, Prepared, member_state
 
 # %% auto #0
-__all__ = ['batch_sampler', 'bucket', 'mc_batch', 'warm_batches', 'Overloaded', 'MicroBatcher', 'forecast_batch',
+__all__ = ['batch_sampler', 'bucket', 'mc_batch', 'warm_batches', 'Overloaded', 'MicroBatcher', 'Deferred', 'forecast_batch',
            'forecast_batcher', 'batched_forecast']
 
 # %% ../nbs/29_serving.ipynb #8e6a7bfe
@@ -99,9 +101,10 @@ class MicroBatcher:
 
     def projected_wait(self, key) -> float:
         ("Seconds a job queued now would wait for its result: the batches ahead and its own, at the median of the "
-         "last passes (robust to a pass that compiled).")
+         "last passes (robust to a pass that compiled; `statistics` on 9 numbers: this runs on the event loop for every "
+         "request).")
         times = self.pass_times.get(key)
-        return self.max_wait_s + (self.batches_ahead(key) + 1) * (float(np.median(times)) if times else 0.0)
+        return self.max_wait_s + (self.batches_ahead(key) + 1) * (statistics.median(times) if times else 0.0)
 
     async def submit(self, key, job):
         ("The job's result, once its batch has run; `Overloaded` at once if batches are ahead of it and it would "
@@ -141,14 +144,29 @@ async def _drain(self:MicroBatcher, key):
                 else: fut.set_result(r)
     finally: self.busy.discard(key)
 
+# %% ../nbs/29_serving.ipynb #867028a1
+@dataclass
+class Deferred:
+    "A request prepared in its batch's worker thread: `prepare()` → `Prepared`; `n` is its number of MC samples."
+    n:int; prepare:Callable[[], Prepared]
+
+    def run(self):
+        "The prepared request, or the exception its preparation raised (it fails only this request)."
+        try: return self.prepare()
+        except Exception as e: return e
+
 # %% ../nbs/29_serving.ipynb #794c1711
 def forecast_batch(pred:Predictor, # the bundle's predictor
-                   jobs:list[Prepared], # prepared requests with the same number of samples
+                   jobs:list, # `Prepared` or `Deferred` requests with the same number of samples
                    max_batch:int=16, # largest batch the pass is compiled for
-                  ) -> list[dict]:
-    "Each prepared request's forecast from one batched MC pass (`Predictor.finish`)."
-    draws = mc_batch(pred, np.stack([j.x for j in jobs]), jobs[0].n, max_batch)
-    return [pred.finish(j, d) for j, d in zip(jobs, draws)]
+                  ) -> list:
+    ("Each request's forecast from one batched MC pass (`Predictor.finish`); a `Deferred` request is prepared first, "
+     "and one that fails gets its exception instead of a forecast (the others still run).")
+    jobs = [j.run() if isinstance(j, Deferred) else j for j in jobs]
+    ready = [j for j in jobs if isinstance(j, Prepared)]
+    if not ready: return jobs
+    draws = iter(mc_batch(pred, np.stack([j.x for j in ready]), ready[0].n, max_batch))
+    return [pred.finish(j, next(draws)) if isinstance(j, Prepared) else j for j in jobs]
 
 # %% ../nbs/29_serving.ipynb #ed1dfc28
 def forecast_batcher(max_batch:int=16, # largest batch of one bundle's requests
@@ -156,13 +174,13 @@ def forecast_batcher(max_batch:int=16, # largest batch of one bundle's requests
                      deadline_s:float|None=None, # refuse requests projected to wait longer (None: never)
                      on_batch=None, # called with (key, size, seconds) after each batch
                     ) -> MicroBatcher:
-    "A batcher of forecasts keyed by (predictor, samples): submit `(pred, key_n)` keys with `Prepared` jobs."
+    "A batcher of forecasts keyed by (predictor, samples): submit `(pred, n)` keys with `Prepared` or `Deferred` jobs."
     return MicroBatcher(lambda key, jobs: forecast_batch(key[0], jobs, max_batch), max_batch, max_wait_s, deadline_s,
                         on_batch, compilations=lambda key: sum(trace_count(m) for m in key[0].bundle.models))
 
 async def batched_forecast(batcher:MicroBatcher, # from `forecast_batcher`
                            pred:Predictor, # the bundle's predictor
-                           job:Prepared, # the prepared request
+                           job:Prepared|Deferred, # the request, prepared or to prepare in the batch
                           ) -> dict:
-    "The forecast of one prepared request, computed in a batch with the other requests queued for this bundle."
+    "The forecast of one request, computed in a batch with the other requests queued for this bundle."
     return await batcher.submit((pred, job.n), job)
