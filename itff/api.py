@@ -598,7 +598,8 @@ def request_time(t, # epoch milliseconds, or an ISO-8601 date-time (naive is UTC
 def parse_request(model, # the pydantic model of the body, e.g. `PredictRequest`
                   body:bytes, # the raw request body
                  ):
-    "The body validated as `model` (a large one in a worker thread: 10,000 candles take tens of ms); a 422 saying what is wrong."
+    ("The body validated as `model` (a large one in a worker thread: 10,000 candles take tens of ms); a 422 saying "
+     "what is wrong.")
     try: return model.model_validate_json(body)
     except ValidationError as e:
         raise RequestValidationError([_body_error(err) for err in e.errors(include_url=False)]) from None
@@ -611,7 +612,8 @@ def _body_error(err:dict) -> dict:
 
 # %% ../nbs/30_api.ipynb #bd41cb66
 def _prepare(app, pred:Predictor, req) -> Prepared:
-    "A request checked and turned into its scaled window (in a worker thread, a window in its batch's: candles take ms)."
+    ("A request checked and turned into its scaled window (in a worker thread, a window in its batch's: candles "
+     "take ms).")
     if req.sequence is not None:
         job = pred.prepare_window(req.sequence, req.mc_samples, req.allow_ood)
         job.extra["bar_time"] = None if req.bar_time is None else str(request_time(req.bar_time))

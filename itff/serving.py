@@ -101,8 +101,8 @@ class MicroBatcher:
 
     def projected_wait(self, key) -> float:
         ("Seconds a job queued now would wait for its result: the batches ahead and its own, at the median of the "
-         "last passes (robust to a pass that compiled; `statistics` on 9 numbers: this runs on the event loop for every "
-         "request).")
+         "last passes (robust to a pass that compiled; `statistics` on 9 numbers: it runs on the event loop for "
+         "every request).")
         times = self.pass_times.get(key)
         return self.max_wait_s + (self.batches_ahead(key) + 1) * (statistics.median(times) if times else 0.0)
 
