@@ -33,7 +33,7 @@ from .artifacts import bundle_folders, load_bundle, stored_config
 from .data import CandleCache
 from .predictor import Predictor, Prepared
 from .predlog import PredictionLog, monitor_path, prediction_db_path
-from .serving import Deferred, Overloaded, batched_forecast, forecast_batcher, warm_batches
+from .serving import Deferred, MicroBatcher, Overloaded, batched_forecast, forecast_batcher, warm_batches
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
@@ -280,7 +280,8 @@ class ApiMetrics:
         self.loaded = Gauge("itff_bundles_loaded", "Bundles loaded and serving", registry=r)
         self.log_failures = Counter("itff_prediction_log_failures_total",
                                     "Served forecasts the prediction log failed to record", registry=r)
-        self.log_seconds = Histogram("itff_prediction_log_seconds", "Time to append one forecast to the prediction log",
+        self.log_seconds = Histogram("itff_prediction_log_seconds",
+                                     "Time a served forecast waited for the prediction log to commit it",
                                      registry=r, buckets=(.00002, .00005, .0001, .0002, .0005, .001, .005, .05))
         self.shed = Counter("itff_requests_shed_total", "Forecasts refused (503) because they would wait past the "
                             "deadline", ["route"], registry=r)
@@ -383,7 +384,7 @@ def _ready(request:Request) -> ModelRegistry:
 class _UnopenedLog:
     "Stands in for a prediction log that could not be opened: every append fails (and is counted), the service runs on."
     def __init__(self, path, error): self.path, self.error = path, error
-    def append(self, row): raise ITFFError(f"{self.path}: the prediction log could not be opened ({self.error})")
+    def append_many(self, rows): raise ITFFError(f"{self.path}: the prediction log could not be opened ({self.error})")
 
 def open_prediction_log(path):
     "The prediction log at `path` (None: logging off); a failure to open it is logged, and every later append fails."
@@ -468,6 +469,8 @@ def create_app(config:ApiConfig|None=None) -> FastAPI:
     app.state.prediction_log = None
     app.state.batcher = forecast_batcher(config.batch_max, config.batch_wait_s, config.deadline_s,
                                          on_batch=lambda key, size, s: app.state.metrics.batch_size.observe(size))
+    # group commits: the forecasts served while one commit runs are written together in the next, in a worker thread
+    app.state.log_writer = MicroBatcher(lambda key, rows: app.state.prediction_log.append_many(rows), max_batch=256)
     app.state.metrics.live = LiveCollector(app)
     app.state.metrics.registry.register(app.state.metrics.live)
     # application limits count a client's requests over every route together (default limits count per route)
@@ -646,17 +649,17 @@ async def _predict(app, reg:ModelRegistry, body:bytes, t0:float, rid:str) -> dic
         job = (Deferred(pred._checked_n(req.mc_samples), partial(_prepare, app, pred, req)) if req.sequence is not None
                else await run_in_threadpool(_prepare, app, pred, req))
     out = await batched_forecast(app.state.batcher, pred, job)
-    return answered(app, pred, out | fresh, t0, rid, source="api")
+    return await answered(app, pred, out | fresh, t0, rid, source="api")
 
 # %% ../nbs/30_api.ipynb #3ae6a45a
-def answered(app, # the FastAPI app (metrics, prediction log)
-             pred:Predictor, # the predictor that served
-             out:dict, # its forecast, with the bundle's freshness
-             t0:float, # `time.perf_counter()` when the request arrived
-             rid:str, # the request id
-             source:str="api", # what served it, for the log: api or webhook
-             **extra, # more response fields, e.g. the webhook's alert fields
-            ) -> dict:
+async def answered(app, # the FastAPI app (metrics, prediction log)
+                   pred:Predictor, # the predictor that served
+                   out:dict, # its forecast, with the bundle's freshness
+                   t0:float, # `time.perf_counter()` when the request arrived
+                   rid:str, # the request id
+                   source:str="api", # what served it, for the log: api or webhook
+                   **extra, # more response fields, e.g. the webhook's alert fields
+                  ) -> dict:
     "Count a prediction, log it, and complete its response: the model's identity, freshness, latency and request id."
     m = pred.bundle.meta
     app.state.metrics.predictions.labels(stored_config(m)["symbol"], m["label"]["name"],
@@ -665,28 +668,32 @@ def answered(app, # the FastAPI app (metrics, prediction log)
            "target": m["label"]["name"],
            "model_type": stored_config(m)["model_type"],
            **extra, "latency_ms": round((time.perf_counter() - t0) * 1e3, 3), "request_id": rid}
-    log_forecast(app, pred, res, source)
+    await log_forecast(app, pred, res, source)
     return res
 
 # %% ../nbs/30_api.ipynb #0a25385b
-def log_forecast(app, # the FastAPI app (prediction log, metrics)
-                 pred:Predictor, # the predictor that served
-                 res:dict, # the response as sent
-                 source:str, # what served it: api or webhook
-                ):
-    "Append a served forecast to the prediction log; a failure is logged and counted, never raised."
-    log, m = app.state.prediction_log, app.state.metrics
-    if log is None: return
+def _log_row(pred:Predictor, res:dict, source:str) -> dict:
+    "A served forecast as the prediction log stores it."
+    return {"logged_at": pd.Timestamp.now(tz="UTC").isoformat(), "request_id": res["request_id"], "source": source,
+            "bundle_id": pred.bundle.id, "bundle_sha": pred.bundle.sha, "symbol": res["symbol"],
+            "timeframe": res["timeframe"], "target": res["label"], "model_type": res["model_type"],
+            "label": json.dumps(pred.bundle.meta["label"]), "bar_time": res.get("bar_time"),
+            "horizon_bars": pred.horizon,
+            "probability": res["probability"], "mc_std": res["mc_std"], "mutual_info": res["mutual_info"],
+            "ood_score": res.get("ood_score"), "in_distribution": res.get("in_distribution"),
+            "decision": int(res["decision"]), "threshold": res["threshold"]}
+
+async def log_forecast(app, # the FastAPI app (prediction log, metrics)
+                       pred:Predictor, # the predictor that served
+                       res:dict, # the response as sent
+                       source:str, # what served it: api or webhook
+                      ):
+    ("Record a served forecast in the prediction log before it is answered, in one group commit with the forecasts "
+     "served meanwhile (`app.state.log_writer`); a failure is logged and counted, never raised.")
+    m = app.state.metrics
+    if app.state.prediction_log is None: return
     t = time.perf_counter()
-    try:
-        log.append({"logged_at": pd.Timestamp.now(tz="UTC").isoformat(), "request_id": res["request_id"],
-                    "source": source, "bundle_id": pred.bundle.id, "bundle_sha": pred.bundle.sha,
-                    "symbol": res["symbol"], "timeframe": res["timeframe"], "target": res["label"],
-                    "model_type": res["model_type"], "label": json.dumps(pred.bundle.meta["label"]),
-                    "bar_time": res.get("bar_time"), "horizon_bars": pred.horizon, "probability": res["probability"],
-                    "mc_std": res["mc_std"], "mutual_info": res["mutual_info"], "ood_score": res.get("ood_score"),
-                    "in_distribution": res.get("in_distribution"),
-                    "decision": int(res["decision"]), "threshold": res["threshold"]})
+    try: await app.state.log_writer.submit("log", _log_row(pred, res, source))
     except Exception as e:
         m.log_failures.inc()
         logging.getLogger("itff.api").error("prediction log: could not record request %s: %s: %s", res["request_id"],
@@ -837,8 +844,8 @@ def _add_webhook(app):
         job = await run_in_threadpool(_prepare_alert, app, pred, symbol, alert.mc_samples)   # fetches candles
         out = await batched_forecast(app.state.batcher, pred, job) | fresh
         stale = bool(alert_time is not None and alert_time > pd.Timestamp(out["bar_time"]) + timeframe_delta(tf))
-        res = answered(app, pred, out, t0, request.state.request_id, "webhook", ticker=alert.ticker,
-                       alert_time=alert.time, alert_stale=stale)
+        res = await answered(app, pred, out, t0, request.state.request_id, "webhook", ticker=alert.ticker,
+                             alert_time=alert.time, alert_stale=stale)
         logging.getLogger("itff.api").info("tradingview %s %s %s: p=%.3f decision=%s bar=%s alert_stale=%s",
                                            alert.ticker, tf, alert.label,
                                            res["probability"], res["decision"], res["bar_time"], stale)

@@ -15,9 +15,10 @@ import keras
 from keras import layers
 
 # %% auto #0
-__all__ = ['MODEL_TYPES', 'MODEL_FAMILIES', 'build_lstm', 'PositionalEncoding', 'LastStep', 'build_transformer',
-           'private_python_random', 'build_model', 'mc_function', 'trace_count', 'mc_samples', 'ensemble_samples',
-           'binary_entropy', 'mc_summary', 'save_atomically', 'save_model', 'load_model']
+__all__ = ['MODEL_TYPES', 'MODEL_FAMILIES', 'STOCHASTIC', 'build_lstm', 'PositionalEncoding', 'LastStep', 'build_transformer',
+           'private_python_random', 'build_model', 'mc_function', 'trace_count', 'split_at_first_dropout',
+           'mc_window_function', 'mc_samples', 'ensemble_samples', 'binary_entropy', 'mc_summary', 'save_atomically',
+           'save_model', 'load_model']
 
 # %% ../nbs/07_models.ipynb #667da02a
 def build_lstm(window:int, # bars per input window
@@ -144,6 +145,44 @@ def mc_function(model):
 def trace_count(model) -> int:
     "How many times the model's MC pass has been traced (compiled) so far."
     return getattr(model, "_itff_traces", 0)
+
+# %% ../nbs/07_models.ipynb #c5477c6e
+STOCHASTIC = (layers.Dropout, layers.GaussianDropout, layers.GaussianNoise, layers.AlphaDropout)
+
+def split_at_first_dropout(model) -> tuple|None:
+    ("`(trunk, head)` sub-models of `model` cut at its first random layer, when the trunk is deterministic and the head "
+     "reads nothing else from it; None otherwise.")
+    first = next((l for l in model.layers if isinstance(l, STOCHASTIC)), None)
+    if first is None or len(model.inputs) != 1: return None
+    try: trunk, head = keras.Model(model.inputs, first.input), keras.Model(first.input, model.outputs)
+    except Exception: return None   # Keras: the graph is disconnected (the head reads other tensors of the trunk)
+    random_trunk = any(isinstance(l, STOCHASTIC) or l.get_config().get("dropout") or
+                       l.get_config().get("recurrent_dropout") for l in trunk.layers)
+    return None if random_trunk else (trunk, head)
+
+# %% ../nbs/07_models.ipynb #00086a3c
+def mc_window_function(model):
+    ("The jitted `(trainable, non_trainable, x, n) → (n,)` MC samples of one window `x` (W, F), its trunk run once "
+     "(`split_at_first_dropout`; equal to `mc_function` on n copies of x); None when the model cannot be split. "
+     "Cached on the model; `n` is static.")
+    if getattr(model, "_itff_window_fn", False) is False:
+        model._itff_window_fn, parts = None, split_at_first_dropout(model)
+        if parts is not None: model._itff_window_fn = _window_pass(model, *parts)
+    return model._itff_window_fn
+
+def _window_pass(model, trunk, head):
+    import jax, jax.numpy as jnp
+    at = {id(v): i for i, v in enumerate(model.trainable_variables)}          # the sub-models share the model's variables:
+    nat = {id(v): i for i, v in enumerate(model.non_trainable_variables)}     # pick theirs from the model's lists
+    idx = lambda m: ([at[id(v)] for v in m.trainable_variables], [nat[id(v)] for v in m.non_trainable_variables])
+    (ttv, tnt), (htv, hnt) = idx(trunk), idx(head)
+    model._itff_traces = getattr(model, "_itff_traces", 0)
+    def fwd(tv, ntv, x, n):
+        model._itff_traces += 1   # runs only while JAX traces: counts compilations
+        h = trunk.stateless_call([tv[i] for i in ttv], [ntv[i] for i in tnt], x[None], training=True)[0]
+        h = jnp.broadcast_to(h, (n, *h.shape[1:]))
+        return head.stateless_call([tv[i] for i in htv], [ntv[i] for i in hnt], h, training=True)[0][..., 0]
+    return jax.jit(fwd, static_argnames="n")
 
 # %% ../nbs/07_models.ipynb #569b9093
 def mc_samples(model, # a built or loaded classifier

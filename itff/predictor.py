@@ -18,7 +18,7 @@ from .data import validate_ohlcv
 from .labels import label_spec
 from .datasets import candle_features, candle_windows
 from .features import FEATURE_WARMUP, feature_warmup
-from .models import _seed_states, ensemble_samples, mc_function, mc_summary
+from .models import _seed_states, ensemble_samples, mc_function, mc_summary, mc_window_function
 from .sentiment import SENTIMENT_COLUMNS
 
 # %% auto #0
@@ -38,14 +38,16 @@ def member_sampler(model, # a bundle member: a Keras model, a `GBMMember` or a `
                   ):
     ("`batch → probabilities` for n copies of one scaled window (n, W, F): a deep member's n MC-dropout samples "
      "(jitted, on its own copy of the weights: Keras's fit/predict donate the model's), a GBM member's one, "
-     "a blend's n stacked ones. Its `launch` starts the same pass and returns without waiting for a deep member's.")
+     "a blend's n stacked ones (an LSTM's trunk runs once: `mc_window_function`). Its `launch` starts the same pass "
+     "and returns without waiting for a deep member's.")
     if not isinstance(model, keras.Model):
         sample = lambda batch: model.samples(batch[:1], len(batch), seed)[:, 0]
         sample.launch = sample
         return sample
-    f, (tv, ntv) = mc_function(model), member_state(model, seed)
-    sample = lambda batch: np.asarray(f(tv, ntv, batch))
-    sample.launch = lambda batch: f(tv, ntv, batch)   # the same pass, not waited for: JAX runs it in the background
+    f, once, (tv, ntv) = mc_function(model), mc_window_function(model), member_state(model, seed)
+    run = (lambda batch: f(tv, ntv, batch)) if once is None else (lambda batch: once(tv, ntv, batch[0], n=len(batch)))
+    sample = lambda batch: np.asarray(run(batch))
+    sample.launch = run   # the same pass, not waited for: JAX runs it in the background
     return sample
 
 # %% ../nbs/24_predictor.ipynb #45208b43
@@ -153,14 +155,6 @@ def _collect(self, pending:list) -> np.ndarray: return np.concatenate([np.asarra
 
 # %% ../nbs/24_predictor.ipynb #222b1759
 @patch_to(Predictor)
-def _decide(self, p:float, std:float, in_distribution:bool|None=None, allow_ood:bool=False) -> dict:
-    ("The bundle's decision for one forecast "
-     "(`itff.core.decide`: threshold, uncertainty cut-off, out-of-distribution gate).")
-    d = decide(p, std, self.threshold, self.max_uncertainty, None if in_distribution is None else [in_distribution],
-               allow_ood)
-    return {k: bool(v[0]) for k, v in d.items()}
-
-@patch_to(Predictor)
 def ood_check(self, window) -> dict:
     ("The out-of-distribution score of one unscaled (window, F) array "
      "and whether it is within the gate's threshold (None without a gate).")
@@ -191,14 +185,24 @@ def prepare_window(self,
 @patch_to(Predictor)
 def finish(self, job:Prepared, draws:np.ndarray) -> dict:
     "The answer to a prepared request from its pooled MC draws (`_mc(job.x, job.n)`)."
-    s = mc_summary(np.asarray(draws)[:, None])
-    p = float(self.bundle.calibrator(s["mean"])[0])
-    return {"probability": p, "mc_mean": float(s["mean"][0]), "mc_std": float(s["std"][0]),
-            "entropy": float(s["entropy"][0]),
-            "expected_entropy": float(s["expected_entropy"][0]), "mutual_info": float(s["mutual_info"][0]),
-            **job.ood, **self._decide(p, float(s["std"][0]), job.ood["in_distribution"], job.allow_ood),
-            "threshold": self.threshold, "max_uncertainty": self.max_uncertainty, "skill": self.skill,
-            "mc_samples": len(draws), "model": self.bundle.info(), **job.extra}
+    return self.finish_many([job], np.asarray(draws)[None])[0]
+
+@patch_to(Predictor)
+def finish_many(self,
+                jobs:list[Prepared], # prepared requests with the same number of samples
+                draws:np.ndarray, # (R, k): each request's pooled MC draws
+               ) -> list[dict]:
+    "The answers to several prepared requests, summarised, calibrated and decided as one array (a served batch)."
+    s = mc_summary(np.asarray(draws).T)
+    p = np.asarray(self.bundle.calibrator(s["mean"]), "float64")
+    ok = None if self.ood is None else [j.allow_ood or j.ood["in_distribution"] for j in jobs]   # allowed: as if in
+    d = decide(p, s["std"], self.threshold, self.max_uncertainty, ok)
+    fixed = {"threshold": self.threshold, "max_uncertainty": self.max_uncertainty, "skill": self.skill,
+             "mc_samples": draws.shape[1]}
+    return [{"probability": float(p[r]), "mc_mean": float(s["mean"][r]), "mc_std": float(s["std"][r]),
+             "entropy": float(s["entropy"][r]), "expected_entropy": float(s["expected_entropy"][r]),
+             "mutual_info": float(s["mutual_info"][r]), **j.ood, **{k: bool(v[r]) for k, v in d.items()}, **fixed,
+             "model": self.bundle.info(), **j.extra} for r, j in enumerate(jobs)]
 
 @patch_to(Predictor)
 def predict_window(self,

@@ -6,7 +6,7 @@ Docs: https://itff.github.io/itff/predlog.html.md"""
 
 # %% ../nbs/25_predlog.ipynb #367bbe11
 from __future__ import annotations
-import json, logging, math, os, sqlite3, threading, time
+import contextlib, json, logging, math, os, sqlite3, threading, time
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
@@ -139,19 +139,35 @@ class PredictionLog:
 
     def append(self, row:dict) -> int:
         "Insert `row` (column → value) as its own committed transaction; its id. Raises `PredictionLogError`."
-        row = _complete_row(row)
-        keys = tuple(row)
-        if (sql := self._inserts.get(keys)) is None:
-            sql = self._inserts[keys] = (f"INSERT INTO forecasts ({', '.join(keys)}) "
-                                         f"VALUES ({', '.join('?' * len(keys))})")
-        try:
-            vals = [_sql_value(k, v) for k, v in row.items()]
-            with self.lock:
-                rid, self._since = self.conn.execute(sql, vals).lastrowid, self._since + 1
-            if self.checkpoint_every and self._since >= self.checkpoint_every: self._since = 0; self._wake.set()
-            return rid
-        except (sqlite3.Error, ValueError, TypeError, AttributeError) as e:
-            raise PredictionLogError(f"{self.path}: cannot append a forecast ({type(e).__name__}: {e})") from e
+        return self.append_many([row])[0]
+
+# %% ../nbs/25_predlog.ipynb #9587382e
+@patch
+def append_many(self:PredictionLog, rows:list[dict]) -> list[int]:
+    "Insert `rows` in one committed transaction, all or none; their ids. Raises `PredictionLogError`."
+    rows = [_complete_row(r) for r in rows]
+    try:
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")   # takes the write lock now (waiting up to busy_timeout), not midway
+            try:
+                ids = [self.conn.execute(self._insert_sql(tuple(r)), [_sql_value(k, v) for k, v in r.items()]).lastrowid
+                       for r in rows]
+                self.conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error): self.conn.execute("ROLLBACK")   # SQLite may have already
+                raise
+            self._since += len(rows)
+        if self.checkpoint_every and self._since >= self.checkpoint_every: self._since = 0; self._wake.set()
+        return ids
+    except (sqlite3.Error, ValueError, TypeError, AttributeError) as e:
+        raise PredictionLogError(f"{self.path}: cannot append a forecast ({type(e).__name__}: {e})") from e
+
+@patch
+def _insert_sql(self:PredictionLog, keys:tuple) -> str:
+    "The INSERT statement for these columns (cached: rows of a service have the same ones)."
+    if (sql := self._inserts.get(keys)) is None:
+        sql = self._inserts[keys] = f"INSERT INTO forecasts ({', '.join(keys)}) VALUES ({', '.join('?' * len(keys))})"
+    return sql
 
 # %% ../nbs/25_predlog.ipynb #9446c3c5
 @patch

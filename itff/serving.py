@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio, statistics, time
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 from fastcore.basics import patch
 import numpy as np
 import jax
 from .core import *   # sets KERAS_BACKEND=jax before Keras is imported
 import keras
-from .models import mc_function, trace_count
+from .models import mc_function, mc_window_function, trace_count
 from .predictor import Predictor, Prepared, member_state
 
 # %% auto #0
@@ -28,11 +29,18 @@ def batch_sampler(model, # a bundle member: a Keras model, a `GBMMember` or a `B
                   single, # the member's one-request sampler (`member_sampler`)
                  ):
     ("`(R, n, W, F) → (R, k)`: the samples of R requests. A deep member runs them as one jitted pass vmapped over the "
-     "requests, so each request gets the dropout masks of its own unbatched pass; other members go one request at a "
-     "time.")
+     "requests (an LSTM's trunk once per request: `mc_window_function`), so each request gets the dropout masks of "
+     "its own unbatched pass; other members go one request at a time.")
     if not isinstance(model, keras.Model): return lambda X: np.stack([single(x) for x in X])
-    f, (tv, ntv) = jax.jit(jax.vmap(mc_function(model), in_axes=(None, None, 0))), member_state(model, seed)
-    return lambda X: np.asarray(f(tv, ntv, X))
+    once, (tv, ntv) = mc_window_function(model), member_state(model, seed)
+    if once is None:
+        f = jax.jit(jax.vmap(mc_function(model), in_axes=(None, None, 0)))
+        return lambda X: np.asarray(f(tv, ntv, X))
+    passes = {}   # one vmapped pass per number of samples
+    def run(X):
+        if (n := X.shape[1]) not in passes: passes[n] = jax.jit(jax.vmap(partial(once, n=n), in_axes=(None, None, 0)))
+        return np.asarray(passes[n](tv, ntv, X[:, 0]))
+    return run
 
 # %% ../nbs/29_serving.ipynb #05b4f51a
 def bucket(r:int, # requests in the pass
@@ -160,13 +168,13 @@ def forecast_batch(pred:Predictor, # the bundle's predictor
                    jobs:list, # `Prepared` or `Deferred` requests with the same number of samples
                    max_batch:int=16, # largest batch the pass is compiled for
                   ) -> list:
-    ("Each request's forecast from one batched MC pass (`Predictor.finish`); a `Deferred` request is prepared first, "
-     "and one that fails gets its exception instead of a forecast (the others still run).")
+    ("Each request's forecast from one batched MC pass (`Predictor.finish_many`); a `Deferred` request is prepared "
+     "first, and one that fails gets its exception instead of a forecast (the others still run).")
     jobs = [j.run() if isinstance(j, Deferred) else j for j in jobs]
     ready = [j for j in jobs if isinstance(j, Prepared)]
     if not ready: return jobs
-    draws = iter(mc_batch(pred, np.stack([j.x for j in ready]), ready[0].n, max_batch))
-    return [pred.finish(j, next(draws)) if isinstance(j, Prepared) else j for j in jobs]
+    answers = iter(pred.finish_many(ready, mc_batch(pred, np.stack([j.x for j in ready]), ready[0].n, max_batch)))
+    return [next(answers) if isinstance(j, Prepared) else j for j in jobs]
 
 # %% ../nbs/29_serving.ipynb #ed1dfc28
 def forecast_batcher(max_batch:int=16, # largest batch of one bundle's requests

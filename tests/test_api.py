@@ -39,6 +39,7 @@ class Server:
         self.port = free_port(); self.url = f"http://127.0.0.1:{self.port}"
         full = {**os.environ, "ITFF_MODELS_DIR": str(models), "ITFF_API_TOKEN": "", "ITFF_WEBHOOK_SECRET": "", "ITFF_API_RATE_LIMIT": "",
                 "ITFF_PREDICTION_DB": str(Path(tempfile.mkdtemp(prefix="itff_log_"))/"predictions.db"), **env}   # never the working folder
+        self.db = Path(full["ITFF_PREDICTION_DB"])
         self.proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "itff.api:app", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
                                       "--workers", str(workers)],
                                      env=full, stdout=(log := tempfile.TemporaryFile("w+")), stderr=subprocess.STDOUT, text=True)
@@ -392,7 +393,8 @@ def test_bad_inputs_found_by_probing_are_422_naming_the_field(secured, window):
 
 
 def test_concurrent_requests_are_batched_and_answered_as_alone(models, window):
-    "16 clients at once: fewer MC passes than requests, and every answer equals the Predictor's on that window alone."
+    ("16 clients at once: fewer MC passes than requests, every answer equals the Predictor's on that window alone, and "
+     "the prediction log (group commits) holds each answer once.")
     s = Server(models, ITFF_API_BATCH_WAIT_MS="20")
     rng = np.random.default_rng(1)
     windows = [window * (1 + 0.01 * rng.normal(size=window.shape)) for _ in range(16)]
@@ -409,6 +411,10 @@ def test_concurrent_requests_are_batched_and_answered_as_alone(models, window):
         m = httpx.get(s.url + "/metrics").text
         passes = float(re.search(r"^itff_batch_size_count (\S+)", m, re.M)[1])
         assert 1 <= passes < 16, m
+        from itff.predlog import PredictionLog
+        with PredictionLog(s.db, checkpoint_every=0) as log: rows = log.rows().set_index("request_id")
+        assert sorted(rows.index) == sorted(a.json()["request_id"] for a in answers)
+        for a in answers: assert rows.loc[a.json()["request_id"], "probability"] == pytest.approx(a.json()["probability"], abs=1e-12)
     finally: s.stop()
 
 
