@@ -150,8 +150,8 @@ def trace_count(model) -> int:
 STOCHASTIC = (layers.Dropout, layers.GaussianDropout, layers.GaussianNoise, layers.AlphaDropout)
 
 def split_at_first_dropout(model) -> tuple|None:
-    ("`(trunk, head)` sub-models of `model` cut at its first random layer, when the trunk is deterministic and the head "
-     "reads nothing else from it; None otherwise.")
+    ("`(trunk, head)` sub-models of `model` cut at its first random layer, when the trunk is deterministic and the "
+     "head reads nothing else from it; None otherwise.")
     first = next((l for l in model.layers if isinstance(l, STOCHASTIC)), None)
     if first is None or len(model.inputs) != 1: return None
     try: trunk, head = keras.Model(model.inputs, first.input), keras.Model(first.input, model.outputs)
@@ -172,8 +172,9 @@ def mc_window_function(model):
 
 def _window_pass(model, trunk, head):
     import jax, jax.numpy as jnp
-    at = {id(v): i for i, v in enumerate(model.trainable_variables)}          # the sub-models share the model's variables:
-    nat = {id(v): i for i, v in enumerate(model.non_trainable_variables)}     # pick theirs from the model's lists
+    # the sub-models share the model's variables: pick theirs from the model's lists
+    at = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    nat = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
     idx = lambda m: ([at[id(v)] for v in m.trainable_variables], [nat[id(v)] for v in m.non_trainable_variables])
     (ttv, tnt), (htv, hnt) = idx(trunk), idx(head)
     model._itff_traces = getattr(model, "_itff_traces", 0)
