@@ -33,7 +33,7 @@ from .artifacts import bundle_folders, load_bundle, stored_config
 from .data import CandleCache
 from .predictor import Predictor, Prepared
 from .predlog import PredictionLog, monitor_path, prediction_db_path
-from .serving import Deferred, MicroBatcher, Overloaded, batched_forecast, forecast_batcher, warm_batches
+from .serving import Deferred, Overloaded, batched_forecast, forecast_batcher, warm_batches
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
@@ -42,9 +42,9 @@ __all__ = ['Finite', 'Target', 'ModelType', 'Timeframe', 'api_key', 'LIVE_GAUGES
            'field_error', 'ModelRegistry', 'fresh_or_refuse', 'Candle', 'candle_row', 'PredictRequest', 'ModelInfo',
            'Prediction', 'ApiMetrics', 'request_id', 'route_of', 'ObservabilityMiddleware', 'require_token',
            'open_prediction_log', 'live_gauges', 'LiveCollector', 'create_app', 'validation_detail', 'BundleStatus',
-           'ModelCard', 'model_card', 'Health', 'candle_frame', 'request_time', 'parse_request', 'answered',
-           'log_forecast', 'TradingViewAlert', 'WebhookResult', 'parse_alert', 'tv_symbol', 'tv_timeframe',
-           'authentic_alert', 'itff_serve']
+           'ModelCard', 'model_card', 'Health', 'candle_frame', 'request_time', 'parse_request', 'model_identity',
+           'answered', 'record_forecasts', 'TradingViewAlert', 'WebhookResult', 'parse_alert', 'tv_symbol',
+           'tv_timeframe', 'authentic_alert', 'itff_serve']
 
 # %% ../nbs/30_api.ipynb #14c00fbe
 @dataclass(frozen=True)
@@ -468,9 +468,8 @@ def create_app(config:ApiConfig|None=None) -> FastAPI:
     app.state.started, app.state.candles = time.time(), CandleCache(config.candles_source)
     app.state.prediction_log = None
     app.state.batcher = forecast_batcher(config.batch_max, config.batch_wait_s, config.deadline_s,
-                                         on_batch=lambda key, size, s: app.state.metrics.batch_size.observe(size))
-    # group commits: the forecasts served while one commit runs are written together in the next, in a worker thread
-    app.state.log_writer = MicroBatcher(lambda key, rows: app.state.prediction_log.append_many(rows), max_batch=256)
+                                         on_batch=lambda key, size, s: app.state.metrics.batch_size.observe(size),
+                                         record=partial(record_forecasts, app))   # logged before they are answered
     app.state.metrics.live = LiveCollector(app)
     app.state.metrics.registry.register(app.state.metrics.live)
     # application limits count a client's requests over every route together (default limits count per route)
@@ -648,57 +647,59 @@ async def _predict(app, reg:ModelRegistry, body:bytes, t0:float, rid:str) -> dic
         pred, fresh, req = _matched(app, reg, body)
         job = (Deferred(pred._checked_n(req.mc_samples), partial(_prepare, app, pred, req)) if req.sequence is not None
                else await run_in_threadpool(_prepare, app, pred, req))
-    out = await batched_forecast(app.state.batcher, pred, job)
-    return await answered(app, pred, out | fresh, t0, rid, source="api")
+    out = await batched_forecast(app.state.batcher, pred, job, tag={"request_id": rid, "source": "api"})
+    return answered(app, pred, out | fresh, t0, rid)
 
 # %% ../nbs/30_api.ipynb #3ae6a45a
-async def answered(app, # the FastAPI app (metrics, prediction log)
-                   pred:Predictor, # the predictor that served
-                   out:dict, # its forecast, with the bundle's freshness
-                   t0:float, # `time.perf_counter()` when the request arrived
-                   rid:str, # the request id
-                   source:str="api", # what served it, for the log: api or webhook
-                   **extra, # more response fields, e.g. the webhook's alert fields
-                  ) -> dict:
-    "Count a prediction, log it, and complete its response: the model's identity, freshness, latency and request id."
+def model_identity(pred:Predictor) -> dict:
+    "The served model's identity as responses and the log name it: symbol, timeframe, label (and target), model type."
     m = pred.bundle.meta
-    app.state.metrics.predictions.labels(stored_config(m)["symbol"], m["label"]["name"],
-                                         stored_config(m)["model_type"]).inc()
-    res = {**out, "symbol": stored_config(m)["symbol"], "timeframe": m["timeframe"], "label": m["label"]["name"],
-           "target": m["label"]["name"],
-           "model_type": stored_config(m)["model_type"],
-           **extra, "latency_ms": round((time.perf_counter() - t0) * 1e3, 3), "request_id": rid}
-    await log_forecast(app, pred, res, source)
-    return res
+    return {"symbol": stored_config(m)["symbol"], "timeframe": m["timeframe"], "label": m["label"]["name"],
+            "target": m["label"]["name"], "model_type": stored_config(m)["model_type"]}
+
+def answered(app, # the FastAPI app (metrics)
+             pred:Predictor, # the predictor that served
+             out:dict, # its forecast, with the bundle's freshness
+             t0:float, # `time.perf_counter()` when the request arrived
+             rid:str, # the request id
+             **extra, # more response fields, e.g. the webhook's alert fields
+            ) -> dict:
+    ("Count a prediction and complete its response: the model's identity, freshness, latency and request id (its "
+     "batch already logged it: `record_forecasts`).")
+    who = model_identity(pred)
+    app.state.metrics.predictions.labels(who["symbol"], who["label"], who["model_type"]).inc()
+    return {**out, **who, **extra, "latency_ms": round((time.perf_counter() - t0) * 1e3, 3), "request_id": rid}
 
 # %% ../nbs/30_api.ipynb #0a25385b
-def _log_row(pred:Predictor, res:dict, source:str) -> dict:
+def _log_row(pred:Predictor, answer:dict, request_id:str, source:str) -> dict:
     "A served forecast as the prediction log stores it."
-    return {"logged_at": pd.Timestamp.now(tz="UTC").isoformat(), "request_id": res["request_id"], "source": source,
-            "bundle_id": pred.bundle.id, "bundle_sha": pred.bundle.sha, "symbol": res["symbol"],
-            "timeframe": res["timeframe"], "target": res["label"], "model_type": res["model_type"],
-            "label": json.dumps(pred.bundle.meta["label"]), "bar_time": res.get("bar_time"),
-            "horizon_bars": pred.horizon,
-            "probability": res["probability"], "mc_std": res["mc_std"], "mutual_info": res["mutual_info"],
-            "ood_score": res.get("ood_score"), "in_distribution": res.get("in_distribution"),
-            "decision": int(res["decision"]), "threshold": res["threshold"]}
+    who = model_identity(pred)
+    return {"logged_at": pd.Timestamp.now(tz="UTC").isoformat(), "request_id": request_id, "source": source,
+            "bundle_id": pred.bundle.id, "bundle_sha": pred.bundle.sha, "symbol": who["symbol"],
+            "timeframe": who["timeframe"], "target": who["label"], "model_type": who["model_type"],
+            "label": json.dumps(pred.bundle.meta["label"]), "bar_time": answer.get("bar_time"),
+            "horizon_bars": pred.horizon, "probability": answer["probability"], "mc_std": answer["mc_std"],
+            "mutual_info": answer["mutual_info"], "ood_score": answer.get("ood_score"),
+            "in_distribution": answer.get("in_distribution"), "decision": int(answer["decision"]),
+            "threshold": answer["threshold"]}
 
-async def log_forecast(app, # the FastAPI app (prediction log, metrics)
-                       pred:Predictor, # the predictor that served
-                       res:dict, # the response as sent
-                       source:str, # what served it: api or webhook
-                      ):
-    ("Record a served forecast in the prediction log before it is answered, in one group commit with the forecasts "
-     "served meanwhile (`app.state.log_writer`); a failure is logged and counted, never raised.")
-    m = app.state.metrics
-    if app.state.prediction_log is None: return
+def record_forecasts(app, # the FastAPI app (prediction log, metrics)
+                     pred:Predictor, # the predictor that served the batch
+                     tags:list[dict], # per forecast: its request_id and source (api or webhook)
+                     answers:list[dict], # the batch's forecasts
+                    ):
+    ("Log a batch's forecasts in one group commit, in the batch's worker thread before any of them is answered; a "
+     "failure is logged and counted, never raised.")
+    log, m = app.state.prediction_log, app.state.metrics
+    if log is None: return
     t = time.perf_counter()
-    try: await app.state.log_writer.submit("log", _log_row(pred, res, source))
+    try: log.append_many([_log_row(pred, a, **tag) for tag, a in zip(tags, answers)])
     except Exception as e:
-        m.log_failures.inc()
-        logging.getLogger("itff.api").error("prediction log: could not record request %s: %s: %s", res["request_id"],
-                                            type(e).__name__, e)
-    finally: m.log_seconds.observe(time.perf_counter() - t)
+        m.log_failures.inc(len(answers))
+        logging.getLogger("itff.api").error("prediction log: could not record requests %s: %s: %s",
+                                            ", ".join(tag["request_id"] for tag in tags), type(e).__name__, e)
+    finally:
+        for _ in answers: m.log_seconds.observe(time.perf_counter() - t)
 
 # %% ../nbs/30_api.ipynb #00fddf79
 def _add_routes(app, limiter):
@@ -842,10 +843,11 @@ def _add_webhook(app):
         pred = _ready(request).get(symbol, tf, alert.label, alert.model_type)
         fresh = fresh_or_refuse(pred, app.state.config)
         job = await run_in_threadpool(_prepare_alert, app, pred, symbol, alert.mc_samples)   # fetches candles
-        out = await batched_forecast(app.state.batcher, pred, job) | fresh
+        out = await batched_forecast(app.state.batcher, pred, job,
+                                     tag={"request_id": request.state.request_id, "source": "webhook"}) | fresh
         stale = bool(alert_time is not None and alert_time > pd.Timestamp(out["bar_time"]) + timeframe_delta(tf))
-        res = await answered(app, pred, out, t0, request.state.request_id, "webhook", ticker=alert.ticker,
-                             alert_time=alert.time, alert_stale=stale)
+        res = answered(app, pred, out, t0, request.state.request_id, ticker=alert.ticker, alert_time=alert.time,
+                       alert_stale=stale)
         logging.getLogger("itff.api").info("tradingview %s %s %s: p=%.3f decision=%s bar=%s alert_stale=%s",
                                            alert.ticker, tf, alert.label,
                                            res["probability"], res["decision"], res["bar_time"], stale)

@@ -6,7 +6,7 @@ Docs: https://itff.github.io/itff/serving.html.md"""
 
 # %% ../nbs/29_serving.ipynb #f6b8100d
 from __future__ import annotations
-import asyncio, statistics, time
+import asyncio, logging, statistics, time
 from collections import deque
 from dataclasses import dataclass
 from functools import partial
@@ -181,14 +181,26 @@ def forecast_batcher(max_batch:int=16, # largest batch of one bundle's requests
                      max_wait_s:float=0.0, # wait this long for more requests before a batch that is not full
                      deadline_s:float|None=None, # refuse requests projected to wait longer (None: never)
                      on_batch=None, # called with (key, size, seconds) after each batch
+                     record=None, # `(pred, tags, answers)`, in the batch's thread before its answers are released
                     ) -> MicroBatcher:
-    "A batcher of forecasts keyed by (predictor, samples): submit `(pred, n)` keys with `Prepared` or `Deferred` jobs."
-    return MicroBatcher(lambda key, jobs: forecast_batch(key[0], jobs, max_batch), max_batch, max_wait_s, deadline_s,
-                        on_batch, compilations=lambda key: sum(trace_count(m) for m in key[0].bundle.models))
+    ("A batcher of forecasts keyed by (predictor, samples): submit `(pred, n)` keys with `Prepared` or `Deferred` "
+     "jobs. `record` sees each batch's forecasts with the tags they were submitted with (the service logs them in one "
+     "group commit); it must not raise, and a bug in it is logged, never a failed forecast.")
+    def run(key, items):
+        jobs, tags = zip(*items)
+        out = forecast_batch(key[0], list(jobs), max_batch)
+        done = [(t, o) for t, o in zip(tags, out) if not isinstance(o, BaseException)]
+        if record is not None and done:
+            try: record(key[0], [t for t, _ in done], [o for _, o in done])
+            except Exception: logging.getLogger("itff.serving").exception("recording a batch of forecasts failed")
+        return out
+    return MicroBatcher(run, max_batch, max_wait_s, deadline_s, on_batch,
+                        compilations=lambda key: sum(trace_count(m) for m in key[0].bundle.models))
 
 async def batched_forecast(batcher:MicroBatcher, # from `forecast_batcher`
                            pred:Predictor, # the bundle's predictor
                            job:Prepared|Deferred, # the request, prepared or to prepare in the batch
+                           tag=None, # what the batcher's `record` is given with this forecast, e.g. its request id
                           ) -> dict:
     "The forecast of one request, computed in a batch with the other requests queued for this bundle."
-    return await batcher.submit((pred, job.n), job)
+    return await batcher.submit((pred, job.n), (job, tag))

@@ -206,7 +206,7 @@ def test_unexpected_error_is_500_with_request_id_and_no_trace(models, window, mo
     "In-process (a fault cannot be injected into a subprocess): the real app, its handlers and middleware."
     from fastapi.testclient import TestClient
     from itff import api
-    monkeypatch.setattr(api.Predictor, "finish", lambda *a, **k: 1 / 0)     # in the batcher's worker thread
+    monkeypatch.setattr(api.Predictor, "finish_many", lambda *a, **k: 1 / 0)   # in the batcher's worker thread
     cfg = api.ApiConfig(models, None, None, None, 1_000_000, "bundled")
     with TestClient(api.create_app(cfg), raise_server_exceptions=False) as c:
         while c.get("/ready").status_code == 503: time.sleep(0.2)
