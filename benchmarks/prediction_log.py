@@ -8,6 +8,8 @@ checkpoints keep the WAL small and no append ever checkpoints). Two references a
 - baseline: appending the same row dict to an in-memory list (the least any logging can cost);
 - naive sqlite: the same INSERT on a connection with SQLite's defaults (rollback journal, synchronous=FULL, an fsync
   per commit), which is what a first implementation would do.
+The service logs a batch's forecasts in one group commit (`append_many`); its cost per row is timed in groups of 16
+(`prediction_log_group_commit_16`: each sample is one group's time divided by 16).
 Results (mean, p50, p99, p99.9, max in µs) go to benchmarks/results/prediction_log.json. --smoke: 200 appends (30 paced
 at ~100/s), 10 naive ones.
 Run: .venv/bin/python benchmarks/prediction_log.py [--appends 2000] [--smoke]
@@ -50,6 +52,15 @@ def log_appends(path, n, pause=0.0):
         return times, log.journal_mode, Path(f"{log.path}-wal").stat().st_size
 
 
+def group_commits(path, n, size=16):
+    "Per-row latencies of `n` rows appended in group commits of `size` rows (each group's time over its size)."
+    with PredictionLog(path) as log:
+        log.append(ROW)
+        per_group = timed(lambda i: log.append_many([{**ROW, "request_id": f"g-{i}-{j}"} for j in range(size)]),
+                          max(1, n // size))
+        return [t / size for t in per_group]
+
+
 def naive_sqlite(path, n):
     "The same rows through a default-configured connection: rollback journal, an fsync per commit."
     conn = sqlite3.connect(path, isolation_level=None)
@@ -70,10 +81,12 @@ def main(appends=2000, naive_appends=100, busy_appends=300, out=None):
         wal, mode, wal_bytes = log_appends(Path(d)/"burst.db", appends)
         paced, _, paced_wal_bytes = log_appends(Path(d)/"paced1.db", appends // 2, pause=0.001)
         busy, _, busy_wal_bytes = log_appends(Path(d)/"paced10.db", busy_appends, pause=0.01)
+        groups = group_commits(Path(d)/"groups.db", appends)
         naive = naive_sqlite(Path(d)/"naive.db", naive_appends)
         fs = os.statvfs(d)
     res = {"prediction_log_append": stats_us(wal), "prediction_log_append_paced_1ms": stats_us(paced),
            "prediction_log_append_paced_10ms": stats_us(busy),
+           "prediction_log_group_commit_16": stats_us(groups),
            "baseline_in_memory_append": stats_us(baseline),
            "naive_sqlite_append": stats_us(naive),
            "overhead_p50_us": round(float(np.percentile(wal, 50) - np.percentile(baseline, 50)) * 1e6, 1),

@@ -617,7 +617,7 @@ def _prepare(app, pred:Predictor, req) -> Prepared:
     ("A request checked and turned into its scaled window (in a worker thread, a window in its batch's: candles "
      "take ms).")
     if req.sequence is not None:
-        job = pred.prepare_window(req.sequence, req.mc_samples, req.allow_ood)
+        job = pred.prepare_window(req.sequence, req.mc_samples, req.allow_ood, gate=False)   # gated with its batch
         job.extra["bar_time"] = None if req.bar_time is None else str(request_time(req.bar_time))
         return job
     candles = candle_frame(req.candles)   # a context pair's candles come from the service's own source

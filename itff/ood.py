@@ -27,23 +27,27 @@ def window_summary(X:np.ndarray) -> np.ndarray:
     return np.concatenate([X[:, -1], mean[:, 0], np.sqrt((dev * dev).mean(axis=1))], axis=1)
 
 # %% ../nbs/14_ood.ipynb #78a3fdc5
-def nearest_distances(q:np.ndarray, # (d,) one point
+def nearest_distances(q:np.ndarray, # (d,) one point, or (m, d) points
                       reference:np.ndarray, # (n, d) float64 points, n ≥ k
                       k:int, # neighbours
                       sq_norms:np.ndarray|None=None, # (n,) squared norms of the rows of `reference`, if at hand
                       ref_t:np.ndarray|None=None, # `reference.T` as a C-contiguous (d, n) array, if at hand
                      ) -> np.ndarray:
-    ("The (k,) Euclidean distances from `q` to its `k` nearest rows of `reference`, ascending and exact: "
-     "‖r‖² − 2q·r (one matrix-vector product) picks the candidates, widened by that formula's rounding bound, "
-     "and ‖q − r‖ measures them.")
-    q = np.asarray(q, "float64")
+    ("The (k,) Euclidean distances from `q` to its `k` nearest rows of `reference` ((m, k) for m points), ascending "
+     "and exact: ‖r‖² − 2q·r (one matrix product for all points) picks the candidates, widened by that formula's "
+     "rounding bound, and ‖q − r‖ measures them.")
+    Q = np.atleast_2d(np.asarray(q, "float64"))
     if sq_norms is None: sq_norms = np.einsum("ij,ij->i", reference, reference)
-    approx = sq_norms - 2 * (q @ (reference.T if ref_t is None else ref_t))   # ‖q − r‖² − ‖q‖²: same ranking
-    kth = np.partition(approx, k - 1)[k - 1]
+    approx = sq_norms - 2 * (Q @ (reference.T if ref_t is None else ref_t))   # ‖q − r‖² − ‖q‖²: same ranking
+    kth = np.partition(approx, k - 1, axis=1)[:, k - 1]
     # each term's rounding error is below (d + 2)·eps·(‖r‖ + ‖q‖)²: within twice that of the k-th, a row may be nearer
-    slack = 2 * (len(q) + 2) * np.finfo("float64").eps * (np.sqrt(sq_norms.max()) + np.sqrt(q @ q)) ** 2
-    d = reference.compress(approx <= kth + slack, axis=0) - q
-    return np.sqrt(np.sort(np.einsum("ij,ij->i", d, d))[:k])
+    slack = (2 * (Q.shape[1] + 2) * np.finfo("float64").eps
+             * (np.sqrt(sq_norms.max()) + np.sqrt(np.einsum("ij,ij->i", Q, Q))) ** 2)
+    out = np.empty((len(Q), k))
+    for i, (a, qi) in enumerate(zip(approx, Q)):
+        d = reference.compress(a <= kth[i] + slack[i], axis=0) - qi
+        out[i] = np.sqrt(np.sort(np.einsum("ij,ij->i", d, d))[:k])
+    return out[0] if np.ndim(q) == 1 else out
 
 def _reference_arrays(reference:np.ndarray) -> tuple:
     "`reference` as float64, its rows' squared norms and its transpose: the arrays `nearest_distances` reuses."
@@ -60,7 +64,7 @@ class OODGate:
     reference:np.ndarray                     # training windows in PCA space
     typical:float                            # their mean pairwise distance: the DI's unit
     threshold:float; k:int = 5; quantile:float = 0.99
-    few = 8   # windows up to which `score` measures the distances itself (scikit-learn's `kneighbors` beyond)
+    few = 16   # windows up to which `score` measures the distances itself (scikit-learn's `kneighbors` beyond)
 
     def project(self, X) -> np.ndarray:
         return ((window_summary(X) - self.center) / self.spread - self.pca_mean) @ self.components.T
@@ -73,7 +77,7 @@ class OODGate:
             if fast is None or fast[0] is not self.reference:
                 fast = self._fast = (self.reference, *_reference_arrays(self.reference))
             _, R, sq, rt = fast
-            return np.array([nearest_distances(q, R, self.k, sq, rt).mean() for q in Q]) / self.typical
+            return nearest_distances(Q, R, self.k, sq, rt).mean(axis=1) / self.typical
         if not hasattr(self, "_nn"): self._nn = NearestNeighbors(n_neighbors=self.k).fit(self.reference)
         return self._nn.kneighbors(Q)[0].mean(axis=1) / self.typical
 

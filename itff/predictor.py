@@ -169,18 +169,32 @@ def _ood_verdict(self, x:np.ndarray) -> dict:
 # %% ../nbs/24_predictor.ipynb #a55036b1
 @dataclass
 class Prepared:
-    "A checked request, ready for its MC pass: the scaled window, its samples, the gate's verdict, answer fields."
-    x:np.ndarray; n:int; allow_ood:bool; ood:dict; extra:dict = field(default_factory=dict)
+    ("A checked request, ready for its MC pass: the scaled window, its samples, the gate's verdict (None: not yet), "
+     "answer fields.")
+    x:np.ndarray; n:int; allow_ood:bool; ood:dict|None; extra:dict = field(default_factory=dict)
 
 @patch_to(Predictor)
 def prepare_window(self,
                    window, # one unscaled (window, F) feature array
                    mc_samples:int|None=None, # MC passes per member (default: the predictor's)
                    allow_ood:bool=False, # decide even when the window is out of distribution
+                   gate:bool=True, # score it against the out-of-distribution gate now (False: with its batch)
                   ) -> Prepared:
-    "The window checked, scaled and scored by the out-of-distribution gate: all of a forecast but its MC pass."
+    ("The window checked, scaled and scored by the out-of-distribution gate: all of a forecast but its MC pass "
+     "(`gate=False`: all but the gate too, which `gate_many` scores for a whole batch at once).")
     n, x = self._checked_n(mc_samples), self._scaled(window)
-    return Prepared(x, n, allow_ood, self._ood_verdict(x))
+    return Prepared(x, n, allow_ood, self._ood_verdict(x) if gate else None)
+
+@patch_to(Predictor)
+def gate_many(self, jobs:list[Prepared]):
+    "Score the prepared requests that have no gate verdict yet against the out-of-distribution gate, in one call."
+    todo = [j for j in jobs if j.ood is None]
+    if not todo: return
+    if self.ood is None:
+        for j in todo: j.ood = {"ood_score": None, "in_distribution": None}
+        return
+    scores, ok = self.ood(np.stack([j.x for j in todo]))
+    for j, s, o in zip(todo, scores, ok): j.ood = {"ood_score": float(s), "in_distribution": bool(o)}
 
 @patch_to(Predictor)
 def finish(self, job:Prepared, draws:np.ndarray) -> dict:

@@ -173,6 +173,7 @@ def forecast_batch(pred:Predictor, # the bundle's predictor
     jobs = [j.run() if isinstance(j, Deferred) else j for j in jobs]
     ready = [j for j in jobs if isinstance(j, Prepared)]
     if not ready: return jobs
+    pred.gate_many(ready)   # the windows prepared without their gate verdict, scored together
     answers = iter(pred.finish_many(ready, mc_batch(pred, np.stack([j.x for j in ready]), ready[0].n, max_batch)))
     return [next(answers) if isinstance(j, Prepared) else j for j in jobs]
 
