@@ -185,6 +185,7 @@ def prepare_window(self,
     n, x = self._checked_n(mc_samples), self._scaled(window)
     return Prepared(x, n, allow_ood, self._ood_verdict(x) if gate else None)
 
+# %% ../nbs/24_predictor.ipynb #cda9d7e2
 @patch_to(Predictor)
 def gate_many(self, jobs:list[Prepared]):
     "Score the prepared requests that have no gate verdict yet against the out-of-distribution gate, in one call."
@@ -196,6 +197,7 @@ def gate_many(self, jobs:list[Prepared]):
     scores, ok = self.ood(np.stack([j.x for j in todo]))
     for j, s, o in zip(todo, scores, ok): j.ood = {"ood_score": float(s), "in_distribution": bool(o)}
 
+# %% ../nbs/24_predictor.ipynb #30900cbc
 @patch_to(Predictor)
 def finish(self, job:Prepared, draws:np.ndarray) -> dict:
     "The answer to a prepared request from its pooled MC draws (`_mc(job.x, job.n)`)."
@@ -218,6 +220,7 @@ def finish_many(self,
              "mutual_info": float(s["mutual_info"][r]), **j.ood, **{k: bool(v[r]) for k, v in d.items()}, **fixed,
              "model": self.bundle.info(), **j.extra} for r, j in enumerate(jobs)]
 
+# %% ../nbs/24_predictor.ipynb #c7518ca2
 @patch_to(Predictor)
 def predict_window(self,
                    window, # one unscaled (window, F) feature array
