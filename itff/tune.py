@@ -235,11 +235,15 @@ def study_storage(url:str|None=None, # a database URL (None: SQLite at $ITFF_HOM
     with warnings.catch_warnings():   # heartbeats and the retry are marked experimental; their behaviour is tested here
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
-        try:
-            return optuna.storages.RDBStorage(url, kw, heartbeat_interval=HEARTBEAT_S, grace_period=3 * HEARTBEAT_S,
-                                              heartbeat_stale_trial_callback=retry)
-        except Exception as e:   # SQLAlchemy's errors: a bad URL, a missing driver, an unreadable file
-            raise ITFFError(f"cannot open the study storage {redact_url(url)}: {type(e).__name__}: {e}") from None
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(url, kw, heartbeat_interval=HEARTBEAT_S,
+                                                  grace_period=3 * HEARTBEAT_S, heartbeat_stale_trial_callback=retry)
+            except Exception as e:   # SQLAlchemy's errors: a bad URL, a missing driver, an unreadable file
+                # two processes creating a new database together: one loses the race to write its schema version
+                # (seen in CI: UNIQUE constraint failed: alembic_version.version_num); the schema is there on retry
+                if "alembic_version" in str(e) and attempt < 4: time.sleep(0.2 * (attempt + 1)); continue
+                raise ITFFError(f"cannot open the study storage {redact_url(url)}: {type(e).__name__}: {e}") from None
 
 # %% ../nbs/34_tune.ipynb #a58d2680
 def redact_url(url:str) -> str:
