@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from common import make_bundle, out_path, parser, save_results
-from api_latency import LUA, SMOKE, load, request, serve, service_env
+from api_latency import LUA, SMOKE, load, request, serve, service_env, uvicorn_stack
 from itff.predictor import Predictor
 
 WINDOW, MC = 48, 30
@@ -83,7 +83,7 @@ def main(seconds=10, workers=2, heavy_bars=10_000, heavy_mc=200, out=None, **bun
     res["setup"] = {"model": "lstm", "mc_samples": pred.mc_samples, "window": pred.window,
                     "features": len(pred.features), "workers": workers, "seconds_per_run": seconds,
                     "heavy_request": f"{heavy_bars} candles, mc_samples={heavy_mc}", "cpus": os.cpu_count(),
-                    "client": "wrk" if shutil.which("wrk") else "httpx threads"}
+                    "client": "wrk" if shutil.which("wrk") else "httpx threads", "uvicorn": uvicorn_stack()}
     return save_results(res, out)
 
 

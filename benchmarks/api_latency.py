@@ -55,6 +55,16 @@ def serve(app, env, app_dir=None, workers=2, log_dir=None):
     proc.kill(); raise RuntimeError(f"{app} did not start; its log ({log}) ends:\n{log.read_text()[-3000:]}")
 
 
+def uvicorn_stack() -> dict:
+    "The HTTP parser and event loop `serve`'s uvicorn runs (`--http`/`--loop auto`, or UVICORN_HTTP/UVICORN_LOOP)."
+    from uvicorn.loops.auto import auto_loop_factory
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+    http, loop = os.environ.get("UVICORN_HTTP", "auto"), os.environ.get("UVICORN_LOOP", "auto")
+    if http == "auto": http = "httptools" if "httptools" in AutoHTTPProtocol.__module__ else "h11"
+    if loop == "auto": loop = "uvloop" if "uvloop" in auto_loop_factory().__module__ else "asyncio"
+    return {"http": http, "loop": loop}
+
+
 def wrk(url, script, clients, seconds):
     "p50/p99 ms, req/s and failed requests of `clients` wrk connections for `seconds`, and wrk's report."
     cmd = ["wrk", "-t", str(min(clients, 2)), "-c", str(clients), "-d", f"{seconds}s", "--latency", "-s", str(script),
@@ -131,7 +141,7 @@ def main(model="lstm", seconds=10, workers=2, many=16, out=None, **bundle_kw):
     res["setup"] = {"model": model, "mc_samples": pred.mc_samples, "window": pred.window,
                     "features": len(pred.features), "workers": workers, "seconds_per_run": seconds,
                     "cpus": os.cpu_count(), "client": "wrk" if shutil.which("wrk") else "httpx threads",
-                    "bundle": "run_experiment, 1 epoch on synthetic 1h candles",
+                    "bundle": "run_experiment, 1 epoch on synthetic 1h candles", "uvicorn": uvicorn_stack(),
                     "targets": {"p50_ms_1_client": 3, "p99_ms_1_client": 15, "req_per_s_16_clients": 400, "speedup": 5}}
     return save_results(res, out or out_path(f"api_latency_{model}"))
 

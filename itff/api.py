@@ -645,7 +645,7 @@ async def _predict(app, reg:ModelRegistry, body:bytes, t0:float, rid:str) -> dic
     if len(body) > SMALL_BODY: pred, fresh, job = await run_in_threadpool(_checked, app, reg, body)
     else:
         pred, fresh, req = _matched(app, reg, body)
-        job = (Deferred(pred._checked_n(req.mc_samples), partial(_prepare, app, pred, req)) if req.sequence is not None
+        job = (Deferred(pred.mc_count(req.mc_samples), partial(_prepare, app, pred, req)) if req.sequence is not None
                else await run_in_threadpool(_prepare, app, pred, req))
     out = await batched_forecast(app.state.batcher, pred, job, tag={"request_id": rid, "source": "api"})
     return answered(app, pred, out | fresh, t0, rid)
@@ -671,17 +671,16 @@ def answered(app, # the FastAPI app (metrics)
     return {**out, **who, **extra, "latency_ms": round((time.perf_counter() - t0) * 1e3, 3), "request_id": rid}
 
 # %% ../nbs/30_api.ipynb #0a25385b
-def _log_row(pred:Predictor, answer:dict, request_id:str, source:str) -> dict:
-    "A served forecast as the prediction log stores it."
-    who = model_identity(pred)
-    return {"logged_at": pd.Timestamp.now(tz="UTC").isoformat(), "request_id": request_id, "source": source,
-            "bundle_id": pred.bundle.id, "bundle_sha": pred.bundle.sha, "symbol": who["symbol"],
-            "timeframe": who["timeframe"], "target": who["label"], "model_type": who["model_type"],
-            "label": json.dumps(pred.bundle.meta["label"]), "bar_time": answer.get("bar_time"),
-            "horizon_bars": pred.horizon, "probability": answer["probability"], "mc_std": answer["mc_std"],
-            "mutual_info": answer["mutual_info"], "ood_score": answer.get("ood_score"),
-            "in_distribution": answer.get("in_distribution"), "decision": int(answer["decision"]),
-            "threshold": answer["threshold"]}
+def _log_rows(pred:Predictor, tags:list[dict], answers:list[dict]) -> list[dict]:
+    "A batch's served forecasts as the prediction log stores them; what the batch shares is worked out once."
+    who, b = model_identity(pred), pred.bundle
+    shared = {"logged_at": pd.Timestamp.now(tz="UTC").isoformat(), "bundle_id": b.id, "bundle_sha": b.sha,
+              "symbol": who["symbol"], "timeframe": who["timeframe"], "target": who["label"],
+              "model_type": who["model_type"], "label": json.dumps(b.meta["label"]), "horizon_bars": pred.horizon}
+    return [{**shared, "request_id": tag["request_id"], "source": tag["source"], "bar_time": a.get("bar_time"),
+             "probability": a["probability"], "mc_std": a["mc_std"], "mutual_info": a["mutual_info"],
+             "ood_score": a.get("ood_score"), "in_distribution": a.get("in_distribution"),
+             "decision": int(a["decision"]), "threshold": a["threshold"]} for tag, a in zip(tags, answers)]
 
 def record_forecasts(app, # the FastAPI app (prediction log, metrics)
                      pred:Predictor, # the predictor that served the batch
@@ -693,13 +692,14 @@ def record_forecasts(app, # the FastAPI app (prediction log, metrics)
     log, m = app.state.prediction_log, app.state.metrics
     if log is None: return
     t = time.perf_counter()
-    try: log.append_many([_log_row(pred, a, **tag) for tag, a in zip(tags, answers)])
+    try: log.append_many(_log_rows(pred, tags, answers))
     except Exception as e:
         m.log_failures.inc(len(answers))
         logging.getLogger("itff.api").error("prediction log: could not record requests %s: %s: %s",
                                             ", ".join(tag["request_id"] for tag in tags), type(e).__name__, e)
-    finally:
-        for _ in answers: m.log_seconds.observe(time.perf_counter() - t)
+    finally:   # every forecast of the batch waited for the same commit
+        elapsed = time.perf_counter() - t
+        for _ in answers: m.log_seconds.observe(elapsed)
 
 # %% ../nbs/30_api.ipynb #00fddf79
 def _add_routes(app, limiter):

@@ -121,10 +121,14 @@ def samples(self,
             mc_samples:int|None=None, # MC passes per member (default: the predictor's)
            ) -> np.ndarray:
     "Pooled MC probabilities (n × members,) for one unscaled (window, F) array."
-    return self._mc(self._scaled(window), self._checked_n(mc_samples))
+    return self._mc(self._scaled(window), self.mc_count(mc_samples))
 
 @patch_to(Predictor)
-def _checked_n(self, mc_samples) -> int:
+def mc_count(self,
+             mc_samples:int|None, # what the request asks for (None: the predictor's default)
+            ) -> int:
+    ("The MC passes per member a request gets; `DataError` outside 1–1000 (the service reads it to pick "
+     "the request's batch before the window is checked).")
     n = self._n(mc_samples)
     if not 1 <= n <= 1000: raise DataError(f"mc_samples must be between 1 and 1000, got {n}")
     return n
@@ -182,7 +186,7 @@ def prepare_window(self,
                   ) -> Prepared:
     ("The window checked, scaled and scored by the out-of-distribution gate: all of a forecast but its MC pass "
      "(`gate=False`: all but the gate too, which `gate_many` scores for a whole batch at once).")
-    n, x = self._checked_n(mc_samples), self._scaled(window)
+    n, x = self.mc_count(mc_samples), self._scaled(window)
     return Prepared(x, n, allow_ood, self._ood_verdict(x) if gate else None)
 
 # %% ../nbs/24_predictor.ipynb #cda9d7e2
@@ -229,7 +233,7 @@ def predict_window(self,
                   ) -> dict:
     ("Calibrated probability, MC mean/std, entropy, mutual information, out-of-distribution score "
      "and decision for one (window, F) array.")
-    n, x = self._checked_n(mc_samples), self._scaled(window)   # scaled once, for the MC passes and the gate
+    n, x = self.mc_count(mc_samples), self._scaled(window)   # scaled once, for the MC passes and the gate
     pending = self._launch(x, n)                 # JAX runs the MC passes in the background …
     job = Prepared(x, n, allow_ood, self._ood_verdict(x))   # … while this thread scores the window against the gate
     return self.finish(job, self._collect(pending))
