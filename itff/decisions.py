@@ -130,9 +130,11 @@ def validation_skill(y, # outcomes (0/1) of the calibration part, in time order
                      timeframe:str, # bar size (sets the paired test's cosines)
                      alpha:float=0.05, # significance level of the paired tests
                      folds:int=5, # contiguous blocks of the calibration part
+                     min_bss:float=0.01, # smallest pooled out-of-fold Brier skill score that counts as skill
                     ) -> dict:
     ("Skill gate: out-of-fold calibrated Brier vs the fair climatology over `folds` blocks: lower pooled "
-     "(`paired_test` or in every block), in at least half of them, and significantly worse in none.")
+     "(`paired_test` or in every block) by at least `min_bss` of its Brier, in at least half of them, and "
+     "significantly worse in none.")
     y = np.asarray(y, "float64")
     q = out_of_fold(kind, p_raw, y, folds, purge=horizon); clim = np.full(len(y), np.nan); block = np.full(len(y), -1)
     for b, (fit, held) in enumerate(purged_folds(len(y), folds, purge=horizon)):
@@ -145,11 +147,14 @@ def validation_skill(y, # outcomes (0/1) of the calibration part, in time order
     better = sum(b["brier_minus_climatology"] < 0 for b in blocks)
     worse = [i for i, b in enumerate(blocks) if b["brier_minus_climatology"] > 0 and b["p_value"] < alpha]
     pooled = bool(t["diff"] < 0 and (t["p_value"] < alpha or better == len(blocks)))
-    return {"has_skill": pooled and 2 * better >= len(blocks) and not worse, "brier_minus_climatology": t["diff"],
+    bss = float(-t["diff"] / np.mean((clim[ok] - y[ok]) ** 2))   # the pooled edge, in climatology's Brier
+    return {"has_skill": pooled and bss >= min_bss and 2 * better >= len(blocks) and not worse,
+            "brier_minus_climatology": t["diff"], "bss": bss, "min_bss": min_bss,
             "p_value": t["p_value"], "alpha": alpha, "n": int(ok.sum()), "blocks": blocks, "blocks_better": better,
             "blocks_worse": worse,
             "test": (f"out-of-fold calibrated model vs climatology on {len(blocks)} blocks of the calibration part: "
                      f"pooled Brier lower with paired_test (EWC, {t['k']} cosines) p < {alpha} or every block lower, "
+                     f"pooled BSS at least {min_bss:g}, "
                      f"at least half the blocks better, "
                      f"none significantly worse")}
 

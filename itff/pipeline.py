@@ -77,7 +77,7 @@ def skill_words(skill:dict|None) -> str:
     "The skill gate in words: 'yes (p=…; 4/5 blocks better)' or 'NO (…): forecasts labelled no_skill'."
     if not skill: return "unknown"
     blocks = skill.get("blocks")            # bundles before the multi-block gate have one pooled test only
-    how = f"p={skill['p_value']:.3f}"
+    how = f"p={skill['p_value']:.3f}" + (f", BSS {skill['bss']:+.4f}" if "bss" in skill else "")
     if blocks:
         worse = skill.get("blocks_worse") or []
         how += f"; {skill['blocks_better']}/{len(blocks)} blocks better" + (

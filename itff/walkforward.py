@@ -130,6 +130,7 @@ def fold_row(k:int, # fold number (from 0)
            "ece_floor": c["model"].get("ece_floor"), "p_vs_climatology": c["model"].get("p_vs_climatology"),
            "p_vs_gbm": c["model"].get("p_vs_gbm"),
            "has_skill": f.decision["skill"]["has_skill"], "skill_p_value": f.decision["skill"]["p_value"],
+           "skill_bss": f.decision["skill"].get("bss"),
            "threshold": d["threshold"],
            "best_epoch": f.histories[0]["best_epoch"]}
     for name in ("model", "logistic", "gbm", "climatology_train"):

@@ -126,7 +126,10 @@ def test_decisions_and_skill_gate_chosen_on_validation(tiny_home):
     assert d["rule"].startswith("best mean net return") and b.decision["threshold"] == d["threshold"]
     assert b.decision["max_uncertainty"] == d["max_uncertainty"]
     assert v["early_stopping"]["last"] < v["calibration"]["first"] and v["gap_windows"] == b.meta["horizon"]
-    assert skill["p_value"] >= 1 / 301 and skill["has_skill"] == (skill["brier_minus_climatology"] < 0 and skill["p_value"] < 0.05)
+    assert skill["p_value"] >= 1 / 301 and skill["min_bss"] == 0.01                # the verdict follows from what is recorded
+    lower = skill["brier_minus_climatology"] < 0 and (skill["p_value"] < 0.05 or skill["blocks_better"] == len(skill["blocks"]))
+    assert skill["has_skill"] == (lower and skill["bss"] >= 0.01 and 2 * skill["blocks_better"] >= len(skill["blocks"])
+                                  and not skill["blocks_worse"])
     assert len(d["sweep"]["threshold"]) == 19                                       # the validation sweep it chose from is kept
     pred = Predictor(b)
     assert pred.threshold == d["threshold"] and pred.max_uncertainty == d["max_uncertainty"]
