@@ -454,6 +454,7 @@ def _show(self):
     live.layout.display = None if live.value else "none"   # an empty Image widget shows a broken-image icon
     self._on_live()
 
+# %% ../nbs/31_dashboard.ipynb #4e03addc
 @patch_to(Dashboard)
 def _on_threshold(self):
     v, t = self.view, float(self.threshold.value)

@@ -81,6 +81,7 @@ def _complete_row(row:dict) -> dict:
         extra["horizon_bars"] = row["label"].get("horizon")
     return {**extra, **row} if extra else row
 
+# %% ../nbs/25_predlog.ipynb #cd00c305
 def _checkpointer(path:Path, stop:threading.Event, wake:threading.Event, every_s:float=30.0):
     "Thread body: copy the WAL into the database when woken (or every `every_s`), off the requests' path."
     conn = sqlite3.connect(path, timeout=0)

@@ -581,6 +581,7 @@ def _check_complete(study:optuna.Study):
     errors = sorted({t.user_attrs.get("error") for t in study.get_trials(deepcopy=False)} - {None})
     raise ITFFError(f"study {study.study_name!r}: no trial completed" + (f"; errors: {errors[:3]}" if errors else ""))
 
+# %% ../nbs/34_tune.ipynb #626146a0
 def conclude(study:optuna.Study, # the study, searched
              base:ExperimentConfig, # the configuration as given (split as dates)
              months:int=3, # months per test block
