@@ -716,7 +716,8 @@ def record_forecasts(app, # the FastAPI app (prediction log, metrics)
         for _ in answers: m.log_seconds.observe(elapsed)
 
 # %% ../nbs/30_api.ipynb #00fddf79
-def _add_routes(app, limiter):
+def _add_service_routes(app, limiter):
+    "/health, /ready and /metrics: unauthenticated and exempt from rate limits, for probes and scrapers."
     @app.get("/health", response_model=Health, tags=["service"])
     @limiter.exempt
     async def health(request:Request):
@@ -741,6 +742,9 @@ def _add_routes(app, limiter):
         "Prometheus exposition: requests by route/status, latency histograms, predictions, model-load failures."
         return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+# %% ../nbs/30_api.ipynb #2fabd0bd
+def _add_forecast_routes(app):
+    "/models and /predict, behind the API token."
     @app.get("/models", response_model=list[ModelCard], tags=["forecast"], dependencies=[Depends(require_token)],
              responses={401: {"description": "missing or wrong X-API-Token"},
                         503: {"description": "bundles are still loading"}})
@@ -762,7 +766,8 @@ def _add_routes(app, limiter):
         t0 = time.perf_counter()   # the token is checked first; a large body is parsed off the event loop
         return await _predict(request.app, _ready(request), await request.body(), t0, request.state.request_id)
 
-    _add_webhook(app)
+def _add_routes(app, limiter):
+    _add_service_routes(app, limiter); _add_forecast_routes(app); _add_webhook(app)
 
 # %% ../nbs/30_api.ipynb #4a3541ed
 class TradingViewAlert(BaseModel):

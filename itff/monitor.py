@@ -206,6 +206,37 @@ def _ood_split(r:pd.DataFrame) -> dict|None:
             "share_flagged": float((f[f.notna()] == 0).mean()),
             "brier_flagged": brier(f == 0), "brier_in_distribution": brier(f == 1)}
 
+# %% ../nbs/27_monitor.ipynb #91ea0712
+_NO_SCORES = ("brier", "bss", "ece", "ece_noise_floor", "design_effect", "roc_auc", "log_loss", "mean_p",
+              "base_rate_observed", "hit_rate")
+
+def _no_scores(y, p) -> dict:
+    "What `live_scores` reports with fewer than two resolved forecasts: NaN scores and intervals, no tables."
+    nan = float("nan")
+    return ({k: nan for k in _NO_SCORES} |
+            {"brier_ci": [nan] * 2, "bss_ci": [nan] * 2, "ece_ci": [nan] * 2, "hit_rate_ci": [nan] * 2,
+             "n_decisions": 0, "ood": None, "reliability": [], "calibration_test": calibration_test(y, p),
+             "drift": None})
+
+def _resolved_scores(r:pd.DataFrame, y, p, base, block, n_boot, seed, bins) -> dict:
+    "`live_scores`' scores of resolved forecasts `r` (outcomes `y`, probabilities `p`), with block-bootstrap CIs."
+    nan = float("nan")
+    m = probability_metrics(y, p, base if base is not None else y.mean(), bins)
+    ci = lambda stat, a=y, b=p: list(bootstrap_ci(stat, a, b, block, n_boot, seed=seed))
+    table = reliability_table(y, p, bins)
+    s = {"brier": m["brier"], "brier_ci": ci(brier_score_loss),
+         "bss": m["bss"] if base is not None else nan,
+         "bss_ci": ci(_bss, y, np.column_stack([p, np.full(len(p), base)])) if base is not None else [nan] * 2,
+         "ece": m["ece"], "ece_ci": ci(lambda a, b: ece(a, b, bins)),
+         "design_effect": design_effect(y, block, n_boot, seed),
+         "roc_auc": m["roc_auc"], "log_loss": m["log_loss"], "mean_p": m["mean_p"],
+         "base_rate_observed": m["base_rate_test"],
+         **_hit_rate(y, r.decision, block, n_boot, seed), "ood": _ood_split(r),
+         "reliability": table.to_dict(orient="records"),
+         "calibration_test": calibration_test(y, p, block, n_boot, seed),
+         "drift": base_rate_drift(y, base, block, n_boot, seed)}
+    return s | {"ece_noise_floor": ece_noise_floor(table, s["design_effect"])}
+
 # %% ../nbs/27_monitor.ipynb #f9ef9516
 def live_scores(rows:pd.DataFrame, # logged forecasts of one bundle (`PredictionLog.rows`)
                 reference:dict|None, # the bundle's validation scores (`meta["validation"]["scores"]`), or None
@@ -219,33 +250,12 @@ def live_scores(rows:pd.DataFrame, # logged forecasts of one bundle (`Prediction
     ("Brier, BSS, ECE, hit rate with block-bootstrap CIs, reliability table, calibration test, base-rate drift "
      "and alarm over the last `last` resolved forecasts.")
     r = last_resolved(rows, last)
-    y, p, nan = r.outcome.to_numpy("float64"), r.probability.to_numpy("float64"), float("nan")
+    y, p = r.outcome.to_numpy("float64"), r.probability.to_numpy("float64")
     base = (reference or {}).get("base_rate")
     s = {"n": len(r), "first_bar": r.bar_time.min() if len(r) else None,
          "last_bar": r.bar_time.max() if len(r) else None,
          "base_rate_reference": base}
-    if len(r) < 2:
-        s |= {k: nan for k in ("brier", "bss", "ece", "ece_noise_floor", "design_effect", "roc_auc", "log_loss",
-                               "mean_p", "base_rate_observed", "hit_rate")}
-        s |= {"brier_ci": [nan] * 2, "bss_ci": [nan] * 2, "ece_ci": [nan] * 2, "hit_rate_ci": [nan] * 2,
-              "n_decisions": 0, "ood": None, "reliability": [], "calibration_test": calibration_test(y, p),
-              "drift": None}
-        return s | calibration_alarm(s, reference, min_n)
-    m = probability_metrics(y, p, base if base is not None else y.mean(), bins)
-    ci = lambda stat, a=y, b=p: list(bootstrap_ci(stat, a, b, block, n_boot, seed=seed))
-    table = reliability_table(y, p, bins)
-    s |= {"brier": m["brier"], "brier_ci": ci(brier_score_loss),
-          "bss": m["bss"] if base is not None else nan,
-          "bss_ci": ci(_bss, y, np.column_stack([p, np.full(len(p), base)])) if base is not None else [nan] * 2,
-          "ece": m["ece"], "ece_ci": ci(lambda a, b: ece(a, b, bins)),
-          "design_effect": design_effect(y, block, n_boot, seed),
-          "roc_auc": m["roc_auc"], "log_loss": m["log_loss"], "mean_p": m["mean_p"],
-          "base_rate_observed": m["base_rate_test"],
-          **_hit_rate(y, r.decision, block, n_boot, seed), "ood": _ood_split(r),
-          "reliability": table.to_dict(orient="records"),
-          "calibration_test": calibration_test(y, p, block, n_boot, seed),
-          "drift": base_rate_drift(y, base, block, n_boot, seed)}
-    s["ece_noise_floor"] = ece_noise_floor(table, s["design_effect"])
+    s |= _no_scores(y, p) if len(r) < 2 else _resolved_scores(r, y, p, base, block, n_boot, seed, bins)
     return s | calibration_alarm(s, reference, min_n)
 
 # %% ../nbs/27_monitor.ipynb #3b745e25

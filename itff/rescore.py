@@ -138,6 +138,23 @@ def bundle_importance(b, # a loaded `Bundle`
                 Path(folder)/"importance.png")
     return {"mc_samples": 5, "block": block, "rows": imp.to_dict(orient="records")}
 
+# %% ../nbs/22_rescore.ipynb #ae35e869
+def _scoring_data(b, cfg, data, start, allow_in_sample:bool, prepend_history:bool, same_training_data:bool, log):
+    ("The candles of `data` (with warm-up), the known training candles, and the dataset whose test part is every "
+     "window from `start` on and whose training/validation parts refit the references as the bundle's were.")
+    meta, spec = b.meta, cfg.spec
+    ohlcv = load_ohlcv(cfg.symbol, spec.timeframe, str(data))
+    check_out_of_sample(meta, start, allow_in_sample)
+    ohlcv = with_warmup(ohlcv, meta, start, prepend_history, log)
+    ctx = load_ohlcv(cfg.context, spec.timeframe, cfg.source) if cfg.context else None   # the context pair, as trained
+    args = (spec, b.scaler, meta, ctx)
+    test = _bundle_windows(ohlcv, *args, keep=lambda ix: ix >= start)
+    if len(test.y) == 0:
+        raise DataError(f"{data}: no complete window ends at or after {start} "
+                        f"(need {meta['window']} + warm-up bars and {spec.horizon} bars of future)")
+    known = _training_candles(meta, ohlcv, same_training_data)
+    return ohlcv, known, SequenceDataset(*_reference_parts(known, meta, args), test, b.scaler, meta)
+
 # %% ../nbs/22_rescore.ipynb #92ad736c
 def evaluate_bundle(bundle, # the bundle folder
                     data=None, # candles: an OHLCV file, 'bundled', 'ccxt', … (default: the bundle's own source)
@@ -158,20 +175,10 @@ def evaluate_bundle(bundle, # the bundle folder
     b = load_bundle(bundle); meta = b.meta
     cfg = _scoring_config(meta, b.path/"meta.json"); spec = cfg.spec
     data = cfg.source if data is None else data
-    ohlcv = load_ohlcv(cfg.symbol, spec.timeframe, str(data))
     start = to_utc(start) if start is not None else to_utc(meta["parts"]["test"]["first"])
-    check_out_of_sample(meta, start, allow_in_sample)
-    ohlcv = with_warmup(ohlcv, meta, start, prepend_history, log)
-    ctx = load_ohlcv(cfg.context, spec.timeframe, cfg.source) if cfg.context else None   # the context pair, as trained
-    args = (spec, b.scaler, meta, ctx)
-    test = _bundle_windows(ohlcv, *args, keep=lambda ix: ix >= start)
-    if len(test.y) == 0:
-        raise DataError(f"{data}: no complete window ends at or after {start} "
-                        f"(need {meta['window']} + warm-up bars and {spec.horizon} bars of future)")
-    known = _training_candles(meta, ohlcv, same_training_data)
-    ds = SequenceDataset(*_reference_parts(known, meta, args), test, b.scaler, meta)   # references as the model was
+    ohlcv, known, ds = _scoring_data(b, cfg, data, start, allow_in_sample, prepend_history, same_training_data, log)
     n, thr, seed = mc_samples or cfg.mc_samples, b.decision["threshold"] if threshold is None else threshold, cfg.seed
-    fc = forecast(b.models, b.calibrator, test.X, n, seed, ood=b.ood, chunk=chunk)
+    fc = forecast(b.models, b.calibrator, ds.test.X, n, seed, ood=b.ood, chunk=chunk)
     # the touch formula reads both spans' candles; a blend's members are scored beside it
     refs = fit_references(ds, seed, known.combine_first(ohlcv), spec, blend_members(b.models, n, seed))
     metrics, plots = evaluate(ds, ohlcv, spec, fc, refs, thr, b.decision["max_uncertainty"],
@@ -179,7 +186,7 @@ def evaluate_bundle(bundle, # the bundle folder
     metrics = {"id": b.id, "bundle_sha256": b.sha, "data": str(data), "start": str(start), "label": spec.to_dict(),
                "calibrator": {"kind": b.calibrator.kind, "params": b.calibrator.params}, **metrics, "mc_samples": n}
     folder = Path(output or get_settings().reports_dir)/(name or f"{b.id}_from_{start:%Y%m%d}")
-    if importance: metrics["importance"] = bundle_importance(b, test, spec.timeframe, folder, n_boot, seed)
+    if importance: metrics["importance"] = bundle_importance(b, ds.test, spec.timeframe, folder, n_boot, seed)
     out = write_report(folder, metrics, plots, f"{b.id} from {start:%Y-%m-%d}".replace("_", " "))
     log(headline_table(metrics).to_string()); log(metrics["verdict"]); log(f"report in {out}")
     return metrics
