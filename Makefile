@@ -56,7 +56,7 @@ lint: install
 	$(BIN)/actionlint
 
 pytest: install
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --durations=25
 
 test: system-deps sync-check nbtest lint pytest bench-smoke
 
