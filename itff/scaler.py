@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from fastcore.basics import patch_to
 import numpy as np
 import pandas as pd
 from .core import *
@@ -44,26 +45,39 @@ class Scaler:
             raise DataError(f"scaler: expected {len(self.features)} features, got {x.shape[-1]}")
         return ((x - self.mean) / self.std).astype("float32")
 
-    def to_dict(self): return {"kind": "standard", "features": self.features, "mean": self.mean.tolist(),
-                               "std": self.std.tolist(), "n_rows": self.n_rows}
-    def save(self, path): return write_json(path, self.to_dict())
+# %% ../nbs/05_scaler.ipynb #26bb1f8a
+@patch_to(Scaler)
+def to_dict(self) -> dict:
+    "The scaler as a JSON-ready dict (`kind`, `features`, `mean`, `std`, `n_rows`)."
+    return {"kind": "standard", "features": self.features, "mean": self.mean.tolist(),
+            "std": self.std.tolist(), "n_rows": self.n_rows}
 
-    @classmethod
-    def from_dict(cls, d, source="scaler"):
-        "Scaler from its JSON dict; `DataError` naming what is wrong."
-        try: feats, mean, std = list(d["features"]), np.asarray(d["mean"], "float64"), np.asarray(d["std"], "float64")
-        except (KeyError, TypeError, ValueError) as e:
-            raise DataError(f"{source}: not a scaler file ({type(e).__name__}: {e}); "
-                            "expected features, mean, std") from e
-        if not (len(feats) == mean.shape[-1] == std.shape[-1]) or mean.ndim != 1:
-            raise DataError(f"{source}: {len(feats)} features but {mean.shape} means and {std.shape} stds")
-        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
-            raise DataError(f"{source}: mean/std must be finite and std > 0")
-        return cls(feats, mean, std, int(d.get("n_rows", 0)))
+# %% ../nbs/05_scaler.ipynb #8eb3dd63
+@patch_to(Scaler)
+def save(self, path) -> Path:
+    "Write the scaler as JSON to `path`; returns the path."
+    return write_json(path, self.to_dict())
 
-    @classmethod
-    def load(cls, path):
-        "Load a scaler JSON file."
-        try: d = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as e: raise DataError(f"{path}: cannot read scaler JSON ({e})") from e
-        return cls.from_dict(d, str(path))
+# %% ../nbs/05_scaler.ipynb #27a4ac66
+@patch_to(Scaler, cls_method=True)
+def from_dict(cls, d:dict, # a scaler's JSON dict
+              source:str="scaler", # where it came from, for the error message
+             ) -> Scaler:
+    "Scaler from its JSON dict; `DataError` naming what is wrong."
+    try: feats, mean, std = list(d["features"]), np.asarray(d["mean"], "float64"), np.asarray(d["std"], "float64")
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{source}: not a scaler file ({type(e).__name__}: {e}); "
+                        "expected features, mean, std") from e
+    if not (len(feats) == mean.shape[-1] == std.shape[-1]) or mean.ndim != 1:
+        raise DataError(f"{source}: {len(feats)} features but {mean.shape} means and {std.shape} stds")
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+        raise DataError(f"{source}: mean/std must be finite and std > 0")
+    return cls(feats, mean, std, int(d.get("n_rows", 0)))
+
+# %% ../nbs/05_scaler.ipynb #8fa1d5aa
+@patch_to(Scaler, cls_method=True)
+def load(cls, path) -> Scaler:
+    "Load a scaler JSON file (checked by `Scaler.from_dict`)."
+    try: d = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e: raise DataError(f"{path}: cannot read scaler JSON ({e})") from e
+    return cls.from_dict(d, str(path))
