@@ -76,22 +76,30 @@ class Predictor:
         for s in self._samplers: s(z)
         if self.ood is not None: self.ood(z[:1])
 
-    @classmethod
-    def load(cls, symbol:str|None=None, timeframe:str|None=None, label:str|None=None, model_type:str|None=None,
-             path=None, models_dir=None, mc_samples:int|None=None, warmup:bool=True) -> "Predictor":
-        "Load by `symbol`/`timeframe`/`label`/`model_type` under `models_dir`, or from a bundle `path`."
-        if path is None:
-            if None in (symbol, timeframe, label, model_type):
-                raise ITFFError("give a bundle path, or symbol, timeframe, label and model_type")
-            path = bundle_path(symbol, timeframe, label, model_type, models_dir)
-        return cls(load_bundle(path), mc_samples, warmup)
-
     def _n(self, mc_samples) -> int: return self.mc_samples if mc_samples is None else int(mc_samples)
 
     @property
     def info(self) -> dict:
         return {**self.bundle.info(), "label": self.bundle.meta["label"]["definition"],
                 "threshold": self.threshold}
+
+# %% ../nbs/24_predictor.ipynb #6baeb1a6
+@patch_to(Predictor, cls_method=True)
+def load(cls, symbol:str|None=None, # pair, e.g. BTCUSDT (with timeframe, label and model_type)
+         timeframe:str|None=None, # bar size, e.g. 1h
+         label:str|None=None, # target, e.g. level_up
+         model_type:str|None=None, # family as bundles name it: lstm, transformer, gbm, blend, lstm_pooled, …
+         path=None, # a bundle folder (instead of the four above)
+         models_dir=None, # models root (default: the settings' models_dir)
+         mc_samples:int|None=None, # MC samples per forecast (default: the bundle's)
+         warmup:bool=True, # compile the MC pass now rather than on the first forecast
+        ) -> Predictor:
+    "Load by `symbol`/`timeframe`/`label`/`model_type` under `models_dir`, or from a bundle `path`."
+    if path is None:
+        if None in (symbol, timeframe, label, model_type):
+            raise ITFFError("give a bundle path, or symbol, timeframe, label and model_type")
+        path = bundle_path(symbol, timeframe, label, model_type, models_dir)
+    return cls(load_bundle(path), mc_samples, warmup)
 
 # %% ../nbs/24_predictor.ipynb #d5ec201c
 @patch_to(Predictor, as_prop=True)

@@ -114,20 +114,22 @@ class MicroBatcher:
         times = self.pass_times.get(key)
         return self.max_wait_s + (self.batches_ahead(key) + 1) * (statistics.median(times) if times else 0.0)
 
-    async def submit(self, key, job):
-        ("The job's result, once its batch has run; `Overloaded` at once if batches are ahead of it and it would "
-         "wait past the deadline (a job for an idle key always runs).")
-        wait = self.projected_wait(key)
-        if self.deadline_s is not None and self.batches_ahead(key) and wait > self.deadline_s:
-            raise Overloaded(f"overloaded: a forecast would wait about {wait * 1e3:.0f} ms, over the deadline of "
-                             f"{self.deadline_s * 1e3:.0f} ms (ITFF_API_DEADLINE_MS); retry shortly", wait)
-        fut = asyncio.get_running_loop().create_future()
-        self.queues.setdefault(key, deque()).append((job, fut))
-        if key not in self.busy:
-            self.busy.add(key)
-            task = asyncio.create_task(self._drain(key)); self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return await fut
+# %% ../nbs/29_serving.ipynb #55ec4b4a
+@patch
+async def submit(self:MicroBatcher, key, job):
+    ("The job's result, once its batch has run; `Overloaded` at once if batches are ahead of it and it would "
+     "wait past the deadline (a job for an idle key always runs).")
+    wait = self.projected_wait(key)
+    if self.deadline_s is not None and self.batches_ahead(key) and wait > self.deadline_s:
+        raise Overloaded(f"overloaded: a forecast would wait about {wait * 1e3:.0f} ms, over the deadline of "
+                         f"{self.deadline_s * 1e3:.0f} ms (ITFF_API_DEADLINE_MS); retry shortly", wait)
+    fut = asyncio.get_running_loop().create_future()
+    self.queues.setdefault(key, deque()).append((job, fut))
+    if key not in self.busy:
+        self.busy.add(key)
+        task = asyncio.create_task(self._drain(key)); self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+    return await fut
 
 # %% ../nbs/29_serving.ipynb #1e8e2ba1
 @patch
