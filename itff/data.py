@@ -340,6 +340,7 @@ def fetch_ccxt(symbol:str, # pair, e.g. BTCUSDT
     raw = pd.DataFrame([r[:6] for r in rows], columns=["timestamp"] + OHLCV)
     return _closed_bars(raw, where, timeframe, now, until)
 
+# %% ../nbs/01_data.ipynb #6a592166
 def _closed_bars(raw, where, timeframe, now, until=None):
     "Validated bars whose close is not in the future (and that open before `until`)."
     if raw.empty:

@@ -44,6 +44,16 @@ def _tail_p_value(k, # hits (may be fractional: effective)
     "P(≥ k hits in n | precision = target), continuous in k and n (the binomial's regularised-beta form)."
     return 1.0 if k <= 0 else float(betainc(k, n - k + 1, target))
 
+def _risk_rule(target:float, delta:float, lag:int) -> str:
+    "How the threshold was chosen, and what its guarantee assumes, in words (stored with the decision)."
+    how = ("exact binomial tests: a guarantee for exchangeable bars only" if lag <= 0 else
+           f"binomial tests on n_eff = n / design effect, the design effect from the acting bars' hits summed over "
+           f"lags up to {lag} bars: a guarantee if the dependence between bars fades within about {lag} bars; "
+           f"regimes longer than that are not seen and make it approximate")
+    return (f"lowest threshold with precision ≥ {target:.0%} at confidence {1 - delta:.0%} on the calibration part "
+            f"(forecasts of the deployed calibrator; fixed sequence from 0.99 down; {how})")
+
+# %% ../nbs/20_decisions.ipynb #3dc57fcb
 def risk_controlled_threshold(y, # outcomes (0/1) of the calibration part, in time order
                               p, # calibrated probabilities (of the calibrator that is deployed)
                               target:float=0.55, # the precision to guarantee
@@ -65,13 +75,7 @@ def risk_controlled_threshold(y, # outcomes (0/1) of the calibration part, in ti
         last = {"n_eff": n / d, "design_effect": float(d)}
         if p_value > delta: break                       # the sequence stops at the first one it cannot certify
         best = {"threshold": float(t), "signals": int(n), "precision": k / n, "p_value": p_value, **last}
-    lag = min(len(y) // 4 if max_lag is None else int(max_lag), (len(y) - 2) // 2)
-    how = ("exact binomial tests: a guarantee for exchangeable bars only" if lag <= 0 else
-           f"binomial tests on n_eff = n / design effect, the design effect from the acting bars' hits summed over "
-           f"lags up to {lag} bars: a guarantee if the dependence between bars fades within about {lag} bars; "
-           f"regimes longer than that are not seen and make it approximate")
-    rule = (f"lowest threshold with precision ≥ {target:.0%} at confidence {1 - delta:.0%} on the calibration part "
-            f"(forecasts of the deployed calibrator; fixed sequence from 0.99 down; {how})")
+    rule = _risk_rule(target, delta, min(len(y) // 4 if max_lag is None else int(max_lag), (len(y) - 2) // 2))
     if best is None:
         return {"threshold": 1.0, "acts": False, "target": target, "delta": delta, "rule": rule,
                 "n_eff": last.get("n_eff"), "design_effect": last.get("design_effect"),

@@ -135,17 +135,25 @@ def fold_row(k:int, # fold number (from 0)
            "best_epoch": f.histories[0]["best_epoch"]}
     for name in ("model", "logistic", "gbm", "climatology_train"):
         row[f"bss_{name}"], row[f"bss_{name}_ci"] = c[name]["bss"], c[name]["bss_ci"]
-    risk = d.get("risk_controlled") or {}      # certified on the fold's validation, checked on its test block
-    act = f.plots["probs"]["model"] >= risk.get("threshold", 1.0) if risk.get("acts") else np.zeros(row["n"], bool)
-    row |= {"risk_target": risk.get("target"), "risk_acts": bool(risk.get("acts")),
+    return row | _risk_columns(f, row["n"]) | _ood_columns(f)
+
+# %% ../nbs/23_walkforward.ipynb #3a193f7c
+def _risk_columns(f, n:int) -> dict:
+    "The risk-controlled threshold certified on the fold's validation, and what it did on its test block."
+    risk = f.decision.get("risk_controlled") or {}
+    act = f.plots["probs"]["model"] >= risk.get("threshold", 1.0) if risk.get("acts") else np.zeros(n, bool)
+    return {"risk_target": risk.get("target"), "risk_acts": bool(risk.get("acts")),
             "risk_threshold": risk.get("threshold"), "risk_test_signals": int(act.sum()),
             "risk_test_precision": float(f.ds.test.y[act].mean()) if act.any() else float("nan")}
-    o = f.metrics.get("ood", {})   # the fold's own gate, fitted on its training windows, threshold on its validation
-    row |= {"ood_flagged": o.get("share_flagged"), "brier_flagged": o.get("brier_flagged"),
+
+def _ood_columns(f) -> dict:
+    "The fold's own OOD gate (fitted on its training windows, threshold on its validation) on its test block."
+    o = f.metrics.get("ood", {})
+    return {"ood_flagged": o.get("share_flagged"), "brier_flagged": o.get("brier_flagged"),
             "brier_in_distribution": o.get("brier_in_distribution"),
             "brier_ood_difference": o.get("brier_difference"), "brier_ood_difference_ci": o.get("brier_difference_ci")}
-    return row
 
+# %% ../nbs/23_walkforward.ipynb #3d0aec9c
 def _fold_line(r:dict, total:int) -> str:
     lo, hi = r["bss_model_ci"]
     return (f"fold {r['fold'] + 1}/{total} {r['test_first']:%Y-%m-%d} … {r['test_last']:%Y-%m-%d} "
@@ -153,7 +161,6 @@ def _fold_line(r:dict, total:int) -> str:
             f"BSS {r['bss_model']:+.4f} [{lo:+.4f}, {hi:+.4f}] (GBM {r['bss_gbm']:+.4f}), "
             f"p vs clim. {r['p_vs_climatology']:.3g}, "
             f"validation skill {'yes' if r['has_skill'] else 'no'}")
-
 
 # %% ../nbs/23_walkforward.ipynb #b1cd56f7
 def gate_followthrough(folds:pd.DataFrame, # the per-fold table (`fold_row` rows)
