@@ -347,16 +347,18 @@ def route_of(scope) -> str:
         if r.matches(scope)[0] == Match.FULL: return r.path
     return "unmatched"
 
+# %% ../nbs/30_api.ipynb #f037d2a7
+async def _send_too_large(send, rid:str, max_body:int):
+    "The 413 answer to a body over the cap, shaped like a validation error."
+    await _send_json(send, 413, {"detail": [{"type": "value_error", "loc": ["body"],
+                                             "msg": f"request body exceeds the cap of {max_body} bytes",
+                                             "input": None}], "request_id": rid}, rid)
+
 # %% ../nbs/30_api.ipynb #53e7da8c
 class ObservabilityMiddleware:
     "Request ids, the body-size cap and request metrics, for every HTTP request."
     def __init__(self, app, metrics:ApiMetrics, max_body:int):
         self.app, self.metrics, self.max_body = app, metrics, max_body
-
-    async def _too_large(self, send, rid:str):
-        await _send_json(send, 413, {"detail": [{"type": "value_error", "loc": ["body"],
-                                                 "msg": f"request body exceeds the cap of {self.max_body} bytes",
-                                                 "input": None}], "request_id": rid}, rid)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http": return await self.app(scope, receive, send)
@@ -372,12 +374,12 @@ class ObservabilityMiddleware:
             msg = await receive()
             seen[0] += len(msg.get("body", b""))
             if seen[0] > self.max_body:
-                if not capped[0]: capped[0] = True; status[0] = 413; await self._too_large(send, rid)
+                if not capped[0]: capped[0] = True; status[0] = 413; await _send_too_large(send, rid, self.max_body)
                 return {"type": "http.disconnect"}                # the app stops reading; the rest is never read
             return msg
         try:
             if int(dict(scope["headers"]).get(b"content-length", b"0") or 0) > self.max_body:
-                status[0] = 413; await self._too_large(send, rid)
+                status[0] = 413; await _send_too_large(send, rid, self.max_body)
             else: await self.app(scope, receive_, send_)
         except Exception:  # a bug: log it with the request id, answer without any trace
             if capped[0]: return          # the app complained about the cut-off body: already answered
